@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Makes sure the tools msgsys needs are on this machine: Bun (from the npm registry), nats-server
+# (Debian package) and the project's packages. Sourced by scripts/dev and scripts/test.
+set -euo pipefail
+
+MSGSYS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+BUN_VERSION="1.4.5"
+
+say() { printf '[msgsys] %s\n' "$*" >&2; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else "$@"; fi; }
+
+apt_updated=0
+apt_install() {
+  command -v apt-get >/dev/null || { say "apt-get not found: install $* by hand"; return 1; }
+  if [ "$apt_updated" = 0 ]; then as_root apt-get update -qq >/dev/null; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure_bun() {
+  if command -v bun >/dev/null; then return; fi
+  for d in "$HOME/.bun/bin" "$(npm prefix -g 2>/dev/null)/bin"; do
+    if [ -x "$d/bun" ]; then export PATH="$d:$PATH"; return; fi
+  done
+  say "installing Bun $BUN_VERSION from the npm registry"
+  npm install -g --silent "bun@$BUN_VERSION" >/dev/null 2>&1 || npm install -g "bun@$BUN_VERSION"
+  export PATH="$(npm prefix -g)/bin:$PATH"
+  command -v bun >/dev/null || { say "Bun did not install; try: npm install -g bun"; exit 1; }
+}
+
+ensure_nats_server() {
+  if command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ]; then return; fi
+  say "installing nats-server (Debian package)"
+  apt_install nats-server
+  # The Debian package starts a system service on 4222; msgsys never needs it.
+}
+
+ensure_packages() {
+  cd "$MSGSYS_ROOT"
+  if [ ! -d node_modules ] || [ package.json -nt node_modules/.msgsys-installed ] || [ bun.lock -nt node_modules/.msgsys-installed ]; then
+    say "installing packages"
+    bun install --frozen-lockfile >/dev/null 2>&1 || bun install
+    touch node_modules/.msgsys-installed
+  fi
+}
+
+ensure_all() { ensure_bun; ensure_nats_server; ensure_packages; }

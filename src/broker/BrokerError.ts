@@ -1,0 +1,66 @@
+/**
+ * What can go wrong talking to NATS, each named with its fix. `Nats.ts` maps nats.js errors to
+ * these tags once, so the rest of msgsys never inspects a nats.js error.
+ * @since 0.1.0
+ */
+import { Data } from "effect"
+
+/** No server answered. @category errors @since 0.1.0 */
+export class NatsUnreachable extends Data.TaggedError("NatsUnreachable")<{
+  readonly servers: ReadonlyArray<string>
+  readonly attempts: number
+  readonly reason: string
+}> {
+  override get message() {
+    return `cannot reach ${this.servers.join(", ")} after ${this.attempts} ${this.attempts === 1 ? "try" : "tries"} ` +
+      `(${this.reason}) — is nats-server running? set MSGSYS_NATS_URL, or unset it to use the embedded server`
+  }
+}
+
+/** The server refused the credentials. @category errors @since 0.1.0 */
+export class NatsAuthorizationFailed extends Data.TaggedError("NatsAuthorizationFailed")<{
+  readonly servers: ReadonlyArray<string>
+  readonly reason: string
+}> {
+  override get message() {
+    return `${this.servers.join(", ")} refused the connection: ${this.reason} — check MSGSYS_NATS_USER/` +
+      "MSGSYS_NATS_PASSWORD, MSGSYS_NATS_TOKEN, MSGSYS_NATS_NKEY_SEED or MSGSYS_NATS_CREDS"
+  }
+}
+
+/** TLS could not be negotiated. @category errors @since 0.1.0 */
+export class NatsTlsFailed extends Data.TaggedError("NatsTlsFailed")<{
+  readonly servers: ReadonlyArray<string>
+  readonly reason: string
+}> {
+  override get message() {
+    return `TLS with ${this.servers.join(", ")} failed: ${this.reason} — ` +
+      (this.reason.includes("does not support")
+        ? "the server has no TLS: use a nats:// URL and unset MSGSYS_NATS_TLS_*, or enable tls in nats-server.conf"
+        : "check MSGSYS_NATS_TLS_CA (the CA that signed the server certificate) and MSGSYS_NATS_TLS_CERT/KEY")
+  }
+}
+
+/** The server runs without JetStream. @category errors @since 0.1.0 */
+export class JetStreamNotEnabled extends Data.TaggedError("JetStreamNotEnabled")<{
+  readonly server: string
+}> {
+  override get message() {
+    return `JetStream is not enabled on ${this.server}: start nats-server with -js ` +
+      "(or `jetstream {}` in its config), or enable JetStream for this account"
+  }
+}
+
+/** Connecting failed in a way the other tags do not cover. @category errors @since 0.1.0 */
+export type NatsConnectError = NatsUnreachable | NatsAuthorizationFailed | NatsTlsFailed | JetStreamNotEnabled
+
+/** A broker call failed after the connection was up. @category errors @since 0.1.0 */
+export class BrokerError extends Data.TaggedError("BrokerError")<{
+  readonly operation: string
+  readonly reason: string
+  readonly cause?: unknown
+}> {
+  override get message() {
+    return `${this.operation} failed: ${this.reason}`
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * Builds every subject, stream, consumer and bucket name msgsys uses, so no call site writes one
+ * with a template literal.
+ *
+ * A task subject such as `etl.extract.salesforce` belongs to the actor named by its first token
+ * (`etl`). Each actor has one work-queue stream holding four subject spaces, one consumer each:
+ *
+ * | consumer  | subjects                                   | what                                |
+ * | --------- | ------------------------------------------ | ----------------------------------- |
+ * | `high`    | `<prefix>.prio.high.etl.>`                 | high-priority tasks                 |
+ * | `normal`  | `etl.>`                                    | normal tasks, and any plain client  |
+ * | `low`     | `<prefix>.prio.low.etl.>`                  | low-priority tasks                  |
+ * | `delayed` | `<prefix>.delayed.etl.>`                   | tasks waiting for their run-at time |
+ *
+ * Internal subjects carry the stream prefix, so two deployments with different prefixes on one
+ * server never see each other's priorities, delays or dead letters.
+ * @since 0.1.0
+ */
+
+/** @category models @since 0.1.0 */
+export type Priority = "high" | "normal" | "low"
+
+/** In the order a worker takes them. @category constants @since 0.1.0 */
+export const priorities: ReadonlyArray<Priority> = ["high", "normal", "low"]
+
+const nameToken = /^[A-Za-z0-9_-]+$/
+const subjectToken = /^[^\s.*>]+$/
+
+/** Why a subject is not a valid task subject, or undefined when it is. @category validation @since 0.1.0 */
+export const invalidSubject = (subject: string): string | undefined => {
+  const tokens = subject.split(".")
+  if (tokens.length < 2) return "needs at least two tokens, the actor's domain first (e.g. \"etl.extract\")"
+  const bad = tokens.find((t) => !subjectToken.test(t))
+  if (bad !== undefined) return `has an empty token or one with spaces or wildcards (${JSON.stringify(bad)})`
+  if (!nameToken.test(tokens[0]!)) return "its first token (the actor) may hold only letters, digits, _ and -"
+  return undefined
+}
+
+/** The actor (domain) that owns a subject: its first token. @category subjects @since 0.1.0 */
+export const domainOf = (subject: string): string => subject.split(".", 1)[0]!
+
+/** Whether `name` can be part of stream, consumer and bucket names. @category validation @since 0.1.0 */
+export const isName = (name: string): boolean => nameToken.test(name)
+
+/** @category models @since 0.1.0 */
+export interface Names {
+  readonly prefix: string
+  readonly taskStream: (actor: string) => string
+  readonly taskConsumer: (actor: string, kind: Priority | "delayed") => string
+  /** The subject a task of this priority is published on. */
+  readonly taskSubject: (subject: string, priority: Priority) => string
+  readonly delayedSubject: (subject: string) => string
+  /** The stream subjects of one actor. */
+  readonly actorSubjects: (actor: string) => Readonly<Record<Priority | "delayed", string>>
+  /** Maps a stored subject back to the task subject and its priority. */
+  readonly parseTaskSubject: (stored: string) => { readonly subject: string; readonly priority: Priority | "delayed" }
+  readonly deadLetterStream: string
+  readonly deadLetterSubject: (actor: string, tenant: string) => string
+  readonly deadLetterSubjects: string
+  readonly advisoryStream: string
+  readonly maxDeliveriesAdvisory: (stream: string) => string
+  readonly resultsBucket: string
+  readonly controlBucket: string
+}
+
+/** The names for one stream prefix. @category constructors @since 0.1.0 */
+export const make = (prefix: string): Names => {
+  const high = `${prefix}.prio.high.`
+  const low = `${prefix}.prio.low.`
+  const delayed = `${prefix}.delayed.`
+  return {
+    prefix,
+    taskStream: (actor) => `${prefix}_TASKS_${actor}`,
+    taskConsumer: (actor, kind) => `${actor}-${kind}`,
+    taskSubject: (subject, priority) => priority === "normal" ? subject : (priority === "high" ? high : low) + subject,
+    delayedSubject: (subject) => delayed + subject,
+    actorSubjects: (actor) => ({
+      high: `${high}${actor}.>`,
+      normal: `${actor}.>`,
+      low: `${low}${actor}.>`,
+      delayed: `${delayed}${actor}.>`
+    }),
+    parseTaskSubject: (stored) =>
+      stored.startsWith(high)
+        ? { subject: stored.slice(high.length), priority: "high" }
+        : stored.startsWith(low)
+        ? { subject: stored.slice(low.length), priority: "low" }
+        : stored.startsWith(delayed)
+        ? { subject: stored.slice(delayed.length), priority: "delayed" }
+        : { subject: stored, priority: "normal" },
+    deadLetterStream: `${prefix}_DLQ`,
+    deadLetterSubject: (actor, tenant) => `${prefix}.dlq.${actor}.${tenant}`,
+    deadLetterSubjects: `${prefix}.dlq.>`,
+    advisoryStream: `${prefix}_ADVISORIES`,
+    maxDeliveriesAdvisory: (stream) => `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${stream}.*`,
+    resultsBucket: `${prefix}_results`,
+    controlBucket: `${prefix}_control`
+  }
+}

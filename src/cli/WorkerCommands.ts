@@ -1,0 +1,116 @@
+/**
+ * `msgsys worker`, `msgsys dev` and `msgsys status`: running actors and looking at the broker.
+ * @since 0.1.0
+ */
+import { Console, Effect, Layer, Option } from "effect"
+import { Command, Flag } from "effect/cli"
+import { join, resolve } from "node:path"
+import * as EmbeddedNats from "../broker/EmbeddedNats.ts"
+import * as Nats from "../broker/Nats.ts"
+import * as Topology from "../broker/Topology.ts"
+import * as MsgsysConfig from "../config/MsgsysConfig.ts"
+import * as App from "../runtime/App.ts"
+import * as Main from "../runtime/Main.ts"
+import * as Worker from "../runtime/Worker.ts"
+import * as DevState from "./DevState.ts"
+import * as Entry from "./Entry.ts"
+
+const list = (value: Option.Option<string>) =>
+  Option.match(value, {
+    onNone: () => undefined,
+    onSome: (s) => s.split(",").map((x) => x.trim()).filter((x) => x.length > 0)
+  })
+
+const entryFlag = Flag.String("entry").pipe(
+  Flag.withDefault(Entry.defaultEntry),
+  Flag.withDescription("module that default-exports App.make({ actors, handlers })")
+)
+
+/** @category commands @since 0.1.0 */
+export const worker = Command.make("worker", {
+  entry: entryFlag,
+  pools: Flag.String("pools").pipe(Flag.optional, Flag.withDescription("run only these pools, e.g. fast,slow")),
+  actors: Flag.String("actors").pipe(Flag.optional, Flag.withDescription("run only these actors, e.g. etl,reports")),
+  subjects: Flag.String("subjects").pipe(Flag.optional, Flag.withDescription("run only actors of these subjects, e.g. \"etl.*,reports.*\""))
+}, (args) =>
+  Effect.gen(function*() {
+    const app = yield* Entry.load(args.entry)
+    const settings = yield* MsgsysConfig.MsgsysConfig
+    const selection: Worker.Selection = {
+      ...(list(args.pools) ? { pools: list(args.pools)! } : {}),
+      ...(list(args.actors) ? { actors: list(args.actors)! } : {}),
+      ...(list(args.subjects) ? { subjects: list(args.subjects)! } : {})
+    }
+    return yield* Layer.launch(App.layer(app, { selection, config: Layer.succeed(MsgsysConfig.MsgsysConfig, settings) })).pipe(
+      Effect.provide(Main.logging(settings))
+    )
+  }).pipe(Effect.provide(DevState.configLayer))).pipe(
+    Command.withDescription("run the actors of an entry module until SIGTERM/SIGINT, then shut down gracefully")
+  )
+
+/** @category commands @since 0.1.0 */
+export const status = Command.make("status", {
+  json: Flag.Boolean("json").pipe(Flag.withDescription("print JSON"))
+}, (args) =>
+  Effect.gen(function*() {
+    const settings = yield* MsgsysConfig.MsgsysConfig
+    const nats = yield* Nats.Nats
+    const overview = yield* Topology.describe(nats)
+    if (args.json) {
+      return yield* Console.log(JSON.stringify({ server: nats.server, ...overview }, null, 2))
+    }
+    yield* Console.log(`nats-server ${nats.server.version} at ${nats.connection.getServer()} (max payload ${nats.server.maxPayload} bytes)`)
+    yield* Console.log(`stream prefix ${settings.streamPrefix}`)
+    yield* Console.log(`\nstreams (${overview.streams.length}):`)
+    for (const s of overview.streams) {
+      yield* Console.log(`  ${s.name}  ${s.messages} msgs  ${s.bytes} bytes  subjects: ${s.subjects.join(" ")}`)
+    }
+    yield* Console.log(`\nconsumers (${overview.consumers.length}):`)
+    for (const c of overview.consumers) {
+      yield* Console.log(`  ${c.stream}/${c.name}  pending ${c.pending}  ack pending ${c.ackPending}  redelivered ${c.redelivered}`)
+    }
+  }).pipe(
+    Effect.provide(Layer.provideMerge(Nats.layer, DevState.configLayer)),
+    Effect.scoped
+  )).pipe(Command.withDescription("connect and print the server version, the streams and the consumers"))
+
+/** @category commands @since 0.1.0 */
+export const dev = Command.make("dev", {
+  entry: entryFlag,
+  once: Flag.Boolean("once").pipe(Flag.withDescription("run the demo to completion against the worker, then exit 0"))
+}, (args) =>
+  Effect.gen(function*() {
+    const app = yield* Entry.load(args.entry)
+    const base = yield* MsgsysConfig.load(process.env)
+    let settings = base
+    if (base.nats.servers.length === 0) {
+      const server = yield* EmbeddedNats.make({ storeDir: resolve(join(base.dataDir, "nats")), keepStore: true })
+      settings = { ...base, nats: { ...base.nats, servers: [server.url] } }
+      yield* DevState.record(base.dataDir, { url: server.url, pid: process.pid, startedAt: new Date().toISOString() })
+    }
+    const url = settings.nats.servers.join(",")
+    const runtime = App.layer(app, { config: Layer.succeed(MsgsysConfig.MsgsysConfig, settings) })
+    yield* Effect.gen(function*() {
+      const w = yield* Worker.Worker
+      yield* Console.log([
+        "",
+        "msgsys dev is running",
+        `  NATS       ${url}${base.nats.servers.length === 0 ? ` (embedded, store ${join(base.dataDir, "nats")})` : ""}`,
+        `  SQLite     ${settings.sqlitePath}`,
+        `  actors     ${w.actors.join(", ")}`,
+        `  try        bun run msgsys enqueue ${app.actors[0]?.protocol[0]?.subject ?? "SUBJECT"} '{...}' --wait`,
+        `             bun run msgsys status`,
+        args.once ? "  running the demo once" : "  Ctrl-C stops everything",
+        ""
+      ].join("\n"))
+      if (args.once) {
+        if (!app.demo) return yield* Console.log("this app has no demo; nothing to run")
+        yield* app.demo
+        return yield* Console.log("demo finished")
+      }
+      return yield* Effect.never
+    }).pipe(Effect.provide(runtime), Effect.provide(Main.logging(settings)))
+  }).pipe(Effect.scoped)).pipe(
+    Command.withDescription("start an embedded NATS (unless MSGSYS_NATS_URL is set) and the workers of every actor")
+  )
+

@@ -1,0 +1,21 @@
+#!/usr/bin/env bun
+/**
+ * The `msgsys` command.
+ * @since 0.1.0
+ */
+import { NodeServices } from "@effect/platform-node"
+import { Effect } from "effect"
+import { Command } from "effect/cli"
+import * as Main from "../runtime/Main.ts"
+import { cancel, enqueue, pause, result, resume } from "./TaskCommands.ts"
+import { dev, status, worker } from "./WorkerCommands.ts"
+
+/** @category commands @since 0.1.0 */
+export const msgsys = Command.make("msgsys").pipe(
+  Command.withDescription("msgsys: tasks, events, schedules and pipelines on NATS JetStream"),
+  Command.withSubcommands([dev, worker, status, enqueue, result, cancel, pause, resume])
+)
+
+if (import.meta.main) {
+  Main.run(Command.run(msgsys, { version: "0.1.0" }).pipe(Effect.provide(NodeServices.layer)))
+}

@@ -1,0 +1,57 @@
+/**
+ * Running a msgsys program as a process: logging from the config, and signals. On SIGTERM or
+ * SIGINT the main fiber is interrupted, every finalizer runs (the worker's graceful shutdown, the
+ * audit flush, the NATS drain), and the process exits 0 (guarantee 7). A failure exits 1 after
+ * printing its message, which names the problem and the fix.
+ * @since 0.1.0
+ */
+import { Cause, Effect, Exit, Layer, Logger, References, Runtime } from "effect"
+import type { MsgsysSettings } from "../config/MsgsysConfig.ts"
+
+/** The logger and minimum level the settings ask for. @category layers @since 0.1.0 */
+export const logging = (settings: Pick<MsgsysSettings, "logLevel" | "logFormat">): Layer.Layer<never> =>
+  Layer.mergeAll(
+    Logger.layer([
+      settings.logFormat === "json"
+        ? Logger.consoleJson
+        : settings.logFormat === "logfmt"
+        ? Logger.consoleLogFmt
+        : Logger.consolePretty()
+    ]),
+    Layer.succeed(References.MinimumLogLevel, settings.logLevel === "None" ? "None" : settings.logLevel)
+  )
+
+/** One readable line (or a few) for a failure: the error's own message, not a stack. @category utils @since 0.1.0 */
+export const describeFailure = (cause: Cause.Cause<unknown>): string => {
+  const error = Cause.squash(cause)
+  if (error instanceof Error) return error.message || error.name
+  return String(error)
+}
+
+/**
+ * Runs `main` as the process: signals interrupt it; exit code 0 after a signal or success, 1
+ * after a failure (its message printed to stderr).
+ * @category running @since 0.1.0
+ */
+export const runMain = Runtime.makeRunMain(({ fiber }) => {
+  let signaled = false
+  const onSignal = () => {
+    if (signaled) return
+    signaled = true
+    fiber.interruptUnsafe(fiber.id)
+  }
+  process.on("SIGINT", onSignal)
+  process.on("SIGTERM", onSignal)
+  fiber.addObserver((exit) => {
+    process.off("SIGINT", onSignal)
+    process.off("SIGTERM", onSignal)
+    if (Exit.isFailure(exit) && !Cause.hasInterruptsOnly(exit.cause)) {
+      process.stderr.write(`msgsys: ${describeFailure(exit.cause)}\n`)
+      process.exit(1)
+    }
+    process.exit(0)
+  })
+})
+
+/** Runs an Effect program as the process (see `runMain`). @category running @since 0.1.0 */
+export const run = <A, E>(main: Effect.Effect<A, E>): void => runMain(main, { disableErrorReporting: true })

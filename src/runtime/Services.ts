@@ -1,0 +1,62 @@
+/**
+ * The services a msgsys program runs on, built from `MsgsysConfig` as one layer: the NATS
+ * connection, the results and control buckets, the SQLite database with the audit log and the
+ * idempotency store (SQLite, or NATS KV when workers span hosts), and the client.
+ * @since 0.1.0
+ */
+import { Effect, Layer } from "effect"
+import * as AuditLog from "../audit/AuditLog.ts"
+import * as Database from "../audit/Database.ts"
+import * as SqliteAuditLog from "../audit/SqliteAuditLog.ts"
+import * as Nats from "../broker/Nats.ts"
+import * as MsgsysConfig from "../config/MsgsysConfig.ts"
+import * as Idempotency from "../idempotency/Idempotency.ts"
+import * as KvIdempotency from "../idempotency/KvIdempotency.ts"
+import * as SqliteIdempotency from "../idempotency/SqliteIdempotency.ts"
+import * as Client from "../task/Client.ts"
+import * as Results from "../task/Results.ts"
+import * as Control from "./Control.ts"
+
+/** The SQLite file, opened as the config says. @category layers @since 0.1.0 */
+export const database: Layer.Layer<Database.Database, never, MsgsysConfig.MsgsysConfig> = Layer.unwrap(
+  Effect.map(MsgsysConfig.MsgsysConfig, (c) =>
+    Database.layer({ path: c.sqlitePath, synchronous: c.sqliteSynchronous }))
+)
+
+/** The audit log as the config says (payload mode, redacted fields). @category layers @since 0.1.0 */
+export const auditLog: Layer.Layer<AuditLog.AuditLog, never, Database.Database | MsgsysConfig.MsgsysConfig> = Layer.unwrap(
+  Effect.map(MsgsysConfig.MsgsysConfig, (c) =>
+    SqliteAuditLog.layerSqlite({ payload: c.auditPayload, redactFields: c.auditRedactFields }))
+)
+
+/** The idempotency store the config chooses. @category layers @since 0.1.0 */
+export const idempotency: Layer.Layer<
+  Idempotency.Idempotency,
+  unknown,
+  Database.Database | MsgsysConfig.MsgsysConfig | Nats.Nats
+> = Layer.unwrap(
+  Effect.map(MsgsysConfig.MsgsysConfig, (c) =>
+    c.idempotencyStore === "kv"
+      ? KvIdempotency.layer({ retention: c.idempotencyRetention })
+      : SqliteIdempotency.layerSqlite({ retention: c.idempotencyRetention }))
+)
+
+/** Broker-side services: connection, results, control, client. @category layers @since 0.1.0 */
+export const broker = Layer.mergeAll(Results.layer, Control.layer).pipe(
+  Layer.provideMerge(Nats.layer)
+)
+
+/**
+ * Everything, given a config layer.
+ * @category layers @since 0.1.0
+ */
+export const layerWith = <E>(config: Layer.Layer<MsgsysConfig.MsgsysConfig, E>) =>
+  Layer.mergeAll(Client.layer).pipe(
+    Layer.provideMerge(Layer.mergeAll(auditLog, idempotency)),
+    Layer.provideMerge(database),
+    Layer.provideMerge(broker),
+    Layer.provideMerge(config)
+  )
+
+/** Everything, from the environment (`MSGSYS_*`, `.env`). @category layers @since 0.1.0 */
+export const layer = layerWith(MsgsysConfig.layer)

@@ -1,0 +1,258 @@
+/**
+ * A worker: runs the consume loops of a set of actors in their pools, each supervised, with the
+ * delay mover and the max-deliveries sweeper beside them; applies the pauses and cancels every
+ * worker shares; and shuts down gracefully when its scope closes (guarantee 7): stop pulling, let
+ * in-flight work finish within the grace period, nak what is left for immediate redelivery. The
+ * audit log and the NATS connection, layers below this one, flush and drain after it.
+ * @since 0.1.0
+ */
+import { Context, Data, Duration, Effect, Fiber, FiberSet, Latch, Layer, Metric, Option } from "effect"
+import { hostname } from "node:os"
+import * as Actor from "../actor/Actor.ts"
+import * as Supervisor from "../actor/Supervisor.ts"
+import { AuditLog } from "../audit/AuditLog.ts"
+import type { BrokerError } from "../broker/BrokerError.ts"
+import { Nats } from "../broker/Nats.ts"
+import * as Pull from "../broker/Pull.ts"
+import * as Subjects from "../broker/Subjects.ts"
+import * as Topology from "../broker/Topology.ts"
+import { MsgsysConfig } from "../config/MsgsysConfig.ts"
+import * as MaxDeliveries from "../dlq/MaxDeliveries.ts"
+import * as MessageId from "../envelope/MessageId.ts"
+import { Idempotency } from "../idempotency/Idempotency.ts"
+import * as Pool from "../pool/Pool.ts"
+import * as Slots from "../pool/Slots.ts"
+import { Results } from "../task/Results.ts"
+import { TaskCancelled } from "../task/TaskError.ts"
+import * as ActorTopology from "./ActorTopology.ts"
+import * as ConsumeLoop from "./ConsumeLoop.ts"
+import { Control, type Target } from "./Control.ts"
+import * as DelayMover from "./DelayMover.ts"
+import * as Dispatch from "./Dispatch.ts"
+import * as Partitions from "./Partitions.ts"
+
+/** Which of the given actors this worker runs. Empty lists mean "all". @category models @since 0.1.0 */
+export interface Selection {
+  readonly pools?: ReadonlyArray<string>
+  readonly actors?: ReadonlyArray<string>
+  /** Subject patterns (`etl.*`, `reports.>`, `webapp.*`): an actor runs when its domain matches one. */
+  readonly subjects?: ReadonlyArray<string>
+}
+
+/** The selection matched no actor. @category errors @since 0.1.0 */
+export class NothingToRun extends Data.TaggedError("NothingToRun")<{
+  readonly selection: Selection
+  readonly available: ReadonlyArray<string>
+}> {
+  override get message() {
+    return `no actor matches the selection ${JSON.stringify(this.selection)} (actors: ${this.available.join(", ") || "none"}): ` +
+      "check --pools, --actors and --subjects"
+  }
+}
+
+/** @category models @since 0.1.0 */
+export interface ActorState {
+  readonly name: string
+  readonly pool: string
+  readonly paused: boolean
+  readonly inFlight: number
+  readonly concurrency: number
+  readonly restarts: number
+}
+
+/** The running worker. @category services @since 0.1.0 */
+export class Worker extends Context.Service<Worker, {
+  readonly id: string
+  readonly actors: ReadonlyArray<string>
+  readonly state: Effect.Effect<ReadonlyArray<ActorState>>
+  /** Messages being handled now, across all actors. */
+  readonly inFlight: Effect.Effect<number>
+  /** Pauses or resumes an actor or pool in THIS worker only; use `Control` for every worker. */
+  readonly setPaused: (target: Target, paused: boolean) => Effect.Effect<void>
+}>()("msgsys/Worker") {}
+
+/** @category metrics @since 0.1.0 */
+export const inFlightGauge = Metric.gauge("msgsys_worker_in_flight", { description: "Messages being handled" })
+
+const matches = (pattern: string, domain: string) => {
+  const first = pattern.split(".", 1)[0]!
+  return first === "*" || first === ">" || first === domain
+}
+
+/** The actors a selection picks. @category selection @since 0.1.0 */
+export const select = (actors: ReadonlyArray<Actor.Any>, selection: Selection): ReadonlyArray<Actor.Any> =>
+  actors.filter((a) =>
+    (!selection.pools?.length || selection.pools.includes(a.pool)) &&
+    (!selection.actors?.length || selection.actors.includes(a.name)) &&
+    (!selection.subjects?.length || selection.subjects.some((p) => matches(p, a.name)))
+  )
+
+/** @category models @since 0.1.0 */
+export interface Options<Actors extends ReadonlyArray<Actor.Any>> {
+  readonly actors: Actors
+  readonly selection?: Selection
+  /** How long an idle loop sleeps before looking again. Default 1 second. */
+  readonly pollInterval?: Duration.Input
+}
+
+/** @category models @since 0.1.0 */
+export type Requirements<Actors extends ReadonlyArray<Actor.Any>> =
+  | Nats
+  | MsgsysConfig
+  | Results
+  | AuditLog
+  | Idempotency
+  | Control
+  | Actor.HandlersOf<Actors[number]["name"]>
+
+/**
+ * Starts a worker for the selected actors; it stops gracefully when the scope closes.
+ * @category constructors @since 0.1.0
+ */
+export const make = <const Actors extends ReadonlyArray<Actor.Any>>(options: Options<Actors>) =>
+  Effect.gen(function*() {
+    const config = yield* MsgsysConfig
+    const nats = yield* Nats
+    const results = yield* Results
+    const audit = yield* AuditLog
+    const idempotency = yield* Idempotency
+    const control = yield* Control
+    const names = Subjects.make(config.streamPrefix)
+    const id = `${hostname()}-${process.pid}-${(yield* MessageId.make).slice(-6)}`
+
+    const actors = select(options.actors, options.selection ?? {})
+    if (actors.length === 0) {
+      return yield* new NothingToRun({ selection: options.selection ?? {}, available: options.actors.map((a) => a.name) })
+    }
+    const pools = yield* Pool.makeAll(config.pools, actors)
+    const settings = { ackWait: config.ackWait, resultTtl: config.resultTtl }
+    const declareActor = (actor: Actor.Any) => Topology.apply(ActorTopology.forActor(names, actor, settings))
+    yield* Topology.apply(ActorTopology.shared(names, settings))
+    for (const actor of actors) yield* declareActor(actor)
+
+    const inflight = yield* FiberSet.make<void, never>()
+    const cancelled = new Set<string>()
+    const running = new Map<string, (reason: TaskCancelled) => void>()
+    yield* results.watchCancels((taskId) => {
+      cancelled.add(taskId)
+      running.get(taskId)?.(new TaskCancelled({ taskId }))
+    })
+
+    const actorGates = new Map<string, Latch.Latch>()
+    const restarts = new Map<string, number>()
+    const slotsOf = new Map<string, Slots.Slots>()
+    const setPaused = (target: Target, paused: boolean) =>
+      Effect.suspend(() => {
+        const gate = target.kind === "actor" ? actorGates.get(target.name) : pools.get(target.name)?.running
+        if (!gate) return Effect.void
+        return Effect.andThen(
+          paused ? gate.close : gate.open,
+          Effect.logInfo(`${target.kind} ${target.name} ${paused ? "paused" : "resumed"}`)
+        )
+      })
+    yield* control.watch((target, paused) => Effect.runFork(setPaused(target, paused)))
+
+    const loops: Array<Fiber.Fiber<never>> = []
+    for (const actor of actors) {
+      const handlers = (yield* actor.Handlers) as Actor.AnyHandlers
+      const pool = pools.get(actor.pool)!
+      const actorSlots = Slots.make(actor.concurrency)
+      slotsOf.set(actor.name, actorSlots)
+      const gate = yield* Latch.make(true)
+      actorGates.set(actor.name, gate)
+      restarts.set(actor.name, 0)
+      const stream = names.taskStream(actor.name)
+      const context: Dispatch.Context = {
+        workerId: id,
+        actor,
+        handlers,
+        names,
+        js: nats.jetstream,
+        results,
+        audit,
+        idempotency,
+        ackWait: actor.ackWait ?? config.ackWait,
+        maxPayload: nats.server.maxPayload,
+        partitions: Partitions.make(),
+        cancelled,
+        running,
+        poolName: actor.pool
+      }
+      const countRestart = (n: number) => restarts.set(actor.name, (restarts.get(actor.name) ?? 0) + (n > 0 ? 1 : 0))
+      const supervised = <E>(what: string, loop: Effect.Effect<never, E, import("effect").Scope.Scope>) =>
+        Supervisor.supervise(`${what} of ${actor.name}`, Effect.scoped(loop), {
+          beforeRestart: Effect.ignore(declareActor(actor)),
+          onRestart: countRestart
+        }).pipe(Effect.forkScoped)
+
+      const subjects = names.actorSubjects(actor.name)
+      loops.push(yield* supervised("consume loop", Effect.gen(function*() {
+        const pullers = yield* Effect.forEach(Subjects.priorities, (p) =>
+          Effect.map(Pull.make(nats.connection, stream, names.taskConsumer(actor.name, p)), (puller) => [p, puller] as const))
+        return yield* ConsumeLoop.run({
+          nc: nats.connection,
+          pool,
+          actorSlots,
+          actorRunning: gate,
+          pullers,
+          wakeSubjects: [subjects.high, subjects.normal, subjects.low],
+          dispatch: (d) => Dispatch.dispatch(context, d),
+          inflight,
+          ...(options.pollInterval !== undefined ? { pollInterval: options.pollInterval } : {})
+        })
+      })))
+      loops.push(yield* supervised("delay mover", Effect.gen(function*() {
+        const puller = yield* Pull.make(nats.connection, stream, names.taskConsumer(actor.name, "delayed"))
+        return yield* DelayMover.run({ js: nats.jetstream, names, puller })
+      })))
+      loops.push(yield* supervised("max-deliveries sweeper", Effect.gen(function*() {
+        const puller = yield* Pull.make(nats.connection, ActorTopology.advisoryStream(names, actor.name), ActorTopology.advisoryConsumer)
+        return yield* MaxDeliveries.run({ js: nats.jetstream, jsm: nats.manager, names, actor: actor.name, puller, results })
+      })))
+    }
+
+    // Graceful shutdown. Finalizers run in reverse order, so this runs before the loops' scope
+    // is torn down: first stop pulling, then wait for in-flight work, then hand back the rest.
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        yield* Effect.forEach(loops, Fiber.interrupt, { discard: true })
+        const busy = yield* FiberSet.size(inflight)
+        if (busy > 0) {
+          yield* Effect.logInfo(`shutting down: waiting up to ${Duration.format(config.shutdownGrace)} for ${busy} task(s)`)
+          const finished = yield* FiberSet.awaitEmpty(inflight).pipe(Effect.timeoutOption(config.shutdownGrace))
+          if (Option.isNone(finished)) {
+            const left = yield* FiberSet.size(inflight)
+            yield* Effect.logWarning(`grace period over: handing ${left} task(s) back for redelivery`)
+          }
+        }
+        yield* FiberSet.clear(inflight)
+        yield* Effect.logInfo(`worker ${id} stopped`)
+      })
+    )
+
+    yield* Effect.logInfo(`worker ${id} running ${actors.map((a) => `${a.name} (${a.pool})`).join(", ")}`)
+    yield* Metric.update(inFlightGauge, 0)
+
+    return Worker.of({
+      id,
+      actors: actors.map((a) => a.name),
+      inFlight: FiberSet.size(inflight),
+      setPaused,
+      state: Effect.sync(() =>
+        actors.map((a) => ({
+          name: a.name,
+          pool: a.pool,
+          paused: !(actorGates.get(a.name)!.isOpen()) || !pools.get(a.pool)!.running.isOpen(),
+          inFlight: slotsOf.get(a.name)!.inUse(),
+          concurrency: a.concurrency,
+          restarts: restarts.get(a.name) ?? 0
+        }))
+      )
+    })
+  })
+
+/** A worker as a layer. @category layers @since 0.1.0 */
+export const layer = <const Actors extends ReadonlyArray<Actor.Any>>(
+  options: Options<Actors>
+): Layer.Layer<Worker, NothingToRun | Pool.UnknownPool | Topology.TopologyConflict | BrokerError, Requirements<Actors>> =>
+  Layer.effect(Worker, make(options)) as never
