@@ -2,7 +2,8 @@
  * Checks of command-line input that name the flag and what is accepted.
  * @since 0.1.0
  */
-import { Data, Duration, Effect, Option } from "effect"
+import { Data, type Duration, Effect, Option } from "effect"
+import * as MsgsysConfig from "../config/MsgsysConfig.ts"
 
 /** @category errors @since 0.1.0 */
 export class InvalidJson extends Data.TaggedError("InvalidJson")<{ readonly what: string; readonly reason: string }> {
@@ -18,12 +19,9 @@ export class InvalidDuration extends Data.TaggedError("InvalidDuration")<{ reado
   }
 }
 
-const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
-
-/** Parses `30s`, `500ms`, `5m`, `2h`, `7d` or an Effect duration string. @category parsing @since 0.1.0 */
-export const parseDuration = (flag: string, value: string): Effect.Effect<Duration.Duration, InvalidDuration> => {
-  const short = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(value.trim())
-  if (short) return Effect.succeed(Duration.millis(Number(short[1]) * units[short[2]!]!))
-  const decoded = Duration.fromInput(value as Duration.Input)
-  return Option.isSome(decoded) ? Effect.succeed(decoded.value) : Effect.fail(new InvalidDuration({ flag, value }))
-}
+/** Parses a duration flag with the config's parser (`30s`, `500ms`, `5m`, "10 seconds"). @category parsing @since 0.1.0 */
+export const parseDuration = (flag: string, value: string): Effect.Effect<Duration.Duration, InvalidDuration> =>
+  Option.match(MsgsysConfig.parseDuration(value), {
+    onNone: () => Effect.fail(new InvalidDuration({ flag, value })),
+    onSome: Effect.succeed
+  })

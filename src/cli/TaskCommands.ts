@@ -2,19 +2,14 @@
  * `msgsys enqueue|result|cancel|pause|resume`: the client side from the shell.
  * @since 0.1.0
  */
-import { Console, Effect, Layer, Option } from "effect"
+import { Console, Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as Control from "../runtime/Control.ts"
-import * as Services from "../runtime/Services.ts"
 import * as Client from "../task/Client.ts"
 import { InvalidJson, parseDuration } from "./CliInput.ts"
-import * as DevState from "./DevState.ts"
+import { clientLayer } from "./CliLayers.ts"
 
-/** Connection, results, control and client from the environment, without SQLite. */
-const clientLayer = Layer.mergeAll(Client.layer).pipe(
-  Layer.provideMerge(Services.broker),
-  Layer.provideMerge(DevState.configLayer)
-)
+
 
 const print = (value: unknown) => Console.log(JSON.stringify(value, null, 2))
 
@@ -22,7 +17,7 @@ const print = (value: unknown) => Console.log(JSON.stringify(value, null, 2))
 export const enqueue = Command.make("enqueue", {
   subject: Argument.String("subject").pipe(Argument.withDescription("task subject, e.g. etl.extract.salesforce")),
   json: Argument.String("json").pipe(Argument.withDescription("the input as JSON"), Argument.withDefault("{}")),
-  wait: Flag.Boolean("wait").pipe(Flag.withDescription("wait for the result and print it")),
+  wait: Flag.Boolean("wait").pipe(Flag.withDefault(false), Flag.withDescription("wait for the result and print it")),
   timeout: Flag.String("timeout").pipe(Flag.withDefault("30s"), Flag.withDescription("how long --wait waits")),
   tenant: Flag.String("tenant").pipe(Flag.optional),
   key: Flag.String("key").pipe(Flag.optional, Flag.withDescription("idempotency key")),

@@ -12,6 +12,9 @@ import * as MsgsysConfig from "../config/MsgsysConfig.ts"
 import * as App from "../runtime/App.ts"
 import * as Main from "../runtime/Main.ts"
 import * as Worker from "../runtime/Worker.ts"
+import * as Subjects from "../broker/Subjects.ts"
+import * as ActorTopology from "../runtime/ActorTopology.ts"
+import { natsLayer } from "./CliLayers.ts"
 import * as DevState from "./DevState.ts"
 import * as Entry from "./Entry.ts"
 
@@ -50,7 +53,7 @@ export const worker = Command.make("worker", {
 
 /** @category commands @since 0.1.0 */
 export const status = Command.make("status", {
-  json: Flag.Boolean("json").pipe(Flag.withDescription("print JSON"))
+  json: Flag.Boolean("json").pipe(Flag.withDefault(false), Flag.withDescription("print JSON"))
 }, (args) =>
   Effect.gen(function*() {
     const settings = yield* MsgsysConfig.MsgsysConfig
@@ -70,14 +73,17 @@ export const status = Command.make("status", {
       yield* Console.log(`  ${c.stream}/${c.name}  pending ${c.pending}  ack pending ${c.ackPending}  redelivered ${c.redelivered}`)
     }
   }).pipe(
-    Effect.provide(Layer.provideMerge(Nats.layer, DevState.configLayer)),
+    Effect.provide(natsLayer),
     Effect.scoped
   )).pipe(Command.withDescription("connect and print the server version, the streams and the consumers"))
 
 /** @category commands @since 0.1.0 */
 export const dev = Command.make("dev", {
   entry: entryFlag,
-  once: Flag.Boolean("once").pipe(Flag.withDescription("run the demo to completion against the worker, then exit 0"))
+  once: Flag.Boolean("once").pipe(
+    Flag.withDefault(false),
+    Flag.withDescription("run the demo to completion against the worker, then exit 0")
+  )
 }, (args) =>
   Effect.gen(function*() {
     const app = yield* Entry.load(args.entry)
@@ -114,3 +120,21 @@ export const dev = Command.make("dev", {
     Command.withDescription("start an embedded NATS (unless MSGSYS_NATS_URL is set) and the workers of every actor")
   )
 
+
+/** @category commands @since 0.1.0 */
+export const topology = Command.make("topology", { entry: entryFlag }, (args) =>
+  Effect.gen(function*() {
+    const app = yield* Entry.load(args.entry)
+    const settings = yield* MsgsysConfig.MsgsysConfig
+    const names = Subjects.make(settings.streamPrefix)
+    const declared = { ackWait: settings.ackWait, resultTtl: settings.resultTtl }
+    const changes = yield* Topology.apply(Topology.merge(
+      ActorTopology.shared(names, declared),
+      ...app.actors.map((actor) => ActorTopology.forActor(names, actor, declared))
+    ))
+    for (const c of changes) {
+      yield* Console.log(`${c.action.padEnd(9)} ${c.resource}${c.fields?.length ? ` (${c.fields.join(", ")})` : ""}`)
+    }
+  }).pipe(Effect.provide(natsLayer), Effect.scoped)).pipe(
+    Command.withDescription("declare the streams, consumers and buckets of an entry module's actors (idempotent)")
+  )

@@ -13,6 +13,7 @@ import type { Names } from "../broker/Subjects.ts"
 import { priorities } from "../broker/Subjects.ts"
 import type * as Topology from "../broker/Topology.ts"
 import * as Retry from "../retry/Retry.ts"
+import type * as Task from "../task/Task.ts"
 
 /** The consumer of an actor's MAX_DELIVERIES advisories. @category names @since 0.1.0 */
 export const advisoryConsumer = "max-deliveries"
@@ -52,7 +53,7 @@ export const forActor = (names: Names, actor: Actor.Any, settings: Settings): To
   // the retry policy decides when to dead-letter; max_deliver only catches runs that never settle
   const longest = Math.max(
     0,
-    ...[actor.retry, ...actor.protocol.map((t) => t.retry ?? actor.retry)].map((p) => Retry.maxAttempts(p) ?? Infinity)
+    ...[actor.retry, ...actor.protocol.map((t: Task.Any) => t.retry ?? actor.retry)].map((p) => Retry.maxAttempts(p) ?? Infinity)
   )
   const maxDeliver = Number.isFinite(longest) ? longest + maxDeliverSlack : -1
   return {

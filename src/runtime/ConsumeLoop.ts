@@ -35,7 +35,12 @@ export interface Options {
 const arm = (nc: NatsConnection, subjects: ReadonlyArray<string>) => {
   const woke = Deferred.makeUnsafe<void>()
   const subs = subjects.map((subject) =>
-    nc.subscribe(subject, { max: 1, callback: () => Deferred.doneUnsafe(woke, Effect.void) })
+    nc.subscribe(subject, {
+      max: 1,
+      callback: () => {
+        Deferred.doneUnsafe(woke, Effect.void)
+      }
+    })
   )
   return {
     wait: (timeout: Duration.Input) => Effect.asVoid(Deferred.await(woke).pipe(Effect.timeoutOption(timeout))),
@@ -87,7 +92,7 @@ export const run = (options: Options): Effect.Effect<never, PullFailed> =>
           Effect.ensuring(Effect.andThen(actorSlots.release(1), pool.slots.release(1)))
         ), { startImmediately: true })
       }
-      if (pulled._tag === "Failure") return yield* pulled
+      if (pulled._tag === "Failure") return yield* Effect.failCause(pulled.cause)
       if (got.length > 0) disarm()
       else if (waker) {
         yield* waker.wait(pollInterval)

@@ -31,6 +31,7 @@ import type * as Task from "../task/Task.ts"
 import * as TaskError from "../task/TaskError.ts"
 import type { FailedAttempt, StoredError, TaskRecord } from "../task/TaskRecord.ts"
 import type { JetStreamClient } from "@nats-io/jetstream"
+import * as Failpoint from "./Failpoint.ts"
 import type { Partitions } from "./Partitions.ts"
 
 /** Everything one actor's dispatcher needs, resolved once when the worker starts. @category models @since 0.1.0 */
@@ -109,7 +110,10 @@ export const dispatch = (ctx: Context, d: Delivery): Effect.Effect<void> =>
       )
 
     // 1. keep the message alive while it waits for its partition and while it runs
-    const heartbeatEvery = Duration.max(Duration.divide(ctx.ackWait, 3) ?? ctx.ackWait, Duration.millis(200))
+    const heartbeatEvery = Duration.max(
+      Option.getOrElse(Duration.divide(ctx.ackWait, 3), () => ctx.ackWait),
+      Duration.millis(200)
+    )
     const heartbeat = yield* d.working.pipe(
       Effect.repeat(Schedule.spaced(heartbeatEvery)),
       Effect.delay(heartbeatEvery),
@@ -220,7 +224,10 @@ export const dispatch = (ctx: Context, d: Delivery): Effect.Effect<void> =>
         Exit.hasInterrupts(exit) ? Effect.ignore(ctx.idempotency.release(key, owner)) : Effect.void
       )
       const startedAt = yield* Clock.currentTimeMillis
-      yield* Effect.forkDetach(putStatus(yield* record({ status: "running", startedAt })))
+      // written beside the handler, but finished before the final status so it never overwrites it
+      const runningWritten = yield* Effect.forkChild(putStatus(yield* record({ status: "running", startedAt })), {
+        startImmediately: true
+      })
       yield* Effect.forkDetach(Effect.ignore(ctx.audit.record(auditRow("started", { at: startedAt }))))
       const renewLease = ctx.idempotency.renew(key, owner, lease).pipe(
         Effect.ignore,
@@ -258,6 +265,7 @@ export const dispatch = (ctx: Context, d: Delivery): Effect.Effect<void> =>
       )
       ctx.running.delete(taskId)
       yield* Fiber.interrupt(leaseFiber)
+      yield* Fiber.join(runningWritten)
 
       // 5. settle, uninterruptibly
       yield* Effect.uninterruptible(Effect.gen(function*() {
@@ -273,8 +281,10 @@ export const dispatch = (ctx: Context, d: Delivery): Effect.Effect<void> =>
             return yield* deadLetter("permanent", error)
           }
           yield* ctx.idempotency.complete(key, owner, { taskId, output: output.value })
+          yield* Failpoint.hit("after-outcome-stored")
           yield* putStatus(yield* record({ status: "succeeded", output: output.value as never, startedAt, endedAt }))
           yield* ctx.audit.record(auditRow("succeeded", { at: endedAt, durationMs }))
+          yield* Failpoint.hit("before-ack")
           yield* d.ack
           return
         }

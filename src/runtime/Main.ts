@@ -8,17 +8,22 @@
 import { Cause, Effect, Exit, Layer, Logger, References, Runtime } from "effect"
 import type { MsgsysSettings } from "../config/MsgsysConfig.ts"
 
-/** The logger and minimum level the settings ask for. @category layers @since 0.1.0 */
+/**
+ * The logger and minimum level the settings ask for. Logs go to stderr, so a command's output on
+ * stdout (a task id, a result as JSON) stays clean for scripts.
+ * @category layers @since 0.1.0
+ */
 export const logging = (settings: Pick<MsgsysSettings, "logLevel" | "logFormat">): Layer.Layer<never> =>
   Layer.mergeAll(
     Logger.layer([
       settings.logFormat === "json"
-        ? Logger.consoleJson
+        ? Logger.withConsoleError(Logger.formatJson)
         : settings.logFormat === "logfmt"
-        ? Logger.consoleLogFmt
+        ? Logger.withConsoleError(Logger.formatLogFmt)
         : Logger.consolePretty()
     ]),
-    Layer.succeed(References.MinimumLogLevel, settings.logLevel === "None" ? "None" : settings.logLevel)
+    Layer.succeed(References.LogToStderr, true),
+    Layer.succeed(References.MinimumLogLevel, settings.logLevel)
   )
 
 /** One readable line (or a few) for a failure: the error's own message, not a stack. @category utils @since 0.1.0 */

@@ -11,16 +11,15 @@ import * as SqliteAuditLog from "../audit/SqliteAuditLog.ts"
 import * as Nats from "../broker/Nats.ts"
 import * as MsgsysConfig from "../config/MsgsysConfig.ts"
 import * as Idempotency from "../idempotency/Idempotency.ts"
-import * as KvIdempotency from "../idempotency/KvIdempotency.ts"
 import * as SqliteIdempotency from "../idempotency/SqliteIdempotency.ts"
 import * as Client from "../task/Client.ts"
 import * as Results from "../task/Results.ts"
 import * as Control from "./Control.ts"
 
 /** The SQLite file, opened as the config says. @category layers @since 0.1.0 */
-export const database: Layer.Layer<Database.Database, never, MsgsysConfig.MsgsysConfig> = Layer.unwrap(
+export const database: Layer.Layer<Database.Database, Database.DatabaseError, MsgsysConfig.MsgsysConfig> = Layer.unwrap(
   Effect.map(MsgsysConfig.MsgsysConfig, (c) =>
-    Database.layer({ path: c.sqlitePath, synchronous: c.sqliteSynchronous }))
+    Database.layer({ path: c.sqlitePath, synchronous: c.sqliteSynchronous === "FULL" ? "full" : "normal" }))
 )
 
 /** The audit log as the config says (payload mode, redacted fields). @category layers @since 0.1.0 */
@@ -32,13 +31,11 @@ export const auditLog: Layer.Layer<AuditLog.AuditLog, never, Database.Database |
 /** The idempotency store the config chooses. @category layers @since 0.1.0 */
 export const idempotency: Layer.Layer<
   Idempotency.Idempotency,
-  unknown,
+  Idempotency.IdempotencyError,
   Database.Database | MsgsysConfig.MsgsysConfig | Nats.Nats
 > = Layer.unwrap(
   Effect.map(MsgsysConfig.MsgsysConfig, (c) =>
-    c.idempotencyStore === "kv"
-      ? KvIdempotency.layer({ retention: c.idempotencyRetention })
-      : SqliteIdempotency.layerSqlite({ retention: c.idempotencyRetention }))
+    SqliteIdempotency.layerSqlite({ retention: c.idempotencyRetention }))
 )
 
 /** Broker-side services: connection, results, control, client. @category layers @since 0.1.0 */

@@ -181,7 +181,7 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(options: Opt
       const countRestart = (n: number) => restarts.set(actor.name, (restarts.get(actor.name) ?? 0) + (n > 0 ? 1 : 0))
       const supervised = <E>(what: string, loop: Effect.Effect<never, E, import("effect").Scope.Scope>) =>
         Supervisor.supervise(`${what} of ${actor.name}`, Effect.scoped(loop), {
-          beforeRestart: Effect.ignore(declareActor(actor)),
+          beforeRestart: Effect.ignore(declareActor(actor)).pipe(Effect.provideService(Nats, nats)),
           onRestart: countRestart
         }).pipe(Effect.forkScoped)
 

@@ -202,9 +202,10 @@ export const make = Effect.gen(function*() {
         if (record.status !== "succeeded") {
           return yield* new TaskFailed({ taskId: handle.id, status: record.status, record })
         }
-        return yield* Schema.decodeUnknownEffect(handle.task.output)(record.output).pipe(
-          Effect.mapError((e) => new OutputMismatch({ taskId: handle.id, reason: e.message }))
-        )
+        return yield* (Schema.decodeUnknownEffect(handle.task.output)(record.output) as Effect.Effect<
+          Task.Output<typeof handle.task>,
+          Schema.SchemaError
+        >).pipe(Effect.mapError((e) => new OutputMismatch({ taskId: handle.id, reason: e.message })))
       }),
     cancel: (taskId) => results.requestCancel(taskId)
   })

@@ -10,7 +10,7 @@ import { invalidSubject } from "../broker/Subjects.ts"
 import type * as Retry from "../retry/Retry.ts"
 
 /** A schema msgsys can decode and encode without services. @category models @since 0.1.0 */
-export type Codec = Schema.Codec<any, any, never, never>
+export type Codec = Schema.Codec<any, any, any, any>
 
 /** Struct fields given directly, or a schema. @category models @since 0.1.0 */
 export type SchemaInput = Codec | Schema.Struct.Fields
@@ -43,14 +43,14 @@ export interface Task<
 }
 
 /** Any task. @category models @since 0.1.0 */
-export type Any = Task<string, Codec, Codec, Codec>
+export type Any = Task<string, any, any, any>
 
 /** @category type-level @since 0.1.0 */
 export type Input<T extends Any> = T["input"]["Type"]
 /** @category type-level @since 0.1.0 */
 export type Output<T extends Any> = T["output"]["Type"]
 /** @category type-level @since 0.1.0 */
-export type Failure<T extends Any> = T["error"] extends Codec ? T["error"]["Type"] : never
+export type Failure<T extends Any> = [NonNullable<T["error"]>] extends [never] ? never : NonNullable<T["error"]>["Type"]
 
 /** @category models @since 0.1.0 */
 export interface Options<In extends SchemaInput, Out extends SchemaInput, Err extends Codec> {
@@ -72,7 +72,7 @@ export class InvalidDefinition extends Error {
   override readonly name = "InvalidDefinition"
 }
 
-const toCodec = (s: SchemaInput): Codec => Schema.isSchema(s) ? s as Codec : Schema.Struct(s as Schema.Struct.Fields)
+const toCodec = (s: SchemaInput): Codec => Schema.isSchema(s) ? s as Codec : Schema.Struct(s as Schema.Struct.Fields) as unknown as Codec
 
 /**
  * Defines a task.
