@@ -84,7 +84,7 @@ export interface Actor<Name extends string = string, Tasks extends ReadonlyArray
 }
 
 /** Any actor. @category models @since 0.1.0 */
-export type Any = Actor<string, ReadonlyArray<Task.Any>>
+export type Any = Actor<any, any>
 
 /**
  * Defines an actor. Every task subject must start with the actor's name.
@@ -126,7 +126,7 @@ export const make = <const Name extends string, const Tasks extends ReadonlyArra
         // Handlers may need services: capture them now so the runtime can run handlers as-is.
         const context = yield* Effect.context<R>()
         const provided: Record<string, (request: Request<Task.Any>) => Effect.Effect<unknown, unknown>> = {}
-        for (const [subject, handler] of Object.entries(handlers as Record<string, Handler<Task.Any, R>>)) {
+        for (const [subject, handler] of Object.entries(handlers as unknown as Record<string, Handler<Task.Any, R>>)) {
           provided[subject] = (request) => Effect.provideContext(handler(request), context)
         }
         return provided
