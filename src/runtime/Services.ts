@@ -11,6 +11,7 @@ import * as SqliteAuditLog from "../audit/SqliteAuditLog.ts"
 import * as Nats from "../broker/Nats.ts"
 import * as MsgsysConfig from "../config/MsgsysConfig.ts"
 import * as Idempotency from "../idempotency/Idempotency.ts"
+import * as KvIdempotency from "../idempotency/KvIdempotency.ts"
 import * as SqliteIdempotency from "../idempotency/SqliteIdempotency.ts"
 import * as Client from "../task/Client.ts"
 import * as Results from "../task/Results.ts"
@@ -35,7 +36,9 @@ export const idempotency: Layer.Layer<
   Database.Database | MsgsysConfig.MsgsysConfig | Nats.Nats
 > = Layer.unwrap(
   Effect.map(MsgsysConfig.MsgsysConfig, (c) =>
-    SqliteIdempotency.layerSqlite({ retention: c.idempotencyRetention }))
+    c.idempotencyStore === "kv"
+      ? KvIdempotency.layer({ retention: c.idempotencyRetention })
+      : SqliteIdempotency.layerSqlite({ retention: c.idempotencyRetention }))
 )
 
 /** Broker-side services: connection, results, control, client. @category layers @since 0.1.0 */
