@@ -29,16 +29,18 @@ export const auditLog: Layer.Layer<AuditLog.AuditLog, never, Database.Database |
     SqliteAuditLog.layerSqlite({ payload: c.auditPayload, redactFields: c.auditRedactFields }))
 )
 
-/** The idempotency store the config chooses. @category layers @since 0.1.0 */
-export const idempotency: Layer.Layer<
+type IdempotencyLayer = Layer.Layer<
   Idempotency.Idempotency,
   Idempotency.IdempotencyError,
   Database.Database | MsgsysConfig.MsgsysConfig | Nats.Nats
-> = Layer.unwrap(
+>
+
+/** The idempotency store the config chooses. @category layers @since 0.1.0 */
+export const idempotency: IdempotencyLayer = Layer.unwrap(
   Effect.map(MsgsysConfig.MsgsysConfig, (c) =>
     c.idempotencyStore === "kv"
-      ? KvIdempotency.layer({ retention: c.idempotencyRetention })
-      : SqliteIdempotency.layerSqlite({ retention: c.idempotencyRetention }))
+      ? KvIdempotency.layer({ retention: c.idempotencyRetention }) as IdempotencyLayer
+      : SqliteIdempotency.layerSqlite({ retention: c.idempotencyRetention }) as IdempotencyLayer)
 )
 
 /** Broker-side services: connection, results, control, client. @category layers @since 0.1.0 */
