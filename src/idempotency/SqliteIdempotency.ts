@@ -1,0 +1,114 @@
+/**
+ * Idempotency keys in the msgsys SQLite file (table `idempotency_keys`). Every operation is one
+ * `BEGIN IMMEDIATE` transaction, so claims are atomic across the processes sharing the file.
+ * Lease times come from `Clock` (a TestClock moves them).
+ * @since 0.1.0
+ */
+import { Clock, Duration, Effect, Layer } from "effect"
+import * as Database from "../audit/Database.ts"
+import {
+  type Claim,
+  encodeOutput,
+  Idempotency,
+  IdempotencyError,
+  leaseEnd,
+  type Options
+} from "./Idempotency.ts"
+
+interface KeyRow {
+  readonly owner: string | null
+  readonly held_until: number
+  readonly done: number
+  readonly output: string | null
+  readonly completed_at: number | null
+}
+
+/**
+ * The SQLite store on the `Database`.
+ * @category constructors @since 0.1.0
+ */
+export const make = Effect.fn("SqliteIdempotency.make")(function*(options: Options) {
+  const db = yield* Database.Database
+  const retentionMs = Duration.toMillis(Duration.fromInputUnsafe(options.retention))
+  const h = db.handle
+  const statements = yield* Effect.orDie(db.use("preparing idempotency statements", () => ({
+    select: h.prepare<KeyRow, [string]>(
+      "SELECT owner, held_until, done, output, completed_at FROM idempotency_keys WHERE key = ?"
+    ),
+    insert: h.prepare<never, [string, string, number]>(
+      "INSERT INTO idempotency_keys (key, owner, held_until, done) VALUES (?, ?, ?, 0)"
+    ),
+    take: h.prepare<never, [string, number, string]>(
+      "UPDATE idempotency_keys SET owner = ?, held_until = ? WHERE key = ? AND done = 0"
+    ),
+    renew: h.prepare<never, [number, string, string]>(
+      "UPDATE idempotency_keys SET held_until = ? WHERE key = ? AND owner = ? AND done = 0"
+    ),
+    complete: h.prepare<never, [string, string, string, number]>(
+      `INSERT INTO idempotency_keys (key, owner, held_until, done, output, completed_at) VALUES (?, ?, 0, 1, ?, ?)
+       ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, held_until = 0, done = 1,
+         output = excluded.output, completed_at = excluded.completed_at
+       WHERE done = 0`
+    ),
+    release: h.prepare<never, [string, string]>(
+      "DELETE FROM idempotency_keys WHERE key = ? AND owner = ? AND done = 0"
+    ),
+    prune: h.prepare<never, [number, number]>(
+      "DELETE FROM idempotency_keys WHERE (done = 1 AND completed_at < ?) OR (done = 0 AND held_until < ?)"
+    )
+  })))
+
+  const fail = (operation: string, key: string) => (cause: Database.DatabaseError) =>
+    new IdempotencyError({ operation, key, cause })
+
+  return Idempotency.of({
+    claim: (key, owner, lease) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        db.write("claiming an idempotency key", (): Claim => {
+          const row = statements.select.get(key)
+          const heldUntil = leaseEnd(now, lease)
+          if (row === null) {
+            statements.insert.run(key, owner, heldUntil)
+            return { _tag: "Claimed" }
+          }
+          if (row.done === 1) {
+            return {
+              _tag: "Done",
+              outcome: { output: row.output === null ? null : JSON.parse(row.output), completedAt: row.completed_at ?? 0 }
+            }
+          }
+          if (row.owner !== owner && row.held_until > now) {
+            return { _tag: "Held", owner: row.owner ?? "", heldUntil: row.held_until }
+          }
+          statements.take.run(owner, heldUntil, key)
+          return { _tag: "Claimed" }
+        })).pipe(Effect.mapError(fail("claim", key))),
+    renew: (key, owner, lease) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        db.write("renewing an idempotency lease", () => statements.renew.run(leaseEnd(now, lease), key, owner).changes > 0)
+      ).pipe(Effect.mapError(fail("renew", key))),
+    complete: (key, owner, output) =>
+      Effect.gen(function*() {
+        const json = yield* encodeOutput(key, output)
+        const now = yield* Clock.currentTimeMillis
+        yield* db.write("completing an idempotency key", () => statements.complete.run(key, owner, json, now)).pipe(
+          Effect.mapError(fail("complete", key))
+        )
+      }),
+    release: (key, owner) =>
+      db.write("releasing an idempotency key", () => {
+        statements.release.run(key, owner)
+      }).pipe(Effect.mapError(fail("release", key))),
+    prune: (at) =>
+      Effect.flatMap(at === undefined ? Clock.currentTimeMillis : Effect.succeed(at), (now) =>
+        db.write("pruning idempotency keys", () => statements.prune.run(now - retentionMs, now - retentionMs).changes)
+      ).pipe(Effect.mapError(fail("prune", "*")))
+  })
+})
+
+/**
+ * The SQLite store as a layer over the `Database`.
+ * @category layers @since 0.1.0
+ */
+export const layerSqlite = (options: Options): Layer.Layer<Idempotency, never, Database.Database> =>
+  Layer.effect(Idempotency, make(options))
