@@ -4,8 +4,9 @@
  * idempotency store (SQLite, or NATS KV when workers span hosts), and the client.
  * @since 0.1.0
  */
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Option } from "effect"
 import * as AuditLog from "../audit/AuditLog.ts"
+import * as AuditQueries from "../audit/AuditQueries.ts"
 import * as Database from "../audit/Database.ts"
 import * as SqliteAuditLog from "../audit/SqliteAuditLog.ts"
 import * as Nats from "../broker/Nats.ts"
@@ -35,6 +36,19 @@ type IdempotencyLayer = Layer.Layer<
   Database.Database | MsgsysConfig.MsgsysConfig | Nats.Nats
 >
 
+/**
+ * Deletes audit rows older than `MSGSYS_AUDIT_RETENTION` once an hour while the program runs
+ * (off when the retention is "off").
+ * @category layers @since 0.1.0
+ */
+export const auditRetention: Layer.Layer<never, never, Database.Database | MsgsysConfig.MsgsysConfig> = Layer.effectDiscard(
+  Effect.gen(function*() {
+    const config = yield* MsgsysConfig.MsgsysConfig
+    if (Option.isNone(config.auditRetention)) return
+    yield* Effect.forkScoped(AuditQueries.pruneLoop(config.auditRetention.value, "1 hour"))
+  })
+)
+
 /** The idempotency store the config chooses. @category layers @since 0.1.0 */
 export const idempotency: IdempotencyLayer = Layer.unwrap(
   Effect.map(MsgsysConfig.MsgsysConfig, (c) =>
@@ -54,7 +68,7 @@ export const broker = Layer.mergeAll(Results.layer, Control.layer).pipe(
  */
 export const layerWith = <E>(config: Layer.Layer<MsgsysConfig.MsgsysConfig, E>) =>
   Layer.mergeAll(Client.layer).pipe(
-    Layer.provideMerge(Layer.mergeAll(auditLog, idempotency)),
+    Layer.provideMerge(Layer.mergeAll(auditLog, idempotency, auditRetention)),
     Layer.provideMerge(database),
     Layer.provideMerge(broker),
     Layer.provideMerge(config)

@@ -1,0 +1,99 @@
+/**
+ * `msgsys audit stats|show|tail|prune`: read and trim the audit trail in the SQLite file.
+ * @since 0.1.0
+ */
+import { Console, Duration, Effect, Layer, Option } from "effect"
+import { Argument, Command, Flag } from "effect/cli"
+import * as AuditQueries from "../audit/AuditQueries.ts"
+import * as Database from "../audit/Database.ts"
+import * as Services from "../runtime/Services.ts"
+import { parseDuration } from "./CliInput.ts"
+import * as DevState from "./DevState.ts"
+
+const databaseLayer = Services.database.pipe(Layer.provideMerge(DevState.configLayer))
+
+const row = (r: AuditQueries.AuditRow) =>
+  `${new Date(r.at).toISOString()}  ${r.step.padEnd(17)} ${r.subject}  task=${r.messageId}  attempt=${r.attempt}` +
+  (r.durationMs !== null ? `  ${r.durationMs} ms` : "") +
+  (r.delayMs !== null ? `  retry in ${r.delayMs} ms` : "") +
+  (r.error ? `  error: ${r.error}` : "")
+
+const stats = Command.make("stats", {
+  since: Flag.String("since").pipe(Flag.withDefault("24h"), Flag.withDescription("how far back, e.g. 24h, 7d")),
+  json: Flag.Boolean("json").pipe(Flag.withDefault(false))
+}, (args) =>
+  Effect.gen(function*() {
+    const since = yield* parseDuration("--since", args.since)
+    const s = yield* AuditQueries.stats({ since: Date.now() - Duration.toMillis(since) })
+    if (args.json) return yield* Console.log(JSON.stringify(s, null, 2))
+    yield* Console.log(`since ${new Date(s.since).toISOString()}`)
+    yield* Console.log("\ntasks by status:")
+    for (const b of s.byStatus) yield* Console.log(`  ${b.status.padEnd(10)} ${b.count}`)
+    yield* Console.log("\nduration by task:           runs     avg ms     p95 ms")
+    for (const d of s.durations) {
+      yield* Console.log(`  ${d.task.padEnd(24)} ${String(d.runs).padStart(6)} ${d.avgMs.toFixed(1).padStart(10)} ${d.p95Ms.toFixed(1).padStart(10)}`)
+    }
+    yield* Console.log("\nfailure rate by task:      total   failed     rate")
+    for (const f of s.failures) {
+      yield* Console.log(`  ${f.task.padEnd(24)} ${String(f.total).padStart(6)} ${String(f.failed).padStart(8)} ${(f.rate * 100).toFixed(1).padStart(7)}%`)
+    }
+  }).pipe(Effect.provide(databaseLayer), Effect.scoped)).pipe(
+    Command.withDescription("counts by status, average and p95 duration by task, failure rate by task")
+  )
+
+const show = Command.make("show", { taskId: Argument.String("task-id") }, (args) =>
+  Effect.gen(function*() {
+    const rows = yield* AuditQueries.show(args.taskId)
+    if (rows.length === 0) return yield* Console.log(`no audit rows for ${args.taskId}`)
+    for (const r of rows) yield* Console.log(row(r))
+  }).pipe(Effect.provide(databaseLayer), Effect.scoped)).pipe(Command.withDescription("every step of one task"))
+
+const tail = Command.make("tail", {
+  follow: Flag.Boolean("follow").pipe(Flag.withDefault(false), Flag.withAlias("f"), Flag.withDescription("keep printing new rows")),
+  limit: Flag.Int("limit").pipe(Flag.withDefault(20))
+}, (args) =>
+  Effect.gen(function*() {
+    // the last `limit` rows first, then (with --follow) everything newer as it commits
+    const db = yield* Database.Database
+    const maxId = yield* db.use("finding the newest audit row", (h) =>
+      h.query<{ m: number }, []>("SELECT coalesce(max(id), 0) AS m FROM audit_log").get()?.m ?? 0)
+    const start = yield* AuditQueries.tail({ afterId: Math.max(0, maxId - args.limit), limit: args.limit })
+    for (const r of start) yield* Console.log(row(r))
+    let after = start.at(-1)?.id ?? 0
+    while (args.follow) {
+      yield* Effect.sleep("500 millis")
+      for (const r of yield* AuditQueries.tail({ afterId: after, limit: 1000 })) {
+        yield* Console.log(row(r))
+        after = r.id
+      }
+    }
+  }).pipe(Effect.provide(databaseLayer), Effect.scoped)).pipe(Command.withDescription("the newest audit rows; -f to follow"))
+
+const prune = Command.make("prune", {
+  olderThan: Flag.String("older-than").pipe(Flag.withDescription("delete rows older than this, e.g. 90d")),
+  archive: Flag.String("archive").pipe(Flag.optional, Flag.withDescription("append the rows to this .jsonl file first"))
+}, (args) =>
+  Effect.gen(function*() {
+    const age = yield* parseDuration("--older-than", args.olderThan)
+    const bar = (done: number, total: number) => {
+      const width = 30
+      const filled = total === 0 ? width : Math.round((done / total) * width)
+      process.stderr.write(`\r[${"#".repeat(filled)}${" ".repeat(width - filled)}] ${done}/${total}`)
+    }
+    const result = yield* AuditQueries.prune({
+      olderThan: Date.now() - Duration.toMillis(age),
+      ...(Option.isSome(args.archive) ? { archive: args.archive.value } : {}),
+      onProgress: bar
+    })
+    process.stderr.write("\n")
+    yield* Console.log(`archived ${result.archived}, deleted ${result.deleted} row(s); space reclaimed`)
+  }).pipe(Effect.provide(databaseLayer), Effect.scoped)).pipe(
+    Command.withDescription("archive (optional) then delete audit rows older than a duration, in batches")
+  )
+
+/** @category commands @since 0.1.0 */
+export const audit = Command.make("audit").pipe(
+  Command.withDescription("query and prune the audit trail"),
+  Command.withSubcommands([stats, show, tail, prune])
+)
+
