@@ -34,9 +34,15 @@ const arg = (name: string, fallback: number) => {
 const N = arg("tasks", 3000)
 const CONCURRENCY = arg("concurrency", 64)
 
-const Echo = Task.make("bench.echo", { input: { n: Schema.Int }, output: { n: Schema.Int } })
-const Bench = Actor.make("bench", { protocol: [Echo], concurrency: CONCURRENCY, retry: Retry.none })
-const BenchLive = Bench.toLayer(Bench.of({ "bench.echo": ({ input }) => Effect.succeed({ n: input.n }) }))
+// one actor per run: two runs on one server must not share subjects
+const benchActor = (name: string) => {
+  const Echo = Task.make(`${name}.echo`, { input: { n: Schema.Int }, output: { n: Schema.Int } })
+  const Bench = Actor.make(name, { protocol: [Echo], concurrency: CONCURRENCY, retry: Retry.none })
+  const BenchLive = Bench.toLayer({
+    [`${name}.echo`]: ({ input }: { input: { n: number } }) => Effect.succeed({ n: input.n })
+  } as never)
+  return { Echo, Bench, BenchLive }
+}
 
 const baseline = async (url: string) => {
   const nc = await connect({ servers: url })
@@ -64,6 +70,7 @@ const baseline = async (url: string) => {
 
 const runtime = (url: string, dir: string, prefix: string, audit: boolean) =>
   Effect.gen(function*() {
+    const { Bench, BenchLive, Echo } = benchActor(prefix.toLowerCase())
     const settings = yield* MsgsysConfig.make({
       nats: { servers: [url] },
       streamPrefix: prefix,
@@ -90,7 +97,9 @@ const runtime = (url: string, dir: string, prefix: string, audit: boolean) =>
       (n) => client.enqueue(Echo, { n }),
       { concurrency: CONCURRENCY }
     )
+    const enqueued = performance.now()
     yield* Effect.forEach(handles, (h) => client.result(h, "120 seconds"), { concurrency: CONCURRENCY, discard: true })
+    if (process.env.BENCH_DEBUG) console.log(`enqueue ${Math.round(enqueued - started)} ms, results ${Math.round(performance.now() - enqueued)} ms`)
     const ms = performance.now() - started
     yield* Scope.close(scope, Exit.void)
     return ms

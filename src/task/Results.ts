@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import type { KV } from "@nats-io/kv"
-import { Context, Data, Duration, Effect, Layer, Option, Schema, Scope } from "effect"
+import { Context, Data, Deferred, Duration, Effect, Layer, Option, Schema, Scope } from "effect"
 import { BrokerError } from "../broker/BrokerError.ts"
 import { Nats } from "../broker/Nats.ts"
 import * as Subjects from "../broker/Subjects.ts"
@@ -75,25 +75,25 @@ export const make = Effect.fn("Results.make")(function*(bucket: string, ttl: Dur
       Effect.map((e) => e && e.operation === "PUT" ? parse(e.value) : Option.none())
     )
 
+  // Waiting costs one core subscription to the key's subject (every KV put is published there),
+  // not a JetStream consumer per wait: a client can wait on thousands of tasks at once.
   const awaitFinal = (taskId: string, timeout: Duration.Input) =>
     Effect.gen(function*() {
       let last: TaskRecord | undefined
-      const watcher = yield* Effect.acquireRelease(
-        Effect.tryPromise({ try: () => kv.watch({ key: taskId }), catch: fail(`watch task ${taskId}`) }),
-        (w) => Effect.sync(() => w.stop())
-      )
-      const final = yield* Effect.promise(async () => {
-        for await (const e of watcher) {
-          if (e.operation !== "PUT") continue
-          const r = parse(e.value)
-          if (Option.isSome(r)) {
-            last = r.value
-            if (isFinal(r.value.status)) return r.value
-          }
-        }
-        return undefined
-      }).pipe(Effect.timeoutOption(timeout))
-      if (Option.isSome(final) && final.value) return final.value
+      const final = yield* Deferred.make<TaskRecord>()
+      const offer = (r: Option.Option<TaskRecord>) => {
+        if (Option.isNone(r)) return
+        if (!last || r.value.updatedAt >= last.updatedAt) last = r.value
+        if (isFinal(r.value.status)) Deferred.doneUnsafe(final, Effect.succeed(r.value))
+      }
+      const sub = nats.connection.subscribe(`$KV.${bucket}.${taskId}`, {
+        callback: (_err, m) => offer(parse(m.data))
+      })
+      yield* Effect.addFinalizer(() => Effect.sync(() => sub.unsubscribe()))
+      // read after subscribing, so a put between the two is never missed
+      offer(yield* get(taskId))
+      const done = yield* Deferred.await(final).pipe(Effect.timeoutOption(timeout))
+      if (Option.isSome(done)) return done.value
       return yield* new ResultTimeout({ taskId, timeoutMs: Duration.toMillis(Duration.fromInputUnsafe(timeout)), last })
     }).pipe(Effect.scoped)
 
