@@ -84,7 +84,13 @@ export const nextDelay = (policy: Policy, attempt: number, startedAt = 0): Optio
  * @category decisions @since 0.1.0
  */
 export const maxAttempts = (policy: Policy): number | undefined => {
+  if (attemptsCache.has(policy)) return attemptsCache.get(policy)
   const all = delays(policy, 0, horizon)
   const done = all.findIndex(Option.isNone)
-  return done === -1 ? undefined : done + 1
+  const attempts = done === -1 ? undefined : done + 1
+  attemptsCache.set(policy, attempts)
+  return attempts
 }
+
+// a policy is immutable data, and the dispatcher asks for every message
+const attemptsCache = new WeakMap<Policy, number | undefined>()

@@ -108,6 +108,11 @@ export const dispatch = (ctx: Context, d: Delivery): Effect.Effect<void> =>
       ctx.results.put(r).pipe(
         Effect.catch((e) => Effect.logWarning(`could not store the status of task ${taskId}: ${e.message}`))
       )
+    // Except "succeeded": it holds the output clients wait for, so it is stored before the ack. If
+    // the broker is away (a restart), settling fails and the message comes back; the redelivery
+    // finds the key done and stores it again.
+    const putSucceeded = (r: TaskRecord) =>
+      ctx.results.put(r).pipe(Effect.retry({ schedule: Schedule.spaced("500 millis"), times: 2 }))
 
     // 1. keep the message alive while it waits for its partition and while it runs
     const heartbeatEvery = Duration.max(
@@ -208,7 +213,14 @@ export const dispatch = (ctx: Context, d: Delivery): Effect.Effect<void> =>
         const stored = claim.outcome.output as { readonly taskId?: string; readonly output?: unknown } | null
         const ownRun = stored?.taskId === taskId
         const alreadyAudited = ownRun ? yield* ctx.audit.hasStep(taskId, "succeeded") : true
-        yield* putStatus(yield* record({
+        // Stored but not audited: the run that stored it may still be settling (this copy came
+        // back early, e.g. after a broker restart), so give it a lease to commit its own row.
+        const settlesBy = claim.outcome.completedAt + Duration.toMillis(lease)
+        if (ownRun && !alreadyAudited && now < settlesBy) {
+          yield* d.nak(Math.max(250, settlesBy - now))
+          return
+        }
+        yield* putSucceeded(yield* record({
           status: "succeeded",
           output: stored?.output as never,
           endedAt: now,
@@ -223,11 +235,20 @@ export const dispatch = (ctx: Context, d: Delivery): Effect.Effect<void> =>
       yield* Effect.addFinalizer((exit) =>
         Exit.hasInterrupts(exit) ? Effect.ignore(ctx.idempotency.release(key, owner)) : Effect.void
       )
+      // earlier attempts' failures, carried into this run's records so the history is never overwritten
+      const priorHistory: ReadonlyArray<FailedAttempt> = attempt > 1
+        ? yield* ctx.results.get(taskId).pipe(
+          Effect.map((r) => Option.isSome(r) ? r.value.history ?? [] : []),
+          Effect.orElseSucceed(() => [])
+        )
+        : []
+      const withHistory = priorHistory.length > 0 ? { history: priorHistory } : {}
       const startedAt = yield* Clock.currentTimeMillis
       // written beside the handler, but finished before the final status so it never overwrites it
-      const runningWritten = yield* Effect.forkChild(putStatus(yield* record({ status: "running", startedAt })), {
-        startImmediately: true
-      })
+      const runningWritten = yield* Effect.forkChild(
+        putStatus(yield* record({ status: "running", startedAt, ...withHistory })),
+        { startImmediately: true }
+      )
       yield* Effect.forkDetach(Effect.ignore(ctx.audit.record(auditRow("started", { at: startedAt }))))
       const renewLease = ctx.idempotency.renew(key, owner, lease).pipe(
         Effect.ignore,
@@ -249,7 +270,7 @@ export const dispatch = (ctx: Context, d: Delivery): Effect.Effect<void> =>
         maxAttempts,
         signal: abort.signal,
         progress: (value) =>
-          Effect.flatMap(record({ status: "running", startedAt, progress: value as never }), putStatus)
+          Effect.flatMap(record({ status: "running", startedAt, progress: value as never, ...withHistory }), putStatus)
       }
       const timeoutMs = Duration.toMillis(policy.timeout)
       const exit = yield* Effect.suspend(() => handler(request)).pipe(
@@ -282,19 +303,27 @@ export const dispatch = (ctx: Context, d: Delivery): Effect.Effect<void> =>
           }
           yield* ctx.idempotency.complete(key, owner, { taskId, output: output.value })
           yield* Failpoint.hit("after-outcome-stored")
-          yield* putStatus(yield* record({ status: "succeeded", output: output.value as never, startedAt, endedAt }))
+          // the audit row first, right after the outcome: a redelivery that finds the key done
+          // waits for this row, and the status write below may wait out a broker restart
           yield* ctx.audit.record(auditRow("succeeded", { at: endedAt, durationMs }))
+          yield* putSucceeded(
+            yield* record({ status: "succeeded", output: output.value as never, startedAt, endedAt, ...withHistory })
+          )
           yield* Failpoint.hit("before-ack")
           yield* d.ack
           return
         }
         yield* ctx.idempotency.release(key, owner)
         const failure = Cause.findErrorOption(exit.cause)
+        // A cancel arrives as a TaskCancelled failure (from the race); an interruption that reaches
+        // here came from the handler itself, and is retried like a defect. (A worker shutting
+        // down never gets here: it interrupts this whole fiber, and the message is nak'ed.)
         const error: unknown = Option.isSome(failure)
           ? failure.value
-          : Cause.hasInterruptsOnly(exit.cause)
-          ? new TaskError.TaskCancelled({ taskId })
-          : new TaskError.HandlerDefect({ subject, defect: TaskError.describe(Cause.squash(exit.cause)) })
+          : new TaskError.HandlerDefect({
+            subject,
+            defect: Cause.hasInterruptsOnly(exit.cause) ? "the handler interrupted itself" : TaskError.describe(Cause.squash(exit.cause))
+          })
         if (error instanceof TaskError.TaskCancelled) return yield* cancelled(endedAt)
         const err = storedError(error, task)
         const kind = TaskError.classify(error, task.permanent)
