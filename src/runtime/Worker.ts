@@ -140,7 +140,9 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(options: Opt
 
     const actorGates = new Map<string, Latch.Latch>()
     const restarts = new Map<string, number>()
-    const slotsOf = new Map<string, Slots.Slots>()
+    // messages being dispatched per actor; not the actor's slots, which a loop waiting for its
+    // pool holds without running anything
+    const busy = new Map<string, number>()
     const setPaused = (target: Target, paused: boolean) =>
       Effect.suspend(() => {
         const gate = target.kind === "actor" ? actorGates.get(target.name) : pools.get(target.name)?.running
@@ -157,7 +159,7 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(options: Opt
       const handlers = (yield* actor.Handlers) as Actor.AnyHandlers
       const pool = pools.get(actor.pool)!
       const actorSlots = Slots.make(actor.concurrency)
-      slotsOf.set(actor.name, actorSlots)
+      busy.set(actor.name, 0)
       const gate = yield* Latch.make(true)
       actorGates.set(actor.name, gate)
       restarts.set(actor.name, 0)
@@ -196,7 +198,11 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(options: Opt
           actorRunning: gate,
           pullers,
           wakeSubjects: [subjects.high, subjects.normal, subjects.low],
-          dispatch: (d) => Dispatch.dispatch(context, d),
+          dispatch: (d) =>
+            Effect.suspend(() => {
+              busy.set(actor.name, busy.get(actor.name)! + 1)
+              return Dispatch.dispatch(context, d)
+            }).pipe(Effect.ensuring(Effect.sync(() => busy.set(actor.name, busy.get(actor.name)! - 1)))),
           inflight,
           ...(options.pollInterval !== undefined ? { pollInterval: options.pollInterval } : {})
         })
@@ -243,7 +249,7 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(options: Opt
           name: a.name,
           pool: a.pool,
           paused: !(actorGates.get(a.name)!.isOpen()) || !pools.get(a.pool)!.running.isOpen(),
-          inFlight: slotsOf.get(a.name)!.inUse(),
+          inFlight: busy.get(a.name) ?? 0,
           concurrency: a.concurrency,
           restarts: restarts.get(a.name) ?? 0
         }))

@@ -1,0 +1,185 @@
+/**
+ * Helpers for in-process integration tests of the runtime: run a test body in a scope with its
+ * logs captured, define one-actor apps without fighting the handler types, read dead letters,
+ * stream and consumer state and audit rows, and poll until a condition holds.
+ */
+import { Database } from "bun:sqlite"
+import { Clock, Context, Duration, Effect, Exit, Layer, Logger, Schedule, type Scope } from "effect"
+import type * as Actor from "../../src/actor/Actor.ts"
+import * as Nats from "../../src/broker/Nats.ts"
+import * as Subjects from "../../src/broker/Subjects.ts"
+import type * as MsgsysConfig from "../../src/config/MsgsysConfig.ts"
+import * as DeadLetter from "../../src/dlq/DeadLetter.ts"
+import * as App from "../../src/runtime/App.ts"
+import * as Control from "../../src/runtime/Control.ts"
+import * as Worker from "../../src/runtime/Worker.ts"
+import * as Client from "../../src/task/Client.ts"
+import type * as Task from "../../src/task/Task.ts"
+import { startRuntime } from "./runtime.ts"
+
+/** One captured log line. */
+export interface LogLine {
+  readonly level: string
+  readonly message: string
+}
+
+const render = (m: unknown): string =>
+  Array.isArray(m) ? m.map(render).join(" ") : typeof m === "string" ? m : String(m)
+
+/**
+ * A logger that keeps every line in `into` and prints warnings and errors (everything when
+ * MSGSYS_TEST_LOGS=1), so test output stays readable.
+ */
+export const captureLogs = (into: Array<LogLine> = []) => {
+  const verbose = process.env.MSGSYS_TEST_LOGS === "1"
+  return Logger.layer([
+    Logger.make((o) => {
+      const line = { level: o.logLevel, message: render(o.message) }
+      into.push(line)
+      if (verbose || o.logLevel === "Error" || o.logLevel === "Fatal") {
+        console.error(`[${line.level}] ${line.message}`)
+      }
+    })
+  ])
+}
+
+/** Runs a test body in a scope (closed at the end: the runtime shuts down) with logs captured. */
+export const runTest = <A, E>(body: Effect.Effect<A, E, Scope.Scope>, logs: Array<LogLine> = []): Promise<A> =>
+  Effect.runPromise(Effect.scoped(body).pipe(Effect.provide(captureLogs(logs))))
+
+/** A handler as the tests write it: any request to any effect. */
+export type AnyHandler = (request: Actor.Request<Task.Any>) => Effect.Effect<unknown, unknown>
+
+/** The handlers layer of one actor, from a record keyed by subject. */
+export const handlersOf = (actor: Actor.Any, handlers: Readonly<Record<string, AnyHandler>>) =>
+  actor.toLayer(handlers as never) as Layer.Layer<Actor.HandlersOf<string>>
+
+/** An app of the given actors with their handler records. */
+export const appOf = (...entries: ReadonlyArray<readonly [Actor.Any, Readonly<Record<string, AnyHandler>>]>) =>
+  App.make({
+    actors: entries.map(([a]) => a),
+    handlers: Layer.mergeAll(...entries.map(([a, hs]) => handlersOf(a, hs)) as [Layer.Layer<Actor.HandlersOf<string>>])
+  })
+
+/** The services a test uses, from a started runtime. */
+export interface Runtime {
+  readonly client: Client.Client["Service"]
+  readonly worker: Worker.Worker["Service"]
+  readonly nats: Nats.Nats["Service"]
+  readonly control: Control.Control["Service"]
+  readonly names: Subjects.Names
+  readonly settings: MsgsysConfig.MsgsysSettings
+}
+
+/** Starts the runtime for `app` in the current scope and returns its services. */
+export const start = <Actors extends ReadonlyArray<Actor.Any>, E>(
+  app: App.App<Actors, E>,
+  settings: MsgsysConfig.MsgsysSettings,
+  options: { readonly pollInterval?: Duration.Input } = {}
+): Effect.Effect<Runtime, unknown, Scope.Scope> =>
+  Effect.map(startRuntime(app, settings, options), (ctx) => ({
+    client: Context.get(ctx, Client.Client),
+    worker: Context.get(ctx, Worker.Worker),
+    nats: Context.get(ctx, Nats.Nats),
+    control: Context.get(ctx, Control.Control),
+    names: Subjects.make(settings.streamPrefix),
+    settings
+  }))
+
+/** Polls `check` every `interval` until it is true; dies naming `what` after `timeout`. */
+export const waitFor = <E, R>(
+  what: string,
+  check: Effect.Effect<boolean, E, R>,
+  timeout: Duration.Input = "10 seconds",
+  interval: Duration.Input = "25 millis"
+): Effect.Effect<void, E, R> =>
+  check.pipe(
+    Effect.repeat({ schedule: Schedule.spaced(interval), until: (ok: boolean) => ok }),
+    Effect.asVoid,
+    Effect.timeoutOrElse({
+      duration: timeout,
+      orElse: () => Effect.die(new Error(`timed out after ${Duration.format(Duration.fromInputUnsafe(timeout))} waiting for ${what}`))
+    })
+  )
+
+/** Milliseconds on the Effect clock. */
+export const now = Clock.currentTimeMillis
+
+/** Messages stored in a stream now. */
+export const streamCount = (rt: Runtime, stream: string) =>
+  Effect.promise(() => rt.nats.manager.streams.info(stream)).pipe(Effect.map((i) => i.state.messages))
+
+/** Messages stored in an actor's task stream now. */
+export const taskCount = (rt: Runtime, actor: string) => streamCount(rt, rt.names.taskStream(actor))
+
+/** Unacknowledged messages held by an actor's high, normal and low consumers together. */
+export const ackPending = (rt: Runtime, actor: string) =>
+  Effect.forEach(Subjects.priorities, (p) =>
+    Effect.promise(() => rt.nats.manager.consumers.info(rt.names.taskStream(actor), rt.names.taskConsumer(actor, p)))
+  ).pipe(Effect.map((infos) => infos.reduce((n, i) => n + i.num_ack_pending, 0)))
+
+/** Every dead letter on `<prefix>.dlq.<actor>.<tenant>`, decoded, oldest first. */
+export const deadLetters = (rt: Runtime, actor: string, tenant = "default") =>
+  Effect.promise(async () => {
+    const stream = rt.names.deadLetterStream
+    const subject = rt.names.deadLetterSubject(actor, tenant)
+    const { state } = await rt.nats.manager.streams.info(stream)
+    const out: Array<DeadLetter.DeadLetter> = []
+    if (state.messages === 0) return out
+    for (let seq = state.first_seq; seq <= state.last_seq; seq++) {
+      const m = await rt.nats.manager.streams.getMessage(stream, { seq }).catch(() => null)
+      if (m === null || m.subject !== subject) continue
+      const decoded = DeadLetter.decode(new TextDecoder().decode(m.data))
+      if (Exit.isFailure(decoded)) throw new Error(`dead letter ${seq} does not decode`)
+      out.push(decoded.value)
+    }
+    return out
+  })
+
+/** One row of the audit log. */
+export interface AuditRow {
+  readonly message_id: string
+  readonly subject: string
+  readonly step: string
+  readonly attempt: number
+  readonly at: number
+  readonly error: string | null
+  readonly delay_ms: number | null
+}
+
+/** The audit rows of one message (or all), in commit order, read through a read-only connection. */
+export const auditRows = (sqlitePath: string, messageId?: string): ReadonlyArray<AuditRow> => {
+  const db = new Database(sqlitePath, { readonly: true })
+  try {
+    const sql = "SELECT message_id, subject, step, attempt, at, error, delay_ms FROM audit_log"
+    return messageId === undefined
+      ? db.query(`${sql} ORDER BY id`).all() as Array<AuditRow>
+      : db.query(`${sql} WHERE message_id = ? ORDER BY id`).all(messageId) as Array<AuditRow>
+  } finally {
+    db.close()
+  }
+}
+
+/** The steps of one message's audit rows, in order. */
+export const auditSteps = (sqlitePath: string, messageId: string): ReadonlyArray<string> =>
+  auditRows(sqlitePath, messageId).map((r) => r.step)
+
+/** Counts handler runs by key (usually the task id or a label). */
+export class Runs {
+  readonly byKey = new Map<string, number>()
+  add(key: string) {
+    this.byKey.set(key, (this.byKey.get(key) ?? 0) + 1)
+  }
+  count(key: string) {
+    return this.byKey.get(key) ?? 0
+  }
+  get total() {
+    let n = 0
+    for (const v of this.byKey.values()) n += v
+    return n
+  }
+  /** Keys that ran more than once. */
+  get twice() {
+    return [...this.byKey].filter(([, n]) => n > 1).map(([k]) => k)
+  }
+}
