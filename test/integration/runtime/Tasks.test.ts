@@ -1,9 +1,11 @@
 import { describe, expect, test } from "bun:test"
-import { Context, Effect, Layer, Schema } from "effect"
+import { Context, Effect, Schema } from "effect"
 import * as Actor from "../../../src/actor/Actor.ts"
+import * as Nats from "../../../src/broker/Nats.ts"
 import * as App from "../../../src/runtime/App.ts"
 import * as Retry from "../../../src/retry/Retry.ts"
 import * as Client from "../../../src/task/Client.ts"
+import * as PromiseClient from "../../../src/task/PromiseClient.ts"
 import * as Task from "../../../src/task/Task.ts"
 import { natsHarness } from "../../support/harness.ts"
 import { actorName, startRuntime } from "../../support/runtime.ts"
@@ -34,4 +36,59 @@ describe("tasks", () => {
     })))
   }, 30_000)
 })
-void Layer
+
+describe("clients", () => {
+  test("a message from a plain NATS client with no msgsys headers runs, and its status is stored under a fallback id", async () => {
+    const name = actorName("plain")
+    const Greet = Task.make(`${name}.greet`, { input: { who: Schema.String }, output: { text: Schema.String } })
+    const Greeter = Actor.make(name, { protocol: [Greet], retry: Retry.none })
+    let seen: { id: string; tenant: string; attempt: number } | undefined
+    const app = App.make({
+      actors: [Greeter],
+      handlers: Greeter.toLayer({
+        [`${name}.greet`]: ({ input, envelope }: any) =>
+          Effect.sync(() => {
+            seen = { id: envelope.id, tenant: envelope.tenant, attempt: envelope.attempt }
+            return { text: `hello ${input.who}` }
+          })
+      } as any)
+    })
+    const settings = h.settings()
+    await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const ctx = yield* startRuntime(app, settings)
+      const nats = Context.get(ctx, Nats.Nats)
+      // exactly what any NATS client does: JSON on the subject, no headers
+      const ack = yield* Effect.promise(() => nats.jetstream.publish(`${name}.greet`, JSON.stringify({ who: "plain" })))
+      const client = Context.get(ctx, Client.Client)
+      const id = `${ack.stream}-${ack.seq}`
+      const record = yield* client.wait(id, "10 seconds")
+      expect(record.status).toBe("succeeded")
+      expect(record.output).toEqual({ text: "hello plain" })
+      expect(seen).toEqual({ id, tenant: "default", attempt: 1 })
+    })))
+  }, 30_000)
+
+  test("the Promise client enqueues and returns the typed result without Effect", async () => {
+    const name = actorName("promise")
+    const Double = Task.make(`${name}.double`, { input: { n: Schema.Number }, output: { n: Schema.Number } })
+    const Doubler = Actor.make(name, { protocol: [Double], retry: Retry.none })
+    const app = App.make({
+      actors: [Doubler],
+      handlers: Doubler.toLayer({ [`${name}.double`]: ({ input }: any) => Effect.succeed({ n: input.n * 2 }) } as any)
+    })
+    const settings = h.settings()
+    await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      yield* startRuntime(app, settings)
+      const out = yield* Effect.promise(async () => {
+        const client = await PromiseClient.connect({ nats: { servers: settings.nats.servers }, streamPrefix: settings.streamPrefix })
+        try {
+          const handle = await client.enqueue(Double, { n: 21 })
+          return await client.result(handle, "10 seconds")
+        } finally {
+          await client.close()
+        }
+      })
+      expect(out).toEqual({ n: 42 })
+    })))
+  }, 30_000)
+})

@@ -1,0 +1,57 @@
+/**
+ * The client for code that does not use Effect: the same calls as `Client`, returning Promises.
+ *
+ * ```ts
+ * const client = await PromiseClient.connect({ nats: { servers: ["nats://127.0.0.1:4222"] } })
+ * const handle = await client.enqueue(Extract, { tenant: "acme", source: "salesforce" })
+ * const { rows } = await client.result(handle, "30 seconds")
+ * await client.close()
+ * ```
+ * A failed call rejects with the tagged error itself (`TaskFailed`, `ResultTimeout`, ...).
+ * @since 0.1.0
+ */
+import type { Duration, Effect } from "effect"
+import { Layer, ManagedRuntime } from "effect"
+import * as MsgsysConfig from "../config/MsgsysConfig.ts"
+import * as Services from "../runtime/Services.ts"
+import * as Client from "./Client.ts"
+import type * as Task from "./Task.ts"
+import type { TaskRecord } from "./TaskRecord.ts"
+
+/** @category models @since 0.1.0 */
+export interface PromiseClient {
+  readonly enqueue: <T extends Task.Any>(
+    task: T,
+    input: Task.Input<T>,
+    options?: Client.EnqueueOptions
+  ) => Promise<Client.Handle<T>>
+  readonly enqueueJson: (subject: string, json: unknown, options?: Client.EnqueueOptions) => Promise<{ readonly id: string; readonly duplicate: boolean }>
+  readonly result: <T extends Task.Any>(handle: Client.Handle<T>, timeout: Duration.Input) => Promise<Task.Output<T>>
+  readonly status: (taskId: string) => Promise<TaskRecord>
+  readonly wait: (taskId: string, timeout: Duration.Input) => Promise<TaskRecord>
+  readonly cancel: (taskId: string) => Promise<void>
+  /** Drains the connection. */
+  readonly close: () => Promise<void>
+}
+
+/**
+ * Connects with the given settings (defaults, plus `MSGSYS_*` from the environment when no
+ * overrides are given).
+ * @category constructors @since 0.1.0
+ */
+export const connect = async (overrides?: MsgsysConfig.Overrides): Promise<PromiseClient> => {
+  const config = overrides === undefined ? MsgsysConfig.layer : MsgsysConfig.layerFrom(overrides)
+  const runtime = ManagedRuntime.make(Client.layer.pipe(Layer.provideMerge(Services.broker), Layer.provide(config)))
+  const client = await runtime.runPromise(Client.Client)
+  const run = <A, E>(effect: Effect.Effect<A, E>) => runtime.runPromise(effect)
+  return {
+    enqueue: (task, input, options) => run(client.enqueue(task, input, options)),
+    enqueueJson: (subject, json, options) => run(client.enqueueJson(subject, json, options)),
+    result: (handle, timeout) => run(client.result(handle, timeout)),
+    status: (taskId) => run(client.status(taskId)),
+    wait: (taskId, timeout) => run(client.wait(taskId, timeout)),
+    cancel: (taskId) => run(client.cancel(taskId)),
+    close: () => runtime.dispose()
+  }
+}
+
