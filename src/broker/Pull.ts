@@ -94,12 +94,18 @@ const answerTimeout = "5 seconds"
 
 /**
  * A puller for one durable consumer. Its inbox subscription lives in the scope.
+ *
+ * nats-server 2.9 leaves a pull unanswered in two cases: the consumer is gone, and (seen here)
+ * the pull that finds a message's deliveries exhausted. `consumerExists` tells them apart when a
+ * pull goes unanswered: a live consumer means "nothing now", a missing one fails the pull so the
+ * supervisor can re-declare it.
  * @category constructors @since 0.1.0
  */
 export const make = (
   nc: NatsConnection,
   stream: string,
-  consumer: string
+  consumer: string,
+  consumerExists: Effect.Effect<boolean> = Effect.succeed(false)
 ): Effect.Effect<Puller, never, Scope.Scope> =>
   Effect.gen(function*() {
     const inbox = createInbox()
@@ -166,10 +172,12 @@ export const make = (
               Effect.suspend(() => {
                 const got = pending?.done === done ? pending.got : []
                 if (pending?.done === done) pending = undefined
-                // a partial answer is still usable; silence means the consumer or server is gone
-                return got.length > 0
-                  ? Effect.succeed(got)
-                  : Effect.fail(new PullFailed({ stream, consumer, reason: `no answer within ${answerTimeout}` }))
+                // a partial answer is still usable; silence from a live consumer means "nothing now"
+                if (got.length > 0) return Effect.succeed(got)
+                return Effect.flatMap(consumerExists, (exists) =>
+                  exists
+                    ? Effect.succeed([])
+                    : Effect.fail(new PullFailed({ stream, consumer, reason: `no answer within ${answerTimeout}` })))
               })
           }),
           Effect.onInterrupt(() => Effect.sync(() => {

@@ -83,9 +83,7 @@ export const run = (options: {
           storedAt: stored.time.getTime(),
           deadLetteredAt: now
         }, headers)
-        yield* Effect.tryPromise(() => options.jsm.streams.deleteMessage(a.stream, a.stream_seq, false)).pipe(
-          Effect.ignore
-        )
+        // the status before the delete: if either fails, the advisory comes back and finds the message again
         yield* options.results.put({
           id: envelope.id,
           subject,
@@ -95,7 +93,8 @@ export const run = (options: {
           updatedAt: now,
           endedAt: now,
           error
-        }).pipe(Effect.ignore)
+        })
+        yield* Effect.tryPromise(() => options.jsm.streams.deleteMessage(a.stream, a.stream_seq, false))
         yield* Effect.logWarning(`task ${envelope.id} (${subject}) ran out of deliveries; moved to dead letters`)
       })
 

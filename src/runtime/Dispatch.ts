@@ -103,15 +103,17 @@ export const dispatch = (ctx: Context, d: Delivery): Effect.Effect<void> =>
         updatedAt: now,
         ...base
       }))
-    // Status writes are best effort: the audit row and the ack are what the guarantees rest on.
+    // Intermediate status writes (running, failed) are best effort: the audit row and the ack are
+    // what the guarantees rest on.
     const putStatus = (r: TaskRecord) =>
       ctx.results.put(r).pipe(
         Effect.catch((e) => Effect.logWarning(`could not store the status of task ${taskId}: ${e.message}`))
       )
-    // Except "succeeded": it holds the output clients wait for, so it is stored before the ack. If
-    // the broker is away (a restart), settling fails and the message comes back; the redelivery
-    // finds the key done and stores it again.
-    const putSucceeded = (r: TaskRecord) =>
+    // Except a final status (succeeded, dead, cancelled): clients wait for it, so it is stored
+    // before the ack or term. If the broker is away (a restart), settling fails and the message
+    // comes back; the redelivery settles it again (the dead letter is deduplicated, a done key
+    // returns its stored outcome).
+    const putFinal = (r: TaskRecord) =>
       ctx.results.put(r).pipe(Effect.retry({ schedule: Schedule.spaced("500 millis"), times: 2 }))
 
     // 1. keep the message alive while it waits for its partition and while it runs
@@ -153,7 +155,7 @@ export const dispatch = (ctx: Context, d: Delivery): Effect.Effect<void> =>
         }
         // publish first, deduplicated per stored message, then drop the original: never zero letters, never two
         yield* DeadLetter.send(ctx.js, ctx.names, letter, Envelope.toHeaders(envelope))
-        yield* putStatus(yield* record({ status: "dead", error: err, history, endedAt: now }))
+        yield* putFinal(yield* record({ status: "dead", error: err, history, endedAt: now }))
         yield* ctx.audit.record(auditRow("dead_lettered", { at: now, error: err.message }))
         yield* d.term
         yield* Effect.logWarning(`task ${taskId} (${subject}) moved to dead letters: ${reason}: ${err.message}`)
@@ -185,7 +187,7 @@ export const dispatch = (ctx: Context, d: Delivery): Effect.Effect<void> =>
     // 3. cancelled, or already done
     const cancelled = (now: number) =>
       Effect.gen(function*() {
-        yield* putStatus(yield* record({ status: "cancelled", endedAt: now }))
+        yield* putFinal(yield* record({ status: "cancelled", endedAt: now }))
         yield* ctx.audit.record(auditRow("cancelled", { at: now }))
         yield* d.term
       })
@@ -220,7 +222,7 @@ export const dispatch = (ctx: Context, d: Delivery): Effect.Effect<void> =>
           yield* d.nak(Math.max(250, settlesBy - now))
           return
         }
-        yield* putSucceeded(yield* record({
+        yield* putFinal(yield* record({
           status: "succeeded",
           output: stored?.output as never,
           endedAt: now,
@@ -306,7 +308,7 @@ export const dispatch = (ctx: Context, d: Delivery): Effect.Effect<void> =>
           // the audit row first, right after the outcome: a redelivery that finds the key done
           // waits for this row, and the status write below may wait out a broker restart
           yield* ctx.audit.record(auditRow("succeeded", { at: endedAt, durationMs }))
-          yield* putSucceeded(
+          yield* putFinal(
             yield* record({ status: "succeeded", output: output.value as never, startedAt, endedAt, ...withHistory })
           )
           yield* Failpoint.hit("before-ack")

@@ -154,6 +154,17 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(options: Opt
       })
     yield* control.watch((target, paused) => Effect.runFork(setPaused(target, paused)))
 
+    const pullerOf = (stream: string, consumer: string) =>
+      Pull.make(
+        nats.connection,
+        stream,
+        consumer,
+        Effect.tryPromise(() => nats.manager.consumers.info(stream, consumer)).pipe(
+          Effect.as(true),
+          Effect.orElseSucceed(() => false)
+        )
+      )
+
     const loops: Array<Fiber.Fiber<never>> = []
     for (const actor of actors) {
       const handlers = (yield* actor.Handlers) as Actor.AnyHandlers
@@ -190,7 +201,7 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(options: Opt
       const subjects = names.actorSubjects(actor.name)
       loops.push(yield* supervised("consume loop", Effect.gen(function*() {
         const pullers = yield* Effect.forEach(Subjects.priorities, (p) =>
-          Effect.map(Pull.make(nats.connection, stream, names.taskConsumer(actor.name, p)), (puller) => [p, puller] as const))
+          Effect.map(pullerOf(stream, names.taskConsumer(actor.name, p)), (puller) => [p, puller] as const))
         return yield* ConsumeLoop.run({
           nc: nats.connection,
           pool,
@@ -208,11 +219,11 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(options: Opt
         })
       })))
       loops.push(yield* supervised("delay mover", Effect.gen(function*() {
-        const puller = yield* Pull.make(nats.connection, stream, names.taskConsumer(actor.name, "delayed"))
+        const puller = yield* pullerOf(stream, names.taskConsumer(actor.name, "delayed"))
         return yield* DelayMover.run({ js: nats.jetstream, names, puller })
       })))
       loops.push(yield* supervised("max-deliveries sweeper", Effect.gen(function*() {
-        const puller = yield* Pull.make(nats.connection, ActorTopology.advisoryStream(names, actor.name), ActorTopology.advisoryConsumer)
+        const puller = yield* pullerOf(ActorTopology.advisoryStream(names, actor.name), ActorTopology.advisoryConsumer)
         return yield* MaxDeliveries.run({ js: nats.jetstream, jsm: nats.manager, names, actor: actor.name, puller, results })
       })))
     }

@@ -1,0 +1,51 @@
+import { describe, expect, test } from "bun:test"
+import { Duration, Effect, Schema } from "effect"
+import * as Actor from "../../../src/actor/Actor.ts"
+import * as Pull from "../../../src/broker/Pull.ts"
+import * as Retry from "../../../src/retry/Retry.ts"
+import * as Task from "../../../src/task/Task.ts"
+import { natsHarness } from "../../support/harness.ts"
+import { actorName } from "../../support/runtime.ts"
+import { appOf, deadLetters, runTest, start, taskCount, waitFor } from "../../support/runtimeTools.ts"
+
+const h = natsHarness()
+
+describe("max_deliver", () => {
+  test("a message whose deliveries run out without being settled is moved to dead letters, never stranded", () =>
+    runTest(Effect.gen(function*() {
+      const name = actorName("strand")
+      const Job = Task.make(`${name}.job`, { input: { n: Schema.Int }, output: { n: Schema.Int } })
+      // one attempt: the consumers get max_deliver 1 + 2 = 3
+      const Stranded = Actor.make(name, { protocol: [Job], retry: Retry.none, ackWait: "1 second" })
+      let runs = 0
+      const rt = yield* start(
+        appOf([Stranded, { [`${name}.job`]: ({ input }) => Effect.sync(() => (runs++, input)) }]),
+        h.settings({ ackWait: Duration.seconds(1) })
+      )
+      // this worker never pulls the task: a "worker" that crashes on it every time does, below
+      yield* rt.worker.setPaused({ kind: "actor", name }, true)
+      const handle = yield* rt.client.enqueue(Job, { n: 7 })
+
+      const stream = rt.names.taskStream(name)
+      const consumer = rt.names.taskConsumer(name, "normal")
+      const crashing = yield* Pull.make(rt.nats.connection, stream, consumer, Effect.succeed(true))
+      // A crashing worker keeps pulling: a pull after the last ack_wait is when the server finds
+      // the deliveries exhausted and announces it. Every message taken is never acked.
+      let deliveries = 0
+      yield* waitFor("the dead letter", Effect.gen(function*() {
+        deliveries += (yield* crashing.pull(1)).length
+        return (yield* deadLetters(rt, name)).length === 1
+      }), "30 seconds", "200 millis")
+      expect(deliveries).toBe(3)
+      const [letter] = yield* deadLetters(rt, name)
+      expect(letter!.taskId).toBe(handle.id)
+      expect(letter!.reason).toBe("max_deliveries")
+      expect(letter!.attempts).toBe(3)
+      expect(letter!.error.message).toContain("without being settled")
+      expect(JSON.parse(Buffer.from(letter!.payload, "base64").toString())).toEqual({ n: 7 })
+      // nothing left behind in the work queue, and the client learns the outcome
+      yield* waitFor("the original to be deleted", Effect.map(taskCount(rt, name), (n) => n === 0))
+      expect((yield* rt.client.wait(handle.id, "5 seconds")).status).toBe("dead")
+      expect(runs).toBe(0)
+    })), 60_000)
+})
