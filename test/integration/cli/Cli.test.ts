@@ -77,4 +77,21 @@ describe("msgsys command", () => {
     expect(code).toBe(1)
     expect(stderr).toContain("not valid JSON")
   }, 30_000)
+
+  test("a worker whose entry module is missing or exports no app names the file and the fix", async () => {
+    const missing = await msgsys(["worker", "--entry", "nope/missing.ts"], { MSGSYS_NATS_URL: h.server.url })
+    expect(missing.code).toBe(1)
+    expect(missing.stderr).toContain("cannot run nope/missing.ts: the file does not exist")
+    const noApp = await msgsys(["worker", "--entry", "src/broker/Subjects.ts"], { MSGSYS_NATS_URL: h.server.url })
+    expect(noApp.code).toBe(1)
+    expect(noApp.stderr).toContain("it exports no app")
+    expect(noApp.stderr).toContain("export default App.make")
+  }, 30_000)
+
+  test("a worker whose selection matches no actor lists the actors there are", async () => {
+    const none = await msgsys(["worker", "--actors", "nobody"], { MSGSYS_NATS_URL: h.server.url, MSGSYS_STREAM_PREFIX: "CLIPOOL" })
+    expect(none.code).toBe(1)
+    expect(none.stderr).toContain("no actor matches the selection")
+    expect(none.stderr).toContain("actors: etl, reports")
+  }, 30_000)
 })
