@@ -6,7 +6,7 @@
  * audit log and the NATS connection, layers below this one, flush and drain after it.
  * @since 0.1.0
  */
-import { Context, Data, Duration, Effect, Fiber, FiberSet, Latch, Layer, Metric, Option } from "effect"
+import { Context, Data, Duration, Effect, Fiber, FiberSet, Latch, Layer, Metric, Option, type Scope } from "effect"
 import { hostname } from "node:os"
 import * as Actor from "../actor/Actor.ts"
 import * as Supervisor from "../actor/Supervisor.ts"
@@ -72,7 +72,9 @@ export class Worker extends Context.Service<Worker, {
 }>()("msgsys/Worker") {}
 
 /** @category metrics @since 0.1.0 */
-export const inFlightGauge = Metric.gauge("msgsys_worker_in_flight", { description: "Messages being handled" })
+export const inFlightGauge = Metric.gauge("msgsys_worker_in_flight", {
+  description: "Messages being handled, by actor"
+})
 
 const matches = (pattern: string, domain: string) => {
   const first = pattern.split(".", 1)[0]!
@@ -152,7 +154,8 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(options: Opt
           Effect.logInfo(`${target.kind} ${target.name} ${paused ? "paused" : "resumed"}`)
         )
       })
-    yield* control.watch((target, paused) => Effect.runFork(setPaused(target, paused)))
+    const context = yield* Effect.context<never>()
+    yield* control.watch((target, paused) => Effect.runForkWith(context)(setPaused(target, paused)))
 
     const pullerOf = (stream: string, consumer: string) =>
       Pull.make(
@@ -191,14 +194,21 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(options: Opt
         running,
         poolName: actor.pool
       }
-      const countRestart = (n: number) => restarts.set(actor.name, (restarts.get(actor.name) ?? 0) + (n > 0 ? 1 : 0))
-      const supervised = <E>(what: string, loop: Effect.Effect<never, E, import("effect").Scope.Scope>) =>
+      const supervised = <E>(what: string, loop: Effect.Effect<never, E, Scope.Scope>) =>
         Supervisor.supervise(`${what} of ${actor.name}`, Effect.scoped(loop), {
+          // the usual cause is a consumer deleted from under the loop: declare it again
           beforeRestart: Effect.ignore(declareActor(actor)).pipe(Effect.provideService(Nats, nats)),
-          onRestart: countRestart
+          onRestart: () => restarts.set(actor.name, (restarts.get(actor.name) ?? 0) + 1)
         }).pipe(Effect.forkScoped)
 
       const subjects = names.actorSubjects(actor.name)
+      const inFlightOfActor = Metric.withAttributes(inFlightGauge, { actor: actor.name })
+      const countBusy = (delta: number) =>
+        Effect.suspend(() => {
+          const n = busy.get(actor.name)! + delta
+          busy.set(actor.name, n)
+          return Metric.update(inFlightOfActor, n)
+        })
       loops.push(yield* supervised("consume loop", Effect.gen(function*() {
         const pullers = yield* Effect.forEach(Subjects.priorities, (p) =>
           Effect.map(pullerOf(stream, names.taskConsumer(actor.name, p)), (puller) => [p, puller] as const))
@@ -210,10 +220,7 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(options: Opt
           pullers,
           wakeSubjects: [subjects.high, subjects.normal, subjects.low],
           dispatch: (d) =>
-            Effect.suspend(() => {
-              busy.set(actor.name, busy.get(actor.name)! + 1)
-              return Dispatch.dispatch(context, d)
-            }).pipe(Effect.ensuring(Effect.sync(() => busy.set(actor.name, busy.get(actor.name)! - 1)))),
+            Effect.andThen(countBusy(1), Dispatch.dispatch(context, d)).pipe(Effect.ensuring(countBusy(-1))),
           inflight,
           ...(options.pollInterval !== undefined ? { pollInterval: options.pollInterval } : {})
         })
@@ -233,9 +240,9 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(options: Opt
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
         yield* Effect.forEach(loops, Fiber.interrupt, { discard: true })
-        const busy = yield* FiberSet.size(inflight)
-        if (busy > 0) {
-          yield* Effect.logInfo(`shutting down: waiting up to ${Duration.format(config.shutdownGrace)} for ${busy} task(s)`)
+        const unfinished = yield* FiberSet.size(inflight)
+        if (unfinished > 0) {
+          yield* Effect.logInfo(`shutting down: waiting up to ${Duration.format(config.shutdownGrace)} for ${unfinished} task(s)`)
           const finished = yield* FiberSet.awaitEmpty(inflight).pipe(Effect.timeoutOption(config.shutdownGrace))
           if (Option.isNone(finished)) {
             const left = yield* FiberSet.size(inflight)
@@ -248,7 +255,6 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(options: Opt
     )
 
     yield* Effect.logInfo(`worker ${id} running ${actors.map((a) => `${a.name} (${a.pool})`).join(", ")}`)
-    yield* Metric.update(inFlightGauge, 0)
 
     return Worker.of({
       id,
