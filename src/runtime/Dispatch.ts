@@ -6,7 +6,9 @@
  * 2. route by subject and decode; an unknown subject or bad payload is poison: dead letters (3, 8);
  * 3. a cancelled task is skipped; a task whose idempotency key is done is not run again (2);
  * 4. run the handler with its timeout, interruptible by cancel; a throw or defect fails only
- *    this message;
+ *    this message; the status shows "running" only once the handler has run for 100 ms (or
+ *    reported progress): a quick task goes from "queued" straight to its final status, saving a
+ *    broker write per task;
  * 5. success: store the outcome, commit the audit row, and only then ack (1);
  *    failure: nak with the retry policy's delay for this attempt, or dead-letter when the policy
  *    is exhausted or the error is permanent, then `term()` the original (3, 4).
@@ -53,6 +55,9 @@ export interface Context {
   readonly running: Map<string, (reason: TaskError.TaskCancelled) => void>
   readonly poolName: string
 }
+
+/** How long a handler runs before its status shows "running" (a broker write saved for quick tasks). */
+const runningAfter = Duration.millis(100)
 
 const storedError = (e: unknown, task: Task.Any | undefined): StoredError => {
   const tag = typeof e === "object" && e !== null && typeof (e as { _tag?: unknown })._tag === "string"
@@ -246,12 +251,22 @@ export const dispatch = (ctx: Context, d: Delivery): Effect.Effect<void> =>
         : []
       const withHistory = priorHistory.length > 0 ? { history: priorHistory } : {}
       const startedAt = yield* Clock.currentTimeMillis
-      // written beside the handler, but finished before the final status so it never overwrites it
+      // "running" is written only for a handler still running after `runningAfter`: most tasks end
+      // sooner, and their final status follows at once. Uninterruptible once begun, and joined
+      // before the final status, so it never overwrites it; a progress report already shows it.
+      let progressed = false
       const runningWritten = yield* Effect.forkChild(
-        putStatus(yield* record({ status: "running", startedAt, ...withHistory })),
+        Effect.sleep(runningAfter).pipe(
+          Effect.andThen(Effect.uninterruptible(Effect.suspend(() =>
+            progressed ? Effect.void : Effect.flatMap(record({ status: "running", startedAt, ...withHistory }), putStatus)
+          )))
+        ),
         { startImmediately: true }
       )
-      yield* Effect.forkDetach(Effect.ignore(ctx.audit.record(auditRow("started", { at: startedAt }))))
+      // queued at once (the commit is not awaited), so it precedes this run's settling rows
+      yield* Effect.forkDetach(Effect.ignore(ctx.audit.record(auditRow("started", { at: startedAt }))), {
+        startImmediately: true
+      })
       const renewLease = ctx.idempotency.renew(key, owner, lease).pipe(
         Effect.ignore,
         Effect.repeat(Schedule.spaced(heartbeatEvery)),
@@ -272,7 +287,10 @@ export const dispatch = (ctx: Context, d: Delivery): Effect.Effect<void> =>
         maxAttempts,
         signal: abort.signal,
         progress: (value) =>
-          Effect.flatMap(record({ status: "running", startedAt, progress: value as never, ...withHistory }), putStatus)
+          Effect.suspend(() => {
+            progressed = true
+            return Effect.flatMap(record({ status: "running", startedAt, progress: value as never, ...withHistory }), putStatus)
+          })
       }
       const timeoutMs = Duration.toMillis(policy.timeout)
       const exit = yield* Effect.suspend(() => handler(request)).pipe(
@@ -288,7 +306,7 @@ export const dispatch = (ctx: Context, d: Delivery): Effect.Effect<void> =>
       )
       ctx.running.delete(taskId)
       yield* Fiber.interrupt(leaseFiber)
-      yield* Fiber.join(runningWritten)
+      yield* Fiber.interrupt(runningWritten)
 
       // 5. settle, uninterruptibly
       yield* Effect.uninterruptible(Effect.gen(function*() {

@@ -106,7 +106,7 @@ export const make = Effect.gen(function*() {
   const audit = yield* Effect.serviceOption(AuditLog)
   const names = Subjects.make(config.streamPrefix)
 
-  const send = Effect.fn("Client.enqueue")(function*(
+  const send = Effect.fnUntraced(function*(
     subject: string,
     data: Uint8Array,
     options: EnqueueOptions,
