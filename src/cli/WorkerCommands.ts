@@ -104,8 +104,9 @@ export const dev = Command.make("dev", {
         `  NATS       ${url}${base.nats.servers.length === 0 ? ` (embedded, store ${join(base.dataDir, "nats")})` : ""}`,
         `  SQLite     ${settings.sqlitePath}`,
         `  actors     ${w.actors.join(", ")}`,
-        `  try        bun run msgsys enqueue ${app.actors[0]?.protocol[0]?.subject ?? "SUBJECT"} '{...}' --wait`,
-        `             bun run msgsys status`,
+        `  tasks      ${app.actors.flatMap((a) => [...a.tasks.keys()]).join(", ")}`,
+        `  try        bun run msgsys enqueue TASK 'INPUT-AS-JSON' --wait`,
+        `             bun run msgsys status | audit tail -f | dlq list`,
         args.once ? "  running the demo once" : "  Ctrl-C stops everything",
         ""
       ].join("\n"))
