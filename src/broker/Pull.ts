@@ -180,8 +180,11 @@ export const make = (
                     : Effect.fail(new PullFailed({ stream, consumer, reason: `no answer within ${answerTimeout}` })))
               })
           }),
+          // messages that came for a pull nobody waits for any more go straight back
           Effect.onInterrupt(() => Effect.sync(() => {
-            if (pending?.done === done) pending = undefined
+            if (pending?.done !== done) return
+            for (const d of pending.got) Effect.runSync(d.nak(0))
+            pending = undefined
           }))
         )
       })

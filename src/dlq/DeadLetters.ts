@@ -32,10 +32,11 @@ const fail = (operation: string) => (e: unknown) =>
 const read = (names: Names, sequence: number) =>
   Effect.gen(function*() {
     const nats = yield* Nats
+    // null means no letter at that sequence; a broker error is reported as one, not as "missing"
     const stored = yield* Effect.tryPromise({
       try: () => nats.manager.streams.getMessage(names.deadLetterStream, { seq: sequence }),
-      catch: (e) => e
-    }).pipe(Effect.orElseSucceed(() => null))
+      catch: fail(`read dead letter #${sequence}`)
+    })
     if (stored === null) return undefined
     const decoded = DeadLetter.decode(new TextDecoder().decode(stored.data))
     return Exit.isSuccess(decoded) ? { sequence, letter: decoded.value } : undefined

@@ -45,10 +45,9 @@ export const run = (options: {
     const pollInterval = options.pollInterval ?? Duration.seconds(1)
     const rescue = (a: Advisory) =>
       Effect.gen(function*() {
-        const stored = yield* Effect.tryPromise(() => options.jsm.streams.getMessage(a.stream, { seq: a.stream_seq })).pipe(
-          // gone already: settled by a worker after all, or rescued before
-          Effect.catch(() => Effect.succeed(null))
-        )
+        // null: gone already (settled by a worker after all, or rescued before). Any other error
+        // (a broker restart, a timeout) fails the rescue, so the advisory is nak'ed and tried again.
+        const stored = yield* Effect.tryPromise(() => options.jsm.streams.getMessage(a.stream, { seq: a.stream_seq }))
         if (stored === null) return
         const headers: Record<string, string> = {}
         for (const k of stored.header?.keys() ?? []) headers[k] = stored.header.get(k)

@@ -208,3 +208,15 @@ export const decode = <A, I>(
     }
     return Effect.succeed(exit.value as A)
   })
+
+/**
+ * A value in its JSON form (what `encode` would serialize), for values stored as JSON elsewhere:
+ * task outputs and errors in the results bucket. `Schema.Date` becomes an ISO string, and so on.
+ * @category encoding @since 0.1.0
+ */
+export const toJson = <A, I>(schema: Schema.Codec<A, I>, value: A): Exit.Exit<unknown, Schema.SchemaError> =>
+  codecsOf(schema).encodeJson(value)
+
+/** The inverse of `toJson`. @category decoding @since 0.1.0 */
+export const fromJson = <A, I>(schema: Schema.Codec<A, I>, json: unknown): Exit.Exit<A, Schema.SchemaError> =>
+  codecsOf(schema).decodeJson(json) as Exit.Exit<A, Schema.SchemaError>

@@ -75,23 +75,30 @@ export const run = (options: Options): Effect.Effect<never, PullFailed> =>
       const granted = yield* pool.slots.acquireUpTo(wanted)
       if (granted < wanted) yield* actorSlots.release(wanted - granted)
 
+      // Only the pulls are interruptible: every message already pulled is handed to a dispatcher
+      // even when the loop is being stopped (a shutdown then lets it finish or naks it).
       const got: Array<Delivery> = []
-      const pulled = yield* Effect.gen(function*() {
-        for (const [, puller] of options.pullers) {
-          if (got.length >= granted) break
-          got.push(...(yield* puller.pull(granted - got.length)))
-        }
-      }).pipe(Effect.exit)
-      const unused = granted - got.length
-      if (unused > 0) {
-        yield* actorSlots.release(unused)
-        yield* pool.slots.release(unused)
-      }
-      for (const d of got) {
-        yield* FiberSet.run(options.inflight, options.dispatch(d).pipe(
-          Effect.ensuring(Effect.andThen(actorSlots.release(1), pool.slots.release(1)))
-        ), { startImmediately: true })
-      }
+      const pulled = yield* Effect.uninterruptibleMask((restore) =>
+        Effect.gen(function*() {
+          const exit = yield* restore(Effect.gen(function*() {
+            for (const [, puller] of options.pullers) {
+              if (got.length >= granted) break
+              got.push(...(yield* puller.pull(granted - got.length)))
+            }
+          })).pipe(Effect.exit)
+          const unused = granted - got.length
+          if (unused > 0) {
+            yield* actorSlots.release(unused)
+            yield* pool.slots.release(unused)
+          }
+          for (const d of got) {
+            yield* FiberSet.run(options.inflight, options.dispatch(d).pipe(
+              Effect.ensuring(Effect.andThen(actorSlots.release(1), pool.slots.release(1)))
+            ), { startImmediately: true })
+          }
+          return exit
+        })
+      )
       if (pulled._tag === "Failure") return yield* Effect.failCause(pulled.cause)
       if (got.length > 0) disarm()
       else if (waker) {

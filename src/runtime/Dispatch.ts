@@ -65,8 +65,9 @@ const storedError = (e: unknown, task: Task.Any | undefined): StoredError => {
     : e instanceof Error ? e.name : "Error"
   const base: StoredError = { tag, message: TaskError.describe(e) }
   if (task?.error) {
-    const encoded = Schema.encodeUnknownOption(task.error as Schema.Codec<unknown, unknown>)(e)
-    if (Option.isSome(encoded)) return { ...base, encoded: encoded.value as never }
+    // the JSON form, as outputs: it must survive JSON.stringify into the results bucket
+    const encoded = Payload.toJson(task.error as Schema.Codec<unknown, unknown>, e)
+    if (Exit.isSuccess(encoded)) return { ...base, encoded: encoded.value as Schema.Json }
   }
   return base
 }
@@ -278,6 +279,8 @@ export const dispatch = (ctx: Context, d: Delivery): Effect.Effect<void> =>
       const abort = new AbortController()
       const cancelSignal = yield* Deferred.make<never, TaskError.TaskCancelled>()
       ctx.running.set(taskId, (reason) => Deferred.doneUnsafe(cancelSignal, Effect.fail(reason)))
+      // a cancel that came while this message waited for its partition or its claim
+      if (ctx.cancelled.has(taskId)) Deferred.doneUnsafe(cancelSignal, Effect.fail(new TaskError.TaskCancelled({ taskId })))
       const handler = ctx.handlers[subject]!
       const request: Actor.Request<Task.Any> = {
         input,
@@ -313,7 +316,9 @@ export const dispatch = (ctx: Context, d: Delivery): Effect.Effect<void> =>
         const endedAt = yield* Clock.currentTimeMillis
         const durationMs = endedAt - startedAt
         if (Exit.isSuccess(exit)) {
-          const output = Schema.encodeUnknownOption(task.output)(exit.value)
+          // the JSON form (a Date becomes an ISO string): stored in SQLite and KV, read back by clients
+          const encodedOutput = Payload.toJson(task.output, exit.value)
+          const output = Exit.isSuccess(encodedOutput) ? Option.some(encodedOutput.value) : Option.none()
           if (Option.isNone(output)) {
             const error = TaskError.permanent(
               new Error(`the handler of ${subject} returned a value that does not match its output schema`)

@@ -49,6 +49,25 @@ export const auditRetention: Layer.Layer<never, never, Database.Database | Msgsy
   })
 )
 
+/**
+ * Deletes SQLite idempotency keys older than `MSGSYS_IDEMPOTENCY_RETENTION` once an hour (the KV
+ * store's bucket TTL does that by itself).
+ * @category layers @since 0.1.0
+ */
+export const idempotencyRetention: Layer.Layer<never, never, Idempotency.Idempotency | MsgsysConfig.MsgsysConfig> =
+  Layer.effectDiscard(Effect.gen(function*() {
+    const config = yield* MsgsysConfig.MsgsysConfig
+    if (config.idempotencyStore !== "sqlite") return
+    const store = yield* Idempotency.Idempotency
+    yield* store.prune().pipe(
+      Effect.tap((n) => n > 0 ? Effect.logInfo(`idempotency prune: deleted ${n} key(s)`) : Effect.void),
+      Effect.catch((e) => Effect.logWarning(`idempotency prune failed: ${e.message}`)),
+      Effect.andThen(Effect.sleep("1 hour")),
+      Effect.forever,
+      Effect.forkScoped
+    )
+  }))
+
 /** The idempotency store the config chooses. @category layers @since 0.1.0 */
 export const idempotency: IdempotencyLayer = Layer.unwrap(
   Effect.map(MsgsysConfig.MsgsysConfig, (c) =>
@@ -68,6 +87,7 @@ export const broker = Layer.mergeAll(Results.layer, Control.layer).pipe(
  */
 export const layerWith = <E>(config: Layer.Layer<MsgsysConfig.MsgsysConfig, E>) =>
   Layer.mergeAll(Client.layer).pipe(
+    Layer.provideMerge(idempotencyRetention),
     Layer.provideMerge(Layer.mergeAll(auditLog, idempotency, auditRetention)),
     Layer.provideMerge(database),
     Layer.provideMerge(broker),

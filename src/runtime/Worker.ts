@@ -71,6 +71,8 @@ export class Worker extends Context.Service<Worker, {
   readonly setPaused: (target: Target, paused: boolean) => Effect.Effect<void>
 }>()("msgsys/Worker") {}
 
+const maxRememberedCancels = 100_000
+
 /** @category metrics @since 0.1.0 */
 export const inFlightGauge = Metric.gauge("msgsys_worker_in_flight", {
   description: "Messages being handled, by actor"
@@ -133,10 +135,13 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(options: Opt
     for (const actor of actors) yield* declareActor(actor)
 
     const inflight = yield* FiberSet.make<void, never>()
+    // Cancel requests seen (the watch replays those within the results TTL). Bounded: the oldest
+    // go first, and a task that old has long been settled.
     const cancelled = new Set<string>()
     const running = new Map<string, (reason: TaskCancelled) => void>()
     yield* results.watchCancels((taskId) => {
       cancelled.add(taskId)
+      if (cancelled.size > maxRememberedCancels) cancelled.delete(cancelled.values().next().value!)
       running.get(taskId)?.(new TaskCancelled({ taskId }))
     })
 
@@ -249,7 +254,9 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(options: Opt
             yield* Effect.logWarning(`grace period over: handing ${left} task(s) back for redelivery`)
           }
         }
-        yield* FiberSet.clear(inflight)
+        // interrupting a run that is settling waits for the settle; a broker that is away could
+        // hold that up, so it is bounded too (an unsettled message is redelivered after ack_wait)
+        yield* FiberSet.clear(inflight).pipe(Effect.timeoutOption(config.shutdownGrace))
         yield* Effect.logInfo(`worker ${id} stopped`)
       })
     )
@@ -278,4 +285,4 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(options: Opt
 export const layer = <const Actors extends ReadonlyArray<Actor.Any>>(
   options: Options<Actors>
 ): Layer.Layer<Worker, NothingToRun | Pool.UnknownPool | Topology.TopologyConflict | BrokerError, Requirements<Actors>> =>
-  Layer.effect(Worker, make(options)) as never
+  Layer.effect(Worker, make(options))

@@ -3,7 +3,7 @@
  * result, cancel it. Effect-first; `Client.promise` wraps the same calls for code without Effect.
  * @since 0.1.0
  */
-import { Clock, Context, Data, Duration, Effect, Layer, Option, Schema } from "effect"
+import { Cause, Clock, Context, Data, Duration, Effect, Exit, Layer, Option, Schema } from "effect"
 import { createHash } from "node:crypto"
 import { AuditLog } from "../audit/AuditLog.ts"
 import type { BrokerError } from "../broker/BrokerError.ts"
@@ -157,7 +157,12 @@ export const make = Effect.gen(function*() {
       options.key !== undefined
         ? results.reserve(keyIndex(subject, options.key), envelope.id)
         : Effect.succeed(envelope.id)
-    ], { concurrency: "unbounded" })
+    ], { concurrency: "unbounded" }).pipe(
+      // not stored: free the key, or the next enqueue with it would point at a task that never was
+      Effect.tapError(() =>
+        options.key !== undefined ? Effect.ignore(results.unreserve(keyIndex(subject, options.key), envelope.id)) : Effect.void
+      )
+    )
     // Within the dedup window JetStream dropped the copy; after it, the worker finds the key done.
     if (ack.duplicate || owner !== envelope.id) return { id: owner, duplicate: true }
     if (Option.isSome(audit)) {
@@ -202,10 +207,13 @@ export const make = Effect.gen(function*() {
         if (record.status !== "succeeded") {
           return yield* new TaskFailed({ taskId: handle.id, status: record.status, record })
         }
-        return yield* (Schema.decodeUnknownEffect(handle.task.output)(record.output) as Effect.Effect<
+        const output = Payload.fromJson(handle.task.output, record.output) as Exit.Exit<
           Task.Output<typeof handle.task>,
           Schema.SchemaError
-        >).pipe(Effect.mapError((e) => new OutputMismatch({ taskId: handle.id, reason: e.message })))
+        >
+        return yield* Exit.isSuccess(output)
+          ? Effect.succeed(output.value)
+          : Effect.fail(new OutputMismatch({ taskId: handle.id, reason: String((Cause.squash(output.cause) as Error).message) }))
       }),
     cancel: (taskId) => results.requestCancel(taskId)
   })

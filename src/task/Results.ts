@@ -41,6 +41,8 @@ export class Results extends Context.Service<Results, {
   readonly awaitFinal: (taskId: string, timeout: Duration.Input) => Effect.Effect<TaskRecord, ResultTimeout | BrokerError>
   /** Records `taskId` under `key` unless a task holds it already; returns the task that does. */
   readonly reserve: (key: string, taskId: string) => Effect.Effect<string, BrokerError>
+  /** Drops `key` if `taskId` holds it (its publish failed, so the next enqueue must not point at it). */
+  readonly unreserve: (key: string, taskId: string) => Effect.Effect<void, BrokerError>
   readonly requestCancel: (taskId: string) => Effect.Effect<void, BrokerError>
   readonly isCancelRequested: (taskId: string) => Effect.Effect<boolean, BrokerError>
   /** Calls `onCancel` for every cancel request, past (within the TTL) and future, while the scope lives. */
@@ -94,6 +96,9 @@ export const make = Effect.fn("Results.make")(function*(bucket: string, ttl: Dur
       offer(yield* get(taskId))
       const done = yield* Deferred.await(final).pipe(Effect.timeoutOption(timeout))
       if (Option.isSome(done)) return done.value
+      // a put made while this connection was reconnecting never reached the subscription: look once more
+      offer(yield* get(taskId))
+      if (last && isFinal(last.status)) return last
       return yield* new ResultTimeout({ taskId, timeoutMs: Duration.toMillis(Duration.fromInputUnsafe(timeout)), last })
     }).pipe(Effect.scoped)
 
@@ -129,6 +134,16 @@ export const make = Effect.fn("Results.make")(function*(bucket: string, ttl: Dur
           }
         },
         catch: fail(`reserve key ${key}`)
+      }),
+    unreserve: (key, taskId) =>
+      Effect.tryPromise({
+        try: async () => {
+          const held = await kv.get(key)
+          if (held && held.operation === "PUT" && held.string() === taskId) {
+            await kv.delete(key, { previousSeq: held.revision })
+          }
+        },
+        catch: fail(`release key ${key}`)
       }),
     requestCancel: (taskId) =>
       Effect.tryPromise({ try: () => kv.put(cancelKey(taskId), "1"), catch: fail(`cancel task ${taskId}`) }).pipe(

@@ -91,4 +91,28 @@ describe("clients", () => {
       expect(out).toEqual({ n: 42 })
     })))
   }, 30_000)
+
+  test("outputs and errors travel in their JSON form: a Date output comes back a Date", async () => {
+    const name = actorName("dated")
+    const Stamp = Task.make(`${name}.stamp`, {
+      input: { at: Schema.Date },
+      output: { next: Schema.Date, count: Schema.BigInt }
+    })
+    const Stamper = Actor.make(name, { protocol: [Stamp], retry: Retry.none })
+    const app = App.make({
+      actors: [Stamper],
+      handlers: Stamper.toLayer({
+        [`${name}.stamp`]: ({ input }: any) => Effect.succeed({ next: new Date(input.at.getTime() + 1000), count: 12345678901234567890n })
+      } as any)
+    })
+    await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const ctx = yield* startRuntime(app, h.settings())
+      const client = Context.get(ctx, Client.Client)
+      const handle = yield* client.enqueue(Stamp, { at: new Date("2026-11-23T10:00:00.000Z") })
+      const out = yield* client.result(handle, "10 seconds")
+      expect(out.next).toBeInstanceOf(Date)
+      expect(out.next.toISOString()).toBe("2026-11-23T10:00:01.000Z")
+      expect(out.count).toBe(12345678901234567890n)
+    })))
+  }, 30_000)
 })
