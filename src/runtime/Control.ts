@@ -8,6 +8,7 @@
 import type { KV } from "@nats-io/kv"
 import { Context, Effect, Layer, Scope } from "effect"
 import { BrokerError } from "../broker/BrokerError.ts"
+import * as KvWatch from "../broker/KvWatch.ts"
 import { Nats } from "../broker/Nats.ts"
 import * as Subjects from "../broker/Subjects.ts"
 import { MsgsysConfig } from "../config/MsgsysConfig.ts"
@@ -62,17 +63,9 @@ export const make = Effect.fn("Control.make")(function*(bucket: string) {
       catch: fail("list pauses")
     }),
     watch: (onChange) =>
-      Effect.gen(function*() {
-        const watcher = yield* Effect.acquireRelease(
-          Effect.tryPromise({ try: () => kv.watch({ key: "pause.>" }), catch: fail("watch pauses") }),
-          (w) => Effect.sync(() => w.stop())
-        )
-        yield* Effect.forkScoped(Effect.promise(async () => {
-          for await (const e of watcher) {
-            const t = targetOf(e.key)
-            if (t) onChange(t, e.operation === "PUT")
-          }
-        }))
+      KvWatch.follow("pauses", () => kv.watch({ key: "pause.>" }), (e) => {
+        const t = targetOf(e.key)
+        if (t) onChange(t, e.operation === "PUT")
       })
   })
 })

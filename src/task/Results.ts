@@ -7,6 +7,7 @@
 import type { KV } from "@nats-io/kv"
 import { Context, Data, Deferred, Duration, Effect, Layer, Option, Schema, Scope } from "effect"
 import { BrokerError } from "../broker/BrokerError.ts"
+import * as KvWatch from "../broker/KvWatch.ts"
 import { Nats } from "../broker/Nats.ts"
 import * as Subjects from "../broker/Subjects.ts"
 import { MsgsysConfig } from "../config/MsgsysConfig.ts"
@@ -154,16 +155,8 @@ export const make = Effect.fn("Results.make")(function*(bucket: string, ttl: Dur
         Effect.map((e) => e !== null && e.operation === "PUT")
       ),
     watchCancels: (onCancel) =>
-      Effect.gen(function*() {
-        const watcher = yield* Effect.acquireRelease(
-          Effect.tryPromise({ try: () => kv.watch({ key: "cancel.>" }), catch: fail("watch cancel requests") }),
-          (w) => Effect.sync(() => w.stop())
-        )
-        yield* Effect.forkScoped(Effect.promise(async () => {
-          for await (const e of watcher) {
-            if (e.operation === "PUT") onCancel(e.key.slice("cancel.".length))
-          }
-        }))
+      KvWatch.follow("cancel requests", () => kv.watch({ key: "cancel.>" }), (e) => {
+        if (e.operation === "PUT") onCancel(e.key.slice("cancel.".length))
       })
   })
 })
