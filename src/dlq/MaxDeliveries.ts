@@ -12,6 +12,7 @@ import { Clock, Duration, Effect, Option } from "effect"
 import type { Puller, PullFailed } from "../broker/Pull.ts"
 import type { Names } from "../broker/Subjects.ts"
 import * as Envelope from "../envelope/Envelope.ts"
+import type { AuditLog } from "../audit/AuditLog.ts"
 import type { Results } from "../task/Results.ts"
 import * as DeadLetter from "./DeadLetter.ts"
 
@@ -39,6 +40,8 @@ export const run = (options: {
   readonly actor: string
   readonly puller: Puller
   readonly results: Results["Service"]
+  readonly audit: AuditLog["Service"]
+  readonly pool: string
   readonly pollInterval?: Duration.Input
 }): Effect.Effect<never, PullFailed> =>
   Effect.gen(function*() {
@@ -92,6 +95,19 @@ export const run = (options: {
           updatedAt: now,
           endedAt: now,
           error
+        })
+        // audited before the delete, like every other settle: a retry may write a second row, never none
+        yield* options.audit.record({
+          messageId: envelope.id,
+          subject,
+          actor: options.actor,
+          pool: options.pool,
+          tenant: envelope.tenant,
+          correlationId: envelope.correlationId,
+          attempt: a.deliveries,
+          step: "dead_lettered",
+          at: now,
+          error: error.message
         })
         yield* Effect.tryPromise(() => options.jsm.streams.deleteMessage(a.stream, a.stream_seq, false))
         yield* Effect.logWarning(`task ${envelope.id} (${subject}) ran out of deliveries; moved to dead letters`)

@@ -236,7 +236,16 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(options: Opt
       })))
       loops.push(yield* supervised("max-deliveries sweeper", Effect.gen(function*() {
         const puller = yield* pullerOf(ActorTopology.advisoryStream(names, actor.name), ActorTopology.advisoryConsumer)
-        return yield* MaxDeliveries.run({ js: nats.jetstream, jsm: nats.manager, names, actor: actor.name, puller, results })
+        return yield* MaxDeliveries.run({
+          js: nats.jetstream,
+          jsm: nats.manager,
+          names,
+          actor: actor.name,
+          pool: actor.pool,
+          puller,
+          results,
+          audit
+        })
       })))
     }
 

@@ -6,7 +6,7 @@ import * as Retry from "../../../src/retry/Retry.ts"
 import * as Task from "../../../src/task/Task.ts"
 import { natsHarness } from "../../support/harness.ts"
 import { actorName } from "../../support/runtime.ts"
-import { appOf, deadLetters, runTest, start, taskCount, waitFor } from "../../support/runtimeTools.ts"
+import { appOf, auditSteps, deadLetters, runTest, start, taskCount, waitFor } from "../../support/runtimeTools.ts"
 
 const h = natsHarness()
 
@@ -47,5 +47,7 @@ describe("max_deliver", () => {
       yield* waitFor("the original to be deleted", Effect.map(taskCount(rt, name), (n) => n === 0))
       expect((yield* rt.client.wait(handle.id, "5 seconds")).status).toBe("dead")
       expect(runs).toBe(0)
+      // the audit trail has the move too
+      expect(auditSteps(rt.settings.sqlitePath, handle.id)).toContain("dead_lettered")
     })), 60_000)
 })
