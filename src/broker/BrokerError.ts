@@ -64,3 +64,7 @@ export class BrokerError extends Data.TaggedError("BrokerError")<{
     return `${this.operation} failed: ${this.reason}`
   }
 }
+
+/** Wraps whatever a nats.js call threw as the failure of `operation`. @category constructors @since 0.1.0 */
+export const brokerFailure = (operation: string) => (cause: unknown): BrokerError =>
+  new BrokerError({ operation, reason: (cause as Error)?.message ?? String(cause), cause })

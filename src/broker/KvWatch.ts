@@ -8,7 +8,7 @@
 import type { KvWatchEntry } from "@nats-io/kv"
 import type { QueuedIterator } from "@nats-io/transport-node"
 import { Cause, Effect, Schedule, type Scope } from "effect"
-import { BrokerError } from "./BrokerError.ts"
+import { type BrokerError, brokerFailure } from "./BrokerError.ts"
 
 /** @category watching @since 0.1.0 */
 export const follow = (
@@ -19,7 +19,7 @@ export const follow = (
   Effect.gen(function*() {
     const openWatch = Effect.tryPromise({
       try: open,
-      catch: (e) => new BrokerError({ operation: `watch ${what}`, reason: (e as Error)?.message ?? String(e), cause: e })
+      catch: brokerFailure(`watch ${what}`)
     })
     let current = yield* openWatch
     yield* Effect.addFinalizer(() => Effect.sync(() => current.stop()))

@@ -3,10 +3,10 @@
  * timeout or a dropped connection, and deduplicate the retries by `Nats-Msg-Id`.
  * @since 0.1.0
  */
-import { headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node"
+import { headers as natsHeaders } from "@nats-io/transport-node"
 import type { JetStreamClient } from "@nats-io/jetstream"
 import { Data, Effect, Schedule } from "effect"
-import { BrokerError } from "./BrokerError.ts"
+import { type BrokerError, brokerFailure } from "./BrokerError.ts"
 
 /** No stream stores this subject. @category errors @since 0.1.0 */
 export class NoStreamForSubject extends Data.TaggedError("NoStreamForSubject")<{
@@ -72,7 +72,7 @@ export const publish = (
     catch: (e): BrokerError | NoStreamForSubject =>
       isNoStream(e)
         ? new NoStreamForSubject({ subject: message.subject })
-        : new BrokerError({ operation: `publish to ${message.subject}`, reason: (e as Error)?.message ?? String(e), cause: e })
+        : brokerFailure(`publish to ${message.subject}`)(e)
   }).pipe(
     Effect.retry({
       // a reconnect after a broker restart takes seconds; a stream that is missing may be being created
@@ -82,7 +82,3 @@ export const publish = (
     }),
     Effect.map((ack) => ({ stream: ack.stream, sequence: ack.seq, duplicate: ack.duplicate }))
   )
-
-/** Fire-and-forget core publish (acks, signals). @category publishing @since 0.1.0 */
-export const publishCore = (nc: NatsConnection, subject: string, data: Uint8Array | string) =>
-  Effect.sync(() => nc.publish(subject, data))

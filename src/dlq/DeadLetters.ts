@@ -6,7 +6,7 @@
  * @since 0.1.0
  */
 import { Clock, Data, Effect, Exit } from "effect"
-import { BrokerError } from "../broker/BrokerError.ts"
+import { brokerFailure } from "../broker/BrokerError.ts"
 import { Nats } from "../broker/Nats.ts"
 import * as Publish from "../broker/Publish.ts"
 import type { Names } from "../broker/Subjects.ts"
@@ -26,8 +26,6 @@ export class LetterNotFound extends Data.TaggedError("LetterNotFound")<{ readonl
   }
 }
 
-const fail = (operation: string) => (e: unknown) =>
-  new BrokerError({ operation, reason: (e as Error)?.message ?? String(e), cause: e })
 
 const read = (names: Names, sequence: number) =>
   Effect.gen(function*() {
@@ -35,7 +33,7 @@ const read = (names: Names, sequence: number) =>
     // null means no letter at that sequence; a broker error is reported as one, not as "missing"
     const stored = yield* Effect.tryPromise({
       try: () => nats.manager.streams.getMessage(names.deadLetterStream, { seq: sequence }),
-      catch: fail(`read dead letter #${sequence}`)
+      catch: brokerFailure(`read dead letter #${sequence}`)
     })
     if (stored === null) return undefined
     const decoded = DeadLetter.decode(new TextDecoder().decode(stored.data))
@@ -51,7 +49,7 @@ export const list = (names: Names, filter: { readonly actor?: string; readonly t
     const nats = yield* Nats
     const info = yield* Effect.tryPromise({
       try: () => nats.manager.streams.info(names.deadLetterStream),
-      catch: fail(`read ${names.deadLetterStream}`)
+      catch: brokerFailure(`read ${names.deadLetterStream}`)
     })
     const out: Array<Stored> = []
     const limit = filter.limit ?? 100
@@ -100,7 +98,7 @@ export const replay = (names: Names, sequence: number) =>
     })
     yield* Effect.tryPromise({
       try: () => nats.manager.streams.deleteMessage(names.deadLetterStream, sequence, false),
-      catch: fail(`delete dead letter #${sequence}`)
+      catch: brokerFailure(`delete dead letter #${sequence}`)
     })
     return letter.taskId
   })

@@ -7,7 +7,7 @@
  */
 import type { KV } from "@nats-io/kv"
 import { Context, Effect, Layer, Scope } from "effect"
-import { BrokerError } from "../broker/BrokerError.ts"
+import { type BrokerError, brokerFailure } from "../broker/BrokerError.ts"
 import * as KvWatch from "../broker/KvWatch.ts"
 import { Nats } from "../broker/Nats.ts"
 import * as Subjects from "../broker/Subjects.ts"
@@ -25,8 +25,6 @@ const targetOf = (key: string): Target | undefined => {
   return m ? { kind: m[1] as Target["kind"], name: m[2]! } : undefined
 }
 
-const fail = (operation: string) => (e: unknown) =>
-  new BrokerError({ operation, reason: (e as Error)?.message ?? String(e), cause: e })
 
 /** @category services @since 0.1.0 */
 export class Control extends Context.Service<Control, {
@@ -42,14 +40,14 @@ export const make = Effect.fn("Control.make")(function*(bucket: string) {
   const nats = yield* Nats
   const kv: KV = yield* Effect.tryPromise({
     try: () => nats.kvm.create(bucket, { history: 1 }),
-    catch: fail(`open control bucket ${bucket}`)
+    catch: brokerFailure(`open control bucket ${bucket}`)
   })
   return Control.of({
     pause: (t) =>
-      Effect.tryPromise({ try: () => kv.put(keyOf(t), "paused"), catch: fail(`pause ${t.kind} ${t.name}`) }).pipe(
+      Effect.tryPromise({ try: () => kv.put(keyOf(t), "paused"), catch: brokerFailure(`pause ${t.kind} ${t.name}`) }).pipe(
         Effect.asVoid
       ),
-    resume: (t) => Effect.tryPromise({ try: () => kv.delete(keyOf(t)), catch: fail(`resume ${t.kind} ${t.name}`) }),
+    resume: (t) => Effect.tryPromise({ try: () => kv.delete(keyOf(t)), catch: brokerFailure(`resume ${t.kind} ${t.name}`) }),
     paused: Effect.tryPromise({
       try: async () => {
         const out: Array<Target> = []
@@ -60,7 +58,7 @@ export const make = Effect.fn("Control.make")(function*(bucket: string) {
         }
         return out
       },
-      catch: fail("list pauses")
+      catch: brokerFailure("list pauses")
     }),
     watch: (onChange) =>
       KvWatch.follow("pauses", () => kv.watch({ key: "pause.>" }), (e) => {

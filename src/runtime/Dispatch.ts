@@ -47,7 +47,6 @@ export interface Context {
   readonly audit: AuditLog["Service"]
   readonly idempotency: Idempotency["Service"]
   readonly ackWait: Duration.Duration
-  readonly maxPayload: number
   readonly partitions: Partitions
   /** Task ids a client asked to cancel. */
   readonly cancelled: ReadonlySet<string>

@@ -193,7 +193,6 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(options: Opt
         audit,
         idempotency,
         ackWait: actor.ackWait ?? config.ackWait,
-        maxPayload: nats.server.maxPayload,
         partitions: Partitions.make(),
         cancelled,
         running,

@@ -6,7 +6,7 @@
  */
 import type { KV } from "@nats-io/kv"
 import { Context, Data, Deferred, Duration, Effect, Layer, Option, Schema, Scope } from "effect"
-import { BrokerError } from "../broker/BrokerError.ts"
+import { type BrokerError, brokerFailure } from "../broker/BrokerError.ts"
 import * as KvWatch from "../broker/KvWatch.ts"
 import { Nats } from "../broker/Nats.ts"
 import * as Subjects from "../broker/Subjects.ts"
@@ -45,7 +45,6 @@ export class Results extends Context.Service<Results, {
   /** Drops `key` if `taskId` holds it (its publish failed, so the next enqueue must not point at it). */
   readonly unreserve: (key: string, taskId: string) => Effect.Effect<void, BrokerError>
   readonly requestCancel: (taskId: string) => Effect.Effect<void, BrokerError>
-  readonly isCancelRequested: (taskId: string) => Effect.Effect<boolean, BrokerError>
   /** Calls `onCancel` for every cancel request, past (within the TTL) and future, while the scope lives. */
   readonly watchCancels: (onCancel: (taskId: string) => void) => Effect.Effect<void, BrokerError, Scope.Scope>
 }>()("msgsys/Results") {}
@@ -54,8 +53,6 @@ const decodeRecord = Schema.decodeUnknownOption(TaskRecord)
 const encoder = new TextEncoder()
 const cancelKey = (taskId: string) => `cancel.${taskId}`
 
-const fail = (operation: string) => (e: unknown) =>
-  new BrokerError({ operation, reason: (e as Error)?.message ?? String(e), cause: e })
 
 const parse = (value: Uint8Array): Option.Option<TaskRecord> => {
   try {
@@ -70,11 +67,11 @@ export const make = Effect.fn("Results.make")(function*(bucket: string, ttl: Dur
   const nats = yield* Nats
   const kv: KV = yield* Effect.tryPromise({
     try: () => nats.kvm.create(bucket, { ttl: Duration.toMillis(ttl), history: 1 }),
-    catch: fail(`open results bucket ${bucket}`)
+    catch: brokerFailure(`open results bucket ${bucket}`)
   })
 
   const get = (taskId: string) =>
-    Effect.tryPromise({ try: () => kv.get(taskId), catch: fail(`read task ${taskId}`) }).pipe(
+    Effect.tryPromise({ try: () => kv.get(taskId), catch: brokerFailure(`read task ${taskId}`) }).pipe(
       Effect.map((e) => e && e.operation === "PUT" ? parse(e.value) : Option.none())
     )
 
@@ -107,7 +104,7 @@ export const make = Effect.fn("Results.make")(function*(bucket: string, ttl: Dur
     put: (record) =>
       Effect.tryPromise({
         try: () => kv.put(record.id, encoder.encode(JSON.stringify(record))),
-        catch: fail(`store status of task ${record.id}`)
+        catch: brokerFailure(`store status of task ${record.id}`)
       }).pipe(Effect.asVoid),
     create: (record) =>
       Effect.tryPromise({
@@ -117,7 +114,7 @@ export const make = Effect.fn("Results.make")(function*(bucket: string, ttl: Dur
         Effect.catch((e) =>
           /wrong last sequence|10071|exists/i.test(String((e as Error)?.message ?? e))
             ? Effect.succeed(false)
-            : Effect.fail(fail(`store status of task ${record.id}`)(e))
+            : Effect.fail(brokerFailure(`store status of task ${record.id}`)(e))
         )
       ),
     get,
@@ -134,7 +131,7 @@ export const make = Effect.fn("Results.make")(function*(bucket: string, ttl: Dur
             return held && held.operation === "PUT" ? held.string() : taskId
           }
         },
-        catch: fail(`reserve key ${key}`)
+        catch: brokerFailure(`reserve key ${key}`)
       }),
     unreserve: (key, taskId) =>
       Effect.tryPromise({
@@ -144,15 +141,11 @@ export const make = Effect.fn("Results.make")(function*(bucket: string, ttl: Dur
             await kv.delete(key, { previousSeq: held.revision })
           }
         },
-        catch: fail(`release key ${key}`)
+        catch: brokerFailure(`release key ${key}`)
       }),
     requestCancel: (taskId) =>
-      Effect.tryPromise({ try: () => kv.put(cancelKey(taskId), "1"), catch: fail(`cancel task ${taskId}`) }).pipe(
+      Effect.tryPromise({ try: () => kv.put(cancelKey(taskId), "1"), catch: brokerFailure(`cancel task ${taskId}`) }).pipe(
         Effect.asVoid
-      ),
-    isCancelRequested: (taskId) =>
-      Effect.tryPromise({ try: () => kv.get(cancelKey(taskId)), catch: fail(`read cancel of ${taskId}`) }).pipe(
-        Effect.map((e) => e !== null && e.operation === "PUT")
       ),
     watchCancels: (onCancel) =>
       KvWatch.follow("cancel requests", () => kv.watch({ key: "cancel.>" }), (e) => {
