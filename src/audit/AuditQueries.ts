@@ -7,7 +7,7 @@ import { Clock, Data, Duration, Effect } from "effect"
 import { closeSync, fsyncSync, mkdirSync, openSync, writeSync } from "node:fs"
 import { dirname } from "node:path"
 import type { AuditStep } from "./AuditLog.ts"
-import { Database, type DatabaseError } from "./Database.ts"
+import { Database, type DatabaseError } from "../sqlite/Database.ts"
 
 /** One stored audit row. @category models @since 0.1.0 */
 export interface AuditRow {

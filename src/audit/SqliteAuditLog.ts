@@ -7,7 +7,7 @@
  */
 import { Cause, Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Metric, Queue } from "effect"
 import { AuditLog, AuditError, type AuditRecord, type AuditStep, type PayloadMode } from "./AuditLog.ts"
-import * as Database from "./Database.ts"
+import * as Database from "../sqlite/Database.ts"
 import { fieldSet, payloadText } from "./internal/redact.ts"
 
 /** @category models @since 0.1.0 */

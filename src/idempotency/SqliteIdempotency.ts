@@ -8,7 +8,7 @@
  * @since 0.1.0
  */
 import { Cause, Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Queue } from "effect"
-import * as Database from "../audit/Database.ts"
+import * as Database from "../sqlite/Database.ts"
 import {
   type Claim,
   encodeOutput,

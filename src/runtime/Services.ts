@@ -7,7 +7,7 @@
 import { Effect, Layer, Option } from "effect"
 import * as AuditLog from "../audit/AuditLog.ts"
 import * as AuditQueries from "../audit/AuditQueries.ts"
-import * as Database from "../audit/Database.ts"
+import * as Database from "../sqlite/Database.ts"
 import * as SqliteAuditLog from "../audit/SqliteAuditLog.ts"
 import * as Nats from "../broker/Nats.ts"
 import * as MsgsysConfig from "../config/MsgsysConfig.ts"

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { AuditRecord } from "../../../src/audit/AuditLog.ts"
 import * as AuditQueries from "../../../src/audit/AuditQueries.ts"
-import * as Database from "../../../src/audit/Database.ts"
+import * as Database from "../../../src/sqlite/Database.ts"
 import * as SqliteAuditLog from "../../../src/audit/SqliteAuditLog.ts"
 
 const dir = mkdtempSync(join(tmpdir(), "msgsys-"))

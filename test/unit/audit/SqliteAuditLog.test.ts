@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { AuditRecord } from "../../../src/audit/AuditLog.ts"
-import * as Database from "../../../src/audit/Database.ts"
+import * as Database from "../../../src/sqlite/Database.ts"
 import * as SqliteAuditLog from "../../../src/audit/SqliteAuditLog.ts"
 
 const dir = mkdtempSync(join(tmpdir(), "msgsys-"))

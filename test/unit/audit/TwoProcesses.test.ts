@@ -3,7 +3,7 @@ import { Effect } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import * as Database from "../../../src/audit/Database.ts"
+import * as Database from "../../../src/sqlite/Database.ts"
 
 const dir = mkdtempSync(join(tmpdir(), "msgsys-"))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))

@@ -6,10 +6,10 @@
  */
 import { Clock, Context, Data, Duration, Effect, Layer, Schedule } from "effect"
 import { migrations } from "./internal/migrations.ts"
-import * as SqliteDatabase from "./SqliteDatabase.ts"
+import * as SqliteFile from "./SqliteFile.ts"
 
 /** An open `bun:sqlite` connection. @category models @since 0.1.0 */
-export type Handle = SqliteDatabase.Handle
+export type Handle = SqliteFile.Handle
 
 /**
  * `PRAGMA synchronous`. In WAL mode, `"normal"` syncs the WAL only at checkpoints: a power loss
@@ -17,7 +17,7 @@ export type Handle = SqliteDatabase.Handle
  * `"full"` syncs the WAL on every commit and survives power loss, at about half the write rate.
  * @category models @since 0.1.0
  */
-export type Synchronous = SqliteDatabase.Synchronous
+export type Synchronous = SqliteFile.Synchronous
 
 /**
  * A SQLite operation failed. `code` is SQLite's result code when there is one (`SQLITE_BUSY`, …).
@@ -74,7 +74,7 @@ export class Database extends Context.Service<Database, {
 
 /** Wraps a thrown SQLite error. @category errors @since 0.1.0 */
 export const toError = (operation: string, path: string) => (cause: unknown): DatabaseError =>
-  new DatabaseError({ operation, path, code: SqliteDatabase.errorCode(cause), cause })
+  new DatabaseError({ operation, path, code: SqliteFile.errorCode(cause), cause })
 
 // Two processes switching a NEW file to WAL at once get SQLITE_BUSY even with busy_timeout
 // (PITFALLS §6): the loser closes and tries again shortly, by then the file is in WAL mode.
@@ -96,14 +96,14 @@ export const make = Effect.fn("Database.make")(function*(options: Options) {
   const now = yield* Clock.currentTimeMillis
   const handle = yield* Effect.acquireRelease(
     Effect.try({
-      try: () => SqliteDatabase.open({ path, synchronous, busyTimeoutMs, migrations, now }),
+      try: () => SqliteFile.open({ path, synchronous, busyTimeoutMs, migrations, now }),
       catch: toError("opening and migrating", path)
     }).pipe(
-      Effect.retry({ schedule: openRetry, while: (e) => SqliteDatabase.isBusy(e.cause) }),
+      Effect.retry({ schedule: openRetry, while: (e) => SqliteFile.isBusy(e.cause) }),
       // the open happens once at start-up; back off on the real clock even under a TestClock
       Effect.provideService(Clock.Clock, Clock.Clock.defaultValue())
     ),
-    (db) => Effect.sync(() => SqliteDatabase.close(db))
+    (db) => Effect.sync(() => SqliteFile.close(db))
   )
   const use = <A>(operation: string, f: (db: Handle) => A): Effect.Effect<A, DatabaseError> =>
     Effect.try({ try: () => f(handle), catch: toError(operation, path) })

@@ -3,7 +3,7 @@
  * @since 0.1.0
  */
 import { Effect, Layer, Option } from "effect"
-import * as Database from "./Database.ts"
+import * as Database from "../sqlite/Database.ts"
 import { type Exhausted, type ExhaustedInput, ExhaustedStore, ExhaustedStoreError } from "./ExhaustedStore.ts"
 
 interface Row {

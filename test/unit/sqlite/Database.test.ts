@@ -4,9 +4,9 @@ import { Effect } from "effect"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import * as Database from "../../../src/audit/Database.ts"
-import { migrations } from "../../../src/audit/internal/migrations.ts"
-import * as SqliteDatabase from "../../../src/audit/SqliteDatabase.ts"
+import * as Database from "../../../src/sqlite/Database.ts"
+import { migrations } from "../../../src/sqlite/internal/migrations.ts"
+import * as SqliteFile from "../../../src/sqlite/SqliteFile.ts"
 
 const dir = mkdtempSync(join(tmpdir(), "msgsys-"))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -41,7 +41,7 @@ describe("Database", () => {
     const rows = await withDb({ path }, (db) =>
       db.use("read", (h) => {
         // a third run on the open connection applies nothing
-        const again = SqliteDatabase.migrate(h, migrations, 0)
+        const again = SqliteFile.migrate(h, migrations, 0)
         const versions = h.query<{ version: number }, []>("SELECT version FROM schema_migrations ORDER BY version").all()
         return { again, versions: versions.map((v) => v.version) }
       }))

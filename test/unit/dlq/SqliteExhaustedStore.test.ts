@@ -3,9 +3,9 @@ import { Effect, Option } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import * as Database from "../../../src/audit/Database.ts"
-import type { ExhaustedInput } from "../../../src/audit/ExhaustedStore.ts"
-import * as SqliteExhaustedStore from "../../../src/audit/SqliteExhaustedStore.ts"
+import * as Database from "../../../src/sqlite/Database.ts"
+import type { ExhaustedInput } from "../../../src/dlq/ExhaustedStore.ts"
+import * as SqliteExhaustedStore from "../../../src/dlq/SqliteExhaustedStore.ts"
 
 const dir = mkdtempSync(join(tmpdir(), "msgsys-"))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
