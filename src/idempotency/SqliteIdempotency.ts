@@ -1,13 +1,12 @@
 /**
- * Idempotency keys in the msgsys SQLite file (table `idempotency_keys`), with group commit: every
- * operation is queued, and one writer fiber runs everything queued in one `BEGIN IMMEDIATE`
- * transaction (each operation in its own savepoint, so a failing one rolls back only itself),
- * commits, and only then answers each caller. Claims stay atomic across the processes sharing
- * the file; a worker running many messages pays one transaction per batch instead of two per
- * message. Lease times come from the caller's `Clock` (a TestClock moves them).
+ * Idempotency keys in the msgsys SQLite file (table `idempotency_keys`). Every operation goes
+ * through the file's group-commit writer: a worker running many messages pays one transaction
+ * per batch, and claims stay atomic across the processes sharing the file (each is a read and a
+ * write inside one `BEGIN IMMEDIATE` transaction). Lease times come from the caller's `Clock` (a
+ * TestClock moves them).
  * @since 0.1.0
  */
-import { Cause, Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Queue } from "effect"
+import { Clock, Duration, Effect, Layer } from "effect"
 import * as Database from "../sqlite/Database.ts"
 import {
   type Claim,
@@ -26,29 +25,8 @@ interface KeyRow {
   readonly completed_at: number | null
 }
 
-interface Op {
-  readonly operation: string
-  readonly run: () => unknown
-  readonly done: Deferred.Deferred<unknown, Database.DatabaseError>
-}
-
-/** Most operations in one transaction. */
-const maxBatch = 256
-
-type Outcome = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: unknown }
-
-// Plain synchronous helper (runs in the writer): a throw becomes a value.
-const attempt = (f: () => unknown): Outcome => {
-  try {
-    return { ok: true, value: f() }
-  } catch (error) {
-    return { ok: false, error }
-  }
-}
-
 /**
- * The SQLite store on the `Database`. The writer fiber lives in the scope; on close it writes
- * everything already queued, then stops; operations after that run in their own transaction.
+ * The SQLite store on the `Database`.
  * @category constructors @since 0.1.0
  */
 export const make = Effect.fn("SqliteIdempotency.make")(function*(options: Options) {
@@ -79,51 +57,13 @@ export const make = Effect.fn("SqliteIdempotency.make")(function*(options: Optio
     ),
     prune: h.prepare<never, [number, number]>(
       "DELETE FROM idempotency_keys WHERE (done = 1 AND completed_at < ?) OR (done = 0 AND held_until < ?)"
-    ),
-    // prepared once: `db.transaction` would build a new wrapper for every nested operation
-    savepoint: h.prepare("SAVEPOINT op"),
-    releaseSavepoint: h.prepare("RELEASE op"),
-    rollbackToSavepoint: h.prepare("ROLLBACK TO op")
+    )
   })))
-
-  // One operation of a batch: a throw rolls back only its own writes.
-  const inSavepoint = (op: Op): Outcome => {
-    statements.savepoint.run()
-    const outcome = attempt(op.run)
-    if (!outcome.ok) statements.rollbackToSavepoint.run()
-    statements.releaseSavepoint.run()
-    return outcome
-  }
-  const queue = yield* Queue.unbounded<Op, Cause.Done>()
-  const writeBatch = (ops: ReadonlyArray<Op>) =>
-    Effect.gen(function*() {
-      const outcomes = attempt(() => h.transaction(() => ops.map(inSavepoint)).immediate())
-      for (let i = 0; i < ops.length; i++) {
-        const op = ops[i]!
-        // the commit failed: nothing of the batch is stored
-        const o = outcomes.ok ? (outcomes.value as ReadonlyArray<Outcome>)[i]! : outcomes
-        yield* Deferred.done(
-          op.done,
-          o.ok ? Exit.succeed(o.value) : Exit.fail(Database.toError(op.operation, db.path)(o.error))
-        )
-      }
-    })
-  // Each taken batch is written and answered even if the writer is interrupted meanwhile.
-  const writer = Effect.uninterruptibleMask((restore) =>
-    Effect.forever(Effect.flatMap(restore(Queue.takeBetween(queue, 1, maxBatch)), writeBatch))
-  ).pipe(Effect.catchIf(Cause.isDone, () => Effect.void))
-  const fiber = yield* Effect.forkScoped(writer, { startImmediately: true })
-  yield* Effect.addFinalizer(() => Effect.andThen(Queue.end(queue), Effect.asVoid(Fiber.await(fiber))))
 
   // Waiting for the answer is uninterruptible: once queued, the operation and its answer are one
   // step, as if it ran in the caller.
   const write = <A>(operation: string, run: () => A): Effect.Effect<A, Database.DatabaseError> =>
-    Effect.suspend(() => {
-      const done = Deferred.makeUnsafe<unknown, Database.DatabaseError>()
-      return Queue.offerUnsafe(queue, { operation, run, done })
-        ? Effect.uninterruptible(Deferred.await(done) as Effect.Effect<A, Database.DatabaseError>)
-        : db.write(operation, run)
-    })
+    Effect.uninterruptible(db.write(operation, run))
 
   const fail = (operation: string, key: string) => (cause: Database.DatabaseError) =>
     new IdempotencyError({ operation, key, cause })

@@ -1,12 +1,13 @@
 /**
  * The msgsys SQLite file (audit log, idempotency keys, exhausted dead letters) as a service: one
- * `bun:sqlite` connection in WAL mode, shared by the stores of this process; other processes on
- * the host may open the same file.
+ * `bun:sqlite` connection in WAL mode and its one group-commit `Writer`, shared by the stores of
+ * this process; other processes on the host may open the same file.
  * @since 0.1.0
  */
 import { Clock, Context, Data, Duration, Effect, Layer, Schedule } from "effect"
 import { migrations } from "./internal/migrations.ts"
 import * as SqliteFile from "./SqliteFile.ts"
+import * as Writer from "./Writer.ts"
 
 /** An open `bun:sqlite` connection. @category models @since 0.1.0 */
 export type Handle = SqliteFile.Handle
@@ -38,7 +39,8 @@ export class DatabaseError extends Data.TaggedError("DatabaseError")<{
 const fixFor = (code: string | undefined, path: string): string => {
   if (code === undefined) return `check the SQLite file at ${path}`
   if (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED")) {
-    return "another process held the write lock longer than busy_timeout: raise busyTimeoutMs or write less often"
+    return "another process held the write lock for too long: raise busyTimeoutMs (opening) or lockWaitMs (writes), " +
+      "or find the process that keeps the file locked"
   }
   if (code.startsWith("SQLITE_FULL")) return "the disk is full: free space or prune the audit log"
   if (code.startsWith("SQLITE_READONLY") || code.startsWith("SQLITE_CANTOPEN") || code.startsWith("SQLITE_PERM")) {
@@ -56,8 +58,14 @@ export interface Options {
   readonly path: string
   /** Default `"normal"`; see {@link Synchronous} for the trade-off. */
   readonly synchronous?: Synchronous | undefined
-  /** How long a writer waits for another process's lock before SQLITE_BUSY. Default 5000 ms. */
+  /**
+   * How long one statement waits for another process's lock (`PRAGMA busy_timeout`). Kept short,
+   * default 20 ms, because a waiting statement blocks the event loop (heartbeats included); the
+   * writer retries a locked commit on a timer instead, for up to `lockWaitMs`.
+   */
   readonly busyTimeoutMs?: number | undefined
+  /** How long a write may wait for another process's lock, in all, before it fails. Default 30000 ms. */
+  readonly lockWaitMs?: number | undefined
 }
 
 /** @category services @since 0.1.0 */
@@ -68,8 +76,13 @@ export class Database extends Context.Service<Database, {
   readonly handle: Handle
   /** Runs `f` on the connection; a throw becomes a `DatabaseError` naming `operation`. */
   readonly use: <A>(operation: string, f: (db: Handle) => A) => Effect.Effect<A, DatabaseError>
-  /** Runs `f` in one `BEGIN IMMEDIATE` transaction: committed if it returns, rolled back if it throws. */
+  /**
+   * Runs `f` in the writer's next group transaction and resolves after it committed; a throw rolls
+   * back `f`'s writes only. `f` may run twice (after a rollback), so it must only touch the database.
+   */
   readonly write: <A>(operation: string, f: (db: Handle) => A) => Effect.Effect<A, DatabaseError>
+  /** The group-commit writer, for stores that batch on the hot path without an Effect per call. */
+  readonly writer: Writer.Writer
 }>()("msgsys/Database") {}
 
 /** Wraps a thrown SQLite error. @category errors @since 0.1.0 */
@@ -92,7 +105,7 @@ const openRetry = Schedule.exponential("10 millis", 2).pipe(
 export const make = Effect.fn("Database.make")(function*(options: Options) {
   const path = options.path
   const synchronous = options.synchronous ?? "normal"
-  const busyTimeoutMs = options.busyTimeoutMs ?? 5000
+  const busyTimeoutMs = options.busyTimeoutMs ?? 20
   const now = yield* Clock.currentTimeMillis
   const handle = yield* Effect.acquireRelease(
     Effect.try({
@@ -105,11 +118,18 @@ export const make = Effect.fn("Database.make")(function*(options: Options) {
     ),
     (db) => Effect.sync(() => SqliteFile.close(db))
   )
+  const context = yield* Effect.context<never>()
+  const writer = Writer.make(handle, {
+    busyLimitMs: options.lockWaitMs ?? 30_000,
+    onCommit: Writer.metricsReporter(context)
+  })
+  // released before the connection closes (finalizers run in reverse): what is queued commits
+  yield* Effect.addFinalizer(() => Effect.promise(() => writer.close()))
   const use = <A>(operation: string, f: (db: Handle) => A): Effect.Effect<A, DatabaseError> =>
     Effect.try({ try: () => f(handle), catch: toError(operation, path) })
   const write = <A>(operation: string, f: (db: Handle) => A): Effect.Effect<A, DatabaseError> =>
-    Effect.try({ try: () => handle.transaction(() => f(handle)).immediate(), catch: toError(operation, path) })
-  return Database.of({ path, synchronous, handle, use, write })
+    writer.write(operation, f).pipe(Effect.mapError((e) => toError(e.operation, path)(e.cause)))
+  return Database.of({ path, synchronous, handle, use, write, writer })
 })
 
 /**

@@ -15,7 +15,7 @@ const withDb = <A, E>(options: Database.Options, f: (db: Database.Database["Serv
   Effect.runPromise(Effect.scoped(Effect.flatMap(Database.make(options), f)))
 
 describe("Database", () => {
-  test("opens a new file in a missing directory with WAL, NORMAL sync and a 5 s busy timeout", async () => {
+  test("opens a new file in a missing directory with WAL, NORMAL sync and a 20 ms busy timeout", async () => {
     const path = join(dir, "nested", "deeper", "a.db")
     const pragmas = await withDb({ path }, (db) =>
       db.use("pragmas", (h) => ({
@@ -23,7 +23,7 @@ describe("Database", () => {
         sync: h.query<{ synchronous: number }, []>("PRAGMA synchronous").get()?.synchronous,
         busy: h.query<{ timeout: number }, []>("PRAGMA busy_timeout").get()?.timeout
       })))
-    expect(pragmas).toEqual({ journal: "wal", sync: 1, busy: 5000 })
+    expect(pragmas).toEqual({ journal: "wal", sync: 1, busy: 20 })
   })
 
   test("pins synchronous=FULL and a custom busy timeout when asked", async () => {
