@@ -17,6 +17,7 @@ import {
 import { Context, Duration, Effect, Layer, Option, Redacted, Schedule } from "effect"
 import { readFileSync } from "node:fs"
 import { MsgsysConfig, type NatsSettings } from "../config/MsgsysConfig.ts"
+import * as Publish from "./Publish.ts"
 import {
   JetStreamNotEnabled,
   NatsAuthorizationFailed,
@@ -38,6 +39,8 @@ export class Nats extends Context.Service<Nats, {
   readonly jetstream: JetStreamClient
   readonly manager: JetStreamManager
   readonly kvm: Kvm
+  /** Pipelined JetStream publishing on this connection (see `Publish`). */
+  readonly publisher: Publish.Publisher
   readonly server: ServerFacts
   /** True when the server's version is at least `version` ("2.10", "2.11.0"): the gate for newer features. */
   readonly atLeast: (version: string) => boolean
@@ -63,7 +66,9 @@ const toConnectionOptions = (s: NatsSettings): ConnectionOptions => {
     maxReconnectAttempts: s.maxReconnectAttempts,
     reconnectTimeWait: Duration.toMillis(s.reconnectWait),
     // msgsys retries the first connection itself, so it can name the problem after N tries
-    waitOnFirstConnect: false
+    waitOnFirstConnect: false,
+    // nats.js otherwise builds an Error (a stack capture) for every request, to report where it was made
+    noAsyncTraces: true
   }
   if (Option.isSome(s.user)) opts.user = s.user.value
   if (Option.isSome(s.password)) opts.pass = Redacted.value(s.password.value)
@@ -142,6 +147,11 @@ export const make = Effect.fn("Nats.make")(function*(settings: NatsSettings) {
     catch: () => new JetStreamNotEnabled({ server: connection.getServer() })
   })
 
+  const publisher = yield* Effect.acquireRelease(
+    Effect.sync(() => Publish.make(connection)),
+    (p) => Effect.sync(() => p.close())
+  )
+
   yield* Effect.logInfo(`connected to ${connection.getServer()} (nats-server ${server.version})`)
   const context = yield* Effect.context<never>()
   yield* watchStatus(connection, (log) => Effect.runForkWith(context)(log)).pipe(Effect.forkScoped)
@@ -151,6 +161,7 @@ export const make = Effect.fn("Nats.make")(function*(settings: NatsSettings) {
     jetstream: jetstream(connection),
     manager,
     kvm: new Kvm(connection),
+    publisher,
     server,
     atLeast: (version) => compareVersions(server.version, version) >= 0
   })

@@ -4,7 +4,6 @@
  * timestamps. Published to the dead-letter stream on `<prefix>.dlq.<actor>.<tenant>`.
  * @since 0.1.0
  */
-import type { JetStreamClient } from "@nats-io/jetstream"
 import { Schema } from "effect"
 import * as Publish from "../broker/Publish.ts"
 import type { Names } from "../broker/Subjects.ts"
@@ -54,8 +53,8 @@ export const payloadBytes = (letter: DeadLetter): Uint8Array => Uint8Array.from(
  * deduplicated per stored message.
  * @category publishing @since 0.1.0
  */
-export const send = (js: JetStreamClient, names: Names, letter: DeadLetter, headers?: Readonly<Record<string, string>>) =>
-  Publish.publish(js, {
+export const send = (publisher: Publish.Publisher, names: Names, letter: DeadLetter, headers?: Readonly<Record<string, string>>) =>
+  Publish.publish(publisher, {
     subject: names.deadLetterSubject(letter.actor, letter.tenant),
     data: encode(letter),
     ...(headers ? { headers } : {}),

@@ -90,7 +90,7 @@ export const replay = (names: Names, sequence: number) =>
       enqueuedAt: now,
       history: letter.history
     })
-    yield* Publish.publish(nats.jetstream, {
+    yield* Publish.publish(nats.publisher, {
       subject: letter.storedSubject,
       data: DeadLetter.payloadBytes(letter),
       headers: letter.headers,

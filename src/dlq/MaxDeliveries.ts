@@ -7,7 +7,8 @@
  * the dead-letter stream, then deletes it from the task stream.
  * @since 0.1.0
  */
-import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream"
+import type { JetStreamManager } from "@nats-io/jetstream"
+import type * as Publish from "../broker/Publish.ts"
 import { Clock, Duration, Effect, Option } from "effect"
 import type { Puller, PullFailed } from "../broker/Pull.ts"
 import type { Names } from "../broker/Subjects.ts"
@@ -34,7 +35,7 @@ const parseAdvisory = (data: Uint8Array): Advisory | undefined => {
 
 /** Runs until interrupted; fails when a pull fails (the supervisor restarts it). @category loops @since 0.1.0 */
 export const run = (options: {
-  readonly js: JetStreamClient
+  readonly publisher: Publish.Publisher
   readonly jsm: JetStreamManager
   readonly names: Names
   readonly actor: string
@@ -68,7 +69,7 @@ export const run = (options: {
         }
         const previous = yield* options.results.get(envelope.id).pipe(Effect.orElseSucceed(() => Option.none()))
         const history = Option.isSome(previous) ? previous.value.history ?? [] : []
-        yield* DeadLetter.send(options.js, options.names, {
+        yield* DeadLetter.send(options.publisher, options.names, {
           taskId: envelope.id,
           subject,
           storedSubject: stored.subject,

@@ -6,7 +6,6 @@
  * delayed tasks survive restarts, never run early, and their waiting is not counted as attempts.
  * @since 0.1.0
  */
-import type { JetStreamClient } from "@nats-io/jetstream"
 import { Clock, Duration, Effect } from "effect"
 import * as Publish from "../broker/Publish.ts"
 import type { Puller, PullFailed } from "../broker/Pull.ts"
@@ -18,7 +17,7 @@ const isPriority = (s: string | undefined): s is Priority => s === "high" || s =
 
 /** Runs until interrupted; fails when a pull fails (the supervisor restarts it). @category loops @since 0.1.0 */
 export const run = (options: {
-  readonly js: JetStreamClient
+  readonly publisher: Publish.Publisher
   readonly names: Names
   readonly puller: Puller
   /** How often to look for due tasks. Default 250 millis. */
@@ -40,7 +39,7 @@ export const run = (options: {
         delete headers[TaskHeaders.RunAt]
         const priority = headers[TaskHeaders.Priority]
         const id = headers[Envelope.Headers.Id] ?? `${d.stream}-${d.streamSequence}`
-        yield* Publish.publish(options.js, {
+        yield* Publish.publish(options.publisher, {
           subject: options.names.taskSubject(subject, isPriority(priority) ? priority : "normal"),
           data: d.data,
           headers,

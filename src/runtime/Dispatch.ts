@@ -32,7 +32,7 @@ import type { Results } from "../task/Results.ts"
 import type * as Task from "../task/Task.ts"
 import * as TaskError from "../task/TaskError.ts"
 import type { FailedAttempt, StoredError, TaskRecord } from "../task/TaskRecord.ts"
-import type { JetStreamClient } from "@nats-io/jetstream"
+import type { Publisher } from "../broker/Publish.ts"
 import * as Failpoint from "./Failpoint.ts"
 import type { Partitions } from "./Partitions.ts"
 
@@ -42,7 +42,7 @@ export interface Context {
   readonly actor: Actor.Any
   readonly handlers: Actor.AnyHandlers
   readonly names: Names
-  readonly js: JetStreamClient
+  readonly publisher: Publisher
   readonly results: Results["Service"]
   readonly audit: AuditLog["Service"]
   readonly idempotency: Idempotency["Service"]
@@ -159,7 +159,7 @@ export const dispatch = (ctx: Context, d: Delivery): Effect.Effect<void> =>
           deadLetteredAt: now
         }
         // publish first, deduplicated per stored message, then drop the original: never zero letters, never two
-        yield* DeadLetter.send(ctx.js, ctx.names, letter, Envelope.toHeaders(envelope))
+        yield* DeadLetter.send(ctx.publisher, ctx.names, letter, Envelope.toHeaders(envelope))
         yield* putFinal(yield* record({ status: "dead", error: err, history, endedAt: now }))
         yield* ctx.audit.record(auditRow("dead_lettered", { at: now, error: err.message }))
         yield* d.term

@@ -188,7 +188,7 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(options: Opt
         actor,
         handlers,
         names,
-        js: nats.jetstream,
+        publisher: nats.publisher,
         results,
         audit,
         idempotency,
@@ -231,12 +231,12 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(options: Opt
       })))
       loops.push(yield* supervised("delay mover", Effect.gen(function*() {
         const puller = yield* pullerOf(stream, names.taskConsumer(actor.name, "delayed"))
-        return yield* DelayMover.run({ js: nats.jetstream, names, puller })
+        return yield* DelayMover.run({ publisher: nats.publisher, names, puller })
       })))
       loops.push(yield* supervised("max-deliveries sweeper", Effect.gen(function*() {
         const puller = yield* pullerOf(ActorTopology.advisoryStream(names, actor.name), ActorTopology.advisoryConsumer)
         return yield* MaxDeliveries.run({
-          js: nats.jetstream,
+          publisher: nats.publisher,
           jsm: nats.manager,
           names,
           actor: actor.name,

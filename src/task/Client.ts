@@ -147,7 +147,7 @@ export const make = Effect.gen(function*() {
     }
     // the status record and the key index go out beside the message, not after it
     const [ack, , owner] = yield* Effect.all([
-      Publish.publish(nats.jetstream, {
+      Publish.publish(nats.publisher, {
         subject: delayed ? names.delayedSubject(subject) : names.taskSubject(subject, priority),
         data,
         headers: Envelope.toHeaders(envelope),
