@@ -22,6 +22,11 @@ export type Claim =
   | { readonly _tag: "Done"; readonly outcome: StoredOutcome }
   /** Another live worker holds the key until `heldUntil` (epoch ms). */
   | { readonly _tag: "Held"; readonly owner: string; readonly heldUntil: number }
+  /**
+   * This stored message was decided dead (`markDead`): do not run it again, finish moving it to
+   * dead letters. Only answered to a claim naming the same message `sequence`.
+   */
+  | { readonly _tag: "Dead"; readonly verdict: unknown; readonly decidedAt: number }
 
 /**
  * The idempotency store could not be read or written. The message is not acked and will be
@@ -43,11 +48,17 @@ export class IdempotencyError extends Data.TaggedError("IdempotencyError")<{
 /** @category services @since 0.1.0 */
 export class Idempotency extends Context.Service<Idempotency, {
   /**
-   * Atomically: `Done` if completed; `Held` if another owner's lease is live; otherwise claims
-   * the key for `owner` (taking over an expired lease, or renewing `owner`'s own) and answers
-   * `Claimed`.
+   * Atomically: `Done` if completed; `Dead` if the stored message `sequence` was decided dead;
+   * `Held` if another owner's lease is live; otherwise claims the key for `owner` (taking over an
+   * expired lease, `owner`'s own claim, or a dead mark of another message — a replay) and
+   * answers `Claimed`.
    */
-  readonly claim: (key: string, owner: string, lease: Duration.Input) => Effect.Effect<Claim, IdempotencyError>
+  readonly claim: (
+    key: string,
+    owner: string,
+    lease: Duration.Input,
+    sequence?: number
+  ) => Effect.Effect<Claim, IdempotencyError>
   /** Extends `owner`'s lease; `false` if the key is no longer held by `owner` (or is done). */
   readonly renew: (key: string, owner: string, lease: Duration.Input) => Effect.Effect<boolean, IdempotencyError>
   /**
@@ -55,6 +66,12 @@ export class Idempotency extends Context.Service<Idempotency, {
    * has passed to another owner meanwhile; if the key is already done, the first outcome stays.
    */
   readonly complete: (key: string, owner: string, output: unknown) => Effect.Effect<void, IdempotencyError>
+  /**
+   * Records that the run of stored message `sequence` failed for good (`verdict`, a JSON value):
+   * a claim for that message answers `Dead` until the retention passes, so a task decided dead is
+   * never run again even if moving it to dead letters fails and it is redelivered.
+   */
+  readonly markDead: (key: string, owner: string, sequence: number, verdict: unknown) => Effect.Effect<void, IdempotencyError>
   /** Drops `owner`'s claim after a failure, so a retry can claim the key at once. */
   readonly release: (key: string, owner: string) => Effect.Effect<void, IdempotencyError>
   /**
@@ -85,6 +102,7 @@ interface Entry {
   readonly owner: string
   readonly heldUntil: number
   readonly outcome: StoredOutcome | undefined
+  readonly dead?: { readonly sequence: number; readonly verdict: unknown; readonly decidedAt: number }
 }
 
 /**
@@ -97,18 +115,19 @@ export const makeMemory = (options: Options): Effect.Effect<Idempotency["Service
     // Each operation reads and writes the map in one synchronous step, so it is atomic.
     const entries = new Map<string, Entry>()
     return Idempotency.of({
-      claim: (key, owner, lease) =>
+      claim: (key, owner, lease, sequence) =>
         Effect.map(Clock.currentTimeMillis, (now): Claim => {
           const e = entries.get(key)
           if (e?.outcome) return { _tag: "Done", outcome: e.outcome }
-          if (e && e.owner !== owner && e.heldUntil > now) return { _tag: "Held", owner: e.owner, heldUntil: e.heldUntil }
+          if (e?.dead && e.dead.sequence === sequence) return { _tag: "Dead", verdict: e.dead.verdict, decidedAt: e.dead.decidedAt }
+          if (e && !e.dead && e.owner !== owner && e.heldUntil > now) return { _tag: "Held", owner: e.owner, heldUntil: e.heldUntil }
           entries.set(key, { owner, heldUntil: leaseEnd(now, lease), outcome: undefined })
           return { _tag: "Claimed" }
         }),
       renew: (key, owner, lease) =>
         Effect.map(Clock.currentTimeMillis, (now) => {
           const e = entries.get(key)
-          if (!e || e.outcome || e.owner !== owner) return false
+          if (!e || e.outcome || e.dead || e.owner !== owner) return false
           entries.set(key, { ...e, heldUntil: leaseEnd(now, lease) })
           return true
         }),
@@ -119,17 +138,25 @@ export const makeMemory = (options: Options): Effect.Effect<Idempotency["Service
           if (entries.get(key)?.outcome) return
           entries.set(key, { owner, heldUntil: 0, outcome: { output: JSON.parse(json), completedAt: now } })
         }),
+      markDead: (key, owner, sequence, verdict) =>
+        Effect.gen(function*() {
+          const json = yield* encodeOutput(key, verdict)
+          const now = yield* Clock.currentTimeMillis
+          if (entries.get(key)?.outcome) return
+          entries.set(key, { owner, heldUntil: 0, outcome: undefined, dead: { sequence, verdict: JSON.parse(json), decidedAt: now } })
+        }),
       release: (key, owner) =>
         Effect.sync(() => {
           const e = entries.get(key)
-          if (e && !e.outcome && e.owner === owner) entries.delete(key)
+          if (e && !e.outcome && !e.dead && e.owner === owner) entries.delete(key)
         }),
       prune: (at) =>
         Effect.map(at === undefined ? Clock.currentTimeMillis : Effect.succeed(at), (now) => {
           const cutoff = now - retentionMs
           let deleted = 0
           for (const [key, e] of entries) {
-            if (e.outcome ? e.outcome.completedAt < cutoff : e.heldUntil < cutoff) {
+            const endedAt = e.outcome ? e.outcome.completedAt : e.dead ? e.dead.decidedAt : e.heldUntil
+            if (endedAt < cutoff) {
               entries.delete(key)
               deleted++
             }

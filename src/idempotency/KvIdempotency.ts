@@ -39,7 +39,9 @@ const KeyRecord = Schema.Struct({
   done: Schema.Boolean,
   // the JSON value given to `complete`: opaque to the store by contract
   outcome: Schema.optionalKey(Schema.Unknown),
-  completedAt: Schema.optionalKey(Schema.Number)
+  completedAt: Schema.optionalKey(Schema.Number),
+  // a dead mark: the stored message `sequence` was decided dead, `outcome` holds the verdict
+  deadSequence: Schema.optionalKey(Schema.Number)
 })
 type KeyRecord = typeof KeyRecord.Type
 const decodeRecord = Schema.decodeUnknownResult(Schema.fromJsonString(KeyRecord))
@@ -140,7 +142,7 @@ export const fromKv = (kv: KV, options: { readonly retention: Duration.Input; re
       cause: new Error(`the key changed ${maxRounds} times while it was being written (other workers write it too)`)
     })
 
-  const claim = (key: string, owner: string, lease: Duration.Input): Effect.Effect<Claim, IdempotencyError> =>
+  const claim = (key: string, owner: string, lease: Duration.Input, sequence?: number): Effect.Effect<Claim, IdempotencyError> =>
     Effect.gen(function*() {
       const hash = kvKey(key)
       const now = yield* Clock.currentTimeMillis
@@ -151,10 +153,13 @@ export const fromKv = (kv: KV, options: { readonly retention: Duration.Input; re
         if (round > 0) current = yield* read(hash, key, "claim")
         if (current._tag === "Present") {
           const r = current.record
-          if (r.done) {
+          if (r.done && r.deadSequence === undefined) {
             return { _tag: "Done", outcome: { output: r.outcome ?? null, completedAt: r.completedAt ?? 0 } }
           }
-          if (r.owner !== owner && r.heldUntil > now) return { _tag: "Held", owner: r.owner, heldUntil: r.heldUntil }
+          if (r.done && r.deadSequence === sequence) {
+            return { _tag: "Dead", verdict: r.outcome ?? null, decidedAt: r.completedAt ?? 0 }
+          }
+          if (!r.done && r.owner !== owner && r.heldUntil > now) return { _tag: "Held", owner: r.owner, heldUntil: r.heldUntil }
         }
         // absent, deleted, our own claim, or an expired one: take it if nobody wrote since the read
         if (yield* write(hash, key, "claim", claimed, current.revision)) return { _tag: "Claimed" }
@@ -185,10 +190,32 @@ export const fromKv = (kv: KV, options: { readonly retention: Duration.Input; re
       const done: KeyRecord = { key, owner, heldUntil: 0, done: true, outcome: JSON.parse(json), completedAt: now }
       for (let round = 0; round < maxRounds; round++) {
         const current = yield* read(hash, key, "complete")
-        if (current._tag === "Present" && current.record.done) return
+        if (current._tag === "Present" && current.record.done && current.record.deadSequence === undefined) return
         if (yield* write(hash, key, "complete", done, current.revision)) return
       }
       return yield* contended("complete", key)
+    })
+
+  const markDead = (key: string, owner: string, sequence: number, verdict: unknown): Effect.Effect<void, IdempotencyError> =>
+    Effect.gen(function*() {
+      const hash = kvKey(key)
+      const json = yield* encodeOutput(key, verdict)
+      const now = yield* Clock.currentTimeMillis
+      const dead: KeyRecord = {
+        key,
+        owner,
+        heldUntil: 0,
+        done: true,
+        outcome: JSON.parse(json),
+        completedAt: now,
+        deadSequence: sequence
+      }
+      for (let round = 0; round < maxRounds; round++) {
+        const current = yield* read(hash, key, "markDead")
+        if (current._tag === "Present" && current.record.done && current.record.deadSequence === undefined) return
+        if (yield* write(hash, key, "markDead", dead, current.revision)) return
+      }
+      return yield* contended("markDead", key)
     })
 
   const release = (key: string, owner: string): Effect.Effect<void, IdempotencyError> =>
@@ -228,7 +255,7 @@ export const fromKv = (kv: KV, options: { readonly retention: Duration.Input; re
       return deleted.filter(Boolean).length
     })
 
-  return Idempotency.of({ claim, renew, complete, release, prune })
+  return Idempotency.of({ claim, renew, complete, markDead, release, prune })
 }
 
 /**

@@ -18,6 +18,7 @@ import {
 } from "./Idempotency.ts"
 
 interface KeyRow {
+  readonly sequence: number | null
   readonly owner: string | null
   readonly held_until: number
   readonly done: number
@@ -35,13 +36,20 @@ export const make = Effect.fn("SqliteIdempotency.make")(function*(options: Optio
   const h = db.handle
   const statements = yield* Effect.orDie(db.use("preparing idempotency statements", () => ({
     select: h.prepare<KeyRow, [string]>(
-      "SELECT owner, held_until, done, output, completed_at FROM idempotency_keys WHERE key = ?"
+      "SELECT owner, held_until, done, output, completed_at, sequence FROM idempotency_keys WHERE key = ?"
     ),
     insert: h.prepare<never, [string, string, number]>(
       "INSERT INTO idempotency_keys (key, owner, held_until, done) VALUES (?, ?, ?, 0)"
     ),
     take: h.prepare<never, [string, number, string]>(
-      "UPDATE idempotency_keys SET owner = ?, held_until = ? WHERE key = ? AND done = 0"
+      "UPDATE idempotency_keys SET owner = ?, held_until = ?, done = 0, output = NULL, completed_at = NULL, " +
+        "sequence = NULL WHERE key = ? AND done IN (0, 2)"
+    ),
+    markDead: h.prepare<never, [string, string, string, number, number]>(
+      `INSERT INTO idempotency_keys (key, owner, held_until, done, output, completed_at, sequence) VALUES (?, ?, 0, 2, ?, ?, ?)
+       ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, held_until = 0, done = 2, output = excluded.output,
+         completed_at = excluded.completed_at, sequence = excluded.sequence
+       WHERE done <> 1`
     ),
     renew: h.prepare<never, [number, string, string]>(
       "UPDATE idempotency_keys SET held_until = ? WHERE key = ? AND owner = ? AND done = 0"
@@ -50,13 +58,13 @@ export const make = Effect.fn("SqliteIdempotency.make")(function*(options: Optio
       `INSERT INTO idempotency_keys (key, owner, held_until, done, output, completed_at) VALUES (?, ?, 0, 1, ?, ?)
        ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, held_until = 0, done = 1,
          output = excluded.output, completed_at = excluded.completed_at
-       WHERE done = 0`
+       WHERE done <> 1`
     ),
     release: h.prepare<never, [string, string]>(
       "DELETE FROM idempotency_keys WHERE key = ? AND owner = ? AND done = 0"
     ),
     prune: h.prepare<never, [number, number]>(
-      "DELETE FROM idempotency_keys WHERE (done = 1 AND completed_at < ?) OR (done = 0 AND held_until < ?)"
+      "DELETE FROM idempotency_keys WHERE (done <> 0 AND completed_at < ?) OR (done = 0 AND held_until < ?)"
     )
   })))
 
@@ -69,7 +77,7 @@ export const make = Effect.fn("SqliteIdempotency.make")(function*(options: Optio
     new IdempotencyError({ operation, key, cause })
 
   return Idempotency.of({
-    claim: (key, owner, lease) =>
+    claim: (key, owner, lease, sequence) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
         write("claiming an idempotency key", (): Claim => {
           const row = statements.select.get(key)
@@ -84,7 +92,10 @@ export const make = Effect.fn("SqliteIdempotency.make")(function*(options: Optio
               outcome: { output: row.output === null ? null : JSON.parse(row.output), completedAt: row.completed_at ?? 0 }
             }
           }
-          if (row.owner !== owner && row.held_until > now) {
+          if (row.done === 2 && row.sequence === (sequence ?? null)) {
+            return { _tag: "Dead", verdict: row.output === null ? null : JSON.parse(row.output), decidedAt: row.completed_at ?? 0 }
+          }
+          if (row.done === 0 && row.owner !== owner && row.held_until > now) {
             return { _tag: "Held", owner: row.owner ?? "", heldUntil: row.held_until }
           }
           statements.take.run(owner, heldUntil, key)
@@ -100,6 +111,14 @@ export const make = Effect.fn("SqliteIdempotency.make")(function*(options: Optio
         const now = yield* Clock.currentTimeMillis
         yield* write("completing an idempotency key", () => statements.complete.run(key, owner, json, now)).pipe(
           Effect.mapError(fail("complete", key))
+        )
+      }),
+    markDead: (key, owner, sequence, verdict) =>
+      Effect.gen(function*() {
+        const json = yield* encodeOutput(key, verdict)
+        const now = yield* Clock.currentTimeMillis
+        yield* write("marking an idempotency key dead", () => statements.markDead.run(key, owner, json, now, sequence)).pipe(
+          Effect.mapError(fail("markDead", key))
         )
       }),
     release: (key, owner) =>

@@ -132,5 +132,12 @@ CREATE TABLE exhausted (
 CREATE INDEX exhausted_actor_tenant ON exhausted (actor, tenant, exhausted_at);
 CREATE INDEX exhausted_at ON exhausted (exhausted_at);
 `
+  },
+  {
+    // versions 5-9 are left to the audit tables
+    version: 10,
+    name: "idempotency dead marks",
+    // done = 2: the stored message \`sequence\` was decided dead (output holds the verdict)
+    sql: "ALTER TABLE idempotency_keys ADD COLUMN sequence INTEGER"
   }
 ]

@@ -133,6 +133,42 @@ export const idempotencyConformance = (name: string, makeLayer: () => Layer.Laye
         expect(yield* idem.claim(k, "w2", "30 seconds")).toEqual({ _tag: "Claimed" })
       }))
 
+    it("a message decided dead answers Dead to every claim for that message, and never runs again", (idem) =>
+      Effect.gen(function*() {
+        const k = key("dead")
+        yield* idem.claim(k, "w1", "30 seconds", 7)
+        yield* idem.markDead(k, "w1", 7, { reason: "exhausted", error: "boom" })
+        for (const owner of ["w1", "w2"]) {
+          const c = yield* idem.claim(k, owner, "30 seconds", 7)
+          expect(c._tag).toBe("Dead")
+          if (c._tag === "Dead") expect(c.verdict).toEqual({ reason: "exhausted", error: "boom" })
+        }
+        expect(yield* idem.renew(k, "w1", "30 seconds")).toBe(false)
+        yield* idem.release(k, "w1")
+        expect((yield* idem.claim(k, "w3", "30 seconds", 7))._tag).toBe("Dead")
+      }))
+
+    it("a dead mark gives way to another stored message with the same key (a replay): it is Claimed", (idem) =>
+      Effect.gen(function*() {
+        const k = key("replay")
+        yield* idem.claim(k, "w1", "30 seconds", 7)
+        yield* idem.markDead(k, "w1", 7, { reason: "permanent" })
+        expect(yield* idem.claim(k, "w2", "30 seconds", 8)).toEqual({ _tag: "Claimed" })
+        expect((yield* idem.claim(k, "w3", "30 seconds", 8))._tag).toBe("Held")
+        yield* idem.complete(k, "w2", { taskId: "t", output: 1 })
+        expect((yield* idem.claim(k, "w3", "30 seconds", 7))._tag).toBe("Done")
+      }))
+
+    it("markDead never overwrites a completed outcome", (idem) =>
+      Effect.gen(function*() {
+        const k = key("done-then-dead")
+        yield* idem.claim(k, "w1", "30 seconds", 3)
+        yield* idem.complete(k, "w1", { taskId: "t", output: 2 })
+        yield* idem.markDead(k, "w2", 3, { reason: "exhausted" })
+        const c = yield* idem.claim(k, "w3", "30 seconds", 3)
+        expect(c._tag).toBe("Done")
+      }))
+
     it("50 concurrent claims of one key by 50 owners give exactly one Claimed", (idem) =>
       Effect.gen(function*() {
         const k = key("race")
