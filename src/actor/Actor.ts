@@ -7,6 +7,7 @@
 import { Context, Duration, Effect, Layer } from "effect"
 import { domainOf, isName } from "../broker/Subjects.ts"
 import type { Envelope } from "../envelope/Envelope.ts"
+import type { Sql } from "../ledger/Ledger.ts"
 import * as Retry from "../retry/Retry.ts"
 import * as Task from "../task/Task.ts"
 import type { Permanent } from "../task/TaskError.ts"
@@ -24,6 +25,19 @@ export interface Request<T extends Task.Any> {
   readonly progress: (value: unknown) => Effect.Effect<void>
   /** Aborted when the run is cancelled, times out or the worker shuts down: pass it to fetch() and friends. */
   readonly signal: AbortSignal
+  /**
+   * The run's idempotency key (scoped by tenant and subject): pass it to external APIs that
+   * accept one (payments, e-mail), so a rerun after a crash is deduplicated on their side too.
+   */
+  readonly idempotencyKey: string
+  /**
+   * Registers writes to the msgsys SQLite file that commit in the same transaction as this run's
+   * outcome and audit row — all or nothing, and once per key: the way to make a local side
+   * effect exactly-once. `write` runs synchronously inside that transaction (keep it short; it
+   * must only touch the database) and only if the handler succeeds. Needs the SQLite ledger (the
+   * default, `MSGSYS_IDEMPOTENCY_STORE=sqlite`); with another store it fails the run.
+   */
+  readonly atCommit: (write: (sql: Sql) => void) => Effect.Effect<void>
 }
 
 /** One task's handler. @category models @since 0.1.0 */

@@ -85,9 +85,9 @@ export const make = Effect.fn("SqliteAuditLog.make")(function*(options: Options)
   const lingers = Duration.toMillis(maxDelay) > 0
 
   const insert = yield* Effect.orDie(db.use("preparing the audit insert", (h) => h.prepare(insertSql)))
-  const insertAll = db.handle.transaction((rows: ReadonlyArray<Row>) => {
+  const insertAll = (rows: ReadonlyArray<Row>) => {
     for (const row of rows) insert.run(...row)
-  })
+  }
   const hasStepQuery = yield* Effect.orDie(db.use("preparing the audit lookup", (h) =>
     h.prepare<{ one: number }, [string, string]>(
       "SELECT 1 AS one FROM audit_log WHERE message_id = ? AND step = ? LIMIT 1"
@@ -138,15 +138,16 @@ export const make = Effect.fn("SqliteAuditLog.make")(function*(options: Options)
       const rows = batch.flatMap((p) => p.rows)
       let exit: Exit.Exit<void, AuditError> = Exit.void
       if (rows.length > 0) {
-        exit = yield* Effect.exit(Effect.try({
-          try: () => insertAll.immediate(rows),
-          catch: (cause) =>
+        // through the file's one writer: it waits out another process's lock without blocking
+        exit = yield* Effect.exit(db.writer.write("committing audit rows", () => insertAll(rows)).pipe(
+          Effect.mapError((failure) =>
             new AuditError({
               operation: "group commit",
               rows: rows.length,
-              cause: Database.toError("committing audit rows", db.path)(cause)
+              cause: Database.toError("committing audit rows", db.path)(failure.cause)
             })
-        }))
+          )
+        ))
         const ok = Exit.isSuccess(exit)
         stats = {
           transactions: stats.transactions + 1,

@@ -1,15 +1,22 @@
 /**
- * Pulls from a durable JetStream consumer exactly as many messages as the caller has room for.
+ * The pull protocol of one durable JetStream consumer, spoken directly so the runtime decides
+ * exactly how many messages it holds (guarantee 6). A `Feed` has at most one request in flight:
  *
- * nats.js's `fetch` waits at least a second for an empty consumer, which would make a worker
- * scanning its high, normal and low consumers in turn slow to notice high-priority work. This
- * module speaks the pull protocol directly: `{ batch: n, no_wait: true }` answers at once with up
- * to n messages, then a 404 (none) or 408 (fewer than n) status. One request is in flight per
- * puller, so messages never wait in a client buffer while their ack_wait runs (guarantee 6).
+ * - `fetch(n)` asks for up to n messages that are there now (`no_wait`): answered at once, then a
+ *   404/408 status when fewer were there. For a consumer known to have work.
+ * - `wait(n)` is a long poll (`expires`, with idle heartbeats): the server answers as soon as a
+ *   message is published or a retry becomes due. For a consumer that looked empty: the message
+ *   reaches the worker in one hop, without polling.
+ *
+ * nats-server 2.9 leaves a `no_wait` pull unanswered when the consumer does not exist (and in a
+ * case seen here, the pull that finds a message's deliveries exhausted): `check` notices the
+ * silence and asks whether the consumer exists. A long poll that stops hearing heartbeats was
+ * lost (a reconnect) and ends, so the owner asks again.
  * @since 0.1.0
  */
 import { createInbox, type Msg, type NatsConnection } from "@nats-io/transport-node"
-import { Data, Deferred, Effect, Scope } from "effect"
+import { Data, Effect, Scope } from "effect"
+import { ACK, type Delivery, nakBody, parseAckSubject, TERM, WPI } from "./Delivery.ts"
 
 /** A pull got no answer, or the server said the consumer is gone. @category errors @since 0.1.0 */
 export class PullFailed extends Data.TaggedError("PullFailed")<{
@@ -22,51 +29,48 @@ export class PullFailed extends Data.TaggedError("PullFailed")<{
   }
 }
 
-/** A message delivered by a pull consumer, with its acknowledgements. @category models @since 0.1.0 */
-export interface Delivery {
-  readonly subject: string
-  readonly headers: Readonly<Record<string, string>> | undefined
-  readonly data: Uint8Array
-  readonly stream: string
-  readonly consumer: string
-  /** 1 on the first delivery. */
-  readonly deliveryCount: number
-  readonly streamSequence: number
-  /** When the message was stored, epoch ms. */
-  readonly storedAt: number
-  /** Messages left for this consumer after this one. */
-  readonly pending: number
-  /** Done: the message is removed from a work-queue stream. */
-  readonly ack: Effect.Effect<void>
-  /** Redeliver after `delayMs` (at once when 0). */
-  readonly nak: (delayMs?: number) => Effect.Effect<void>
-  /** Still working: restarts the ack_wait timer. */
-  readonly working: Effect.Effect<void>
-  /** Never redeliver. */
-  readonly term: Effect.Effect<void>
+/** Why the request in flight ended. @category models @since 0.1.0 */
+export type End =
+  /** Every message asked for arrived. */
+  | "filled"
+  /** Fewer were there than asked for (`fetch`), or the long poll expired. */
+  | "drained"
+  /** The request was lost (no heartbeat, or `reset`); nothing more will come for it. */
+  | "lost"
+
+/** What a feed reports to its owner, synchronously. @category models @since 0.1.0 */
+export interface Listener {
+  readonly onMessage: (delivery: Delivery) => void
+  readonly onEnd: (end: End) => void
+  readonly onFailure: (error: PullFailed) => void
 }
 
-const ACK = new TextEncoder().encode("+ACK")
-const WPI = new TextEncoder().encode("+WPI")
-const TERM = new TextEncoder().encode("+TERM")
-const nakBody = (delayMs: number) =>
-  new TextEncoder().encode(delayMs > 0 ? `-NAK ${JSON.stringify({ delay: Math.round(delayMs * 1e6) })}` : "-NAK")
+/** @category models @since 0.1.0 */
+export interface Feed {
+  readonly stream: string
+  readonly consumer: string
+  /** Asks for up to `n` messages available now. */
+  readonly fetch: (n: number) => void
+  /** Asks for up to `n` messages, waiting for the first until the poll expires. */
+  readonly wait: (n: number) => void
+  /** Messages asked for and not yet received; 0 when no request is in flight. */
+  readonly outstanding: () => number
+  /** Ends requests whose answer or heartbeats are overdue. Call it every few hundred ms. */
+  readonly check: (now: number) => void
+  /** Forgets the request in flight (after a reconnect the server has dropped it). */
+  readonly reset: () => void
+}
 
-/**
- * Reads the delivery facts from the ack subject: `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.
- * <cseq>.<ns>.<pending>`, or the newer form with a domain and account hash after `$JS.ACK`.
- */
-const parseAckSubject = (reply: string) => {
-  const t = reply.split(".")
-  const base = t.length >= 12 ? 4 : 2
-  return {
-    stream: t[base]!,
-    consumer: t[base + 1]!,
-    deliveryCount: Number(t[base + 2]),
-    streamSequence: Number(t[base + 3]),
-    storedAt: Math.floor(Number(t[base + 5]) / 1e6),
-    pending: Number(t[base + 6])
-  }
+/** @category models @since 0.1.0 */
+export interface Options {
+  /** How long a long poll lasts. Default 30 seconds. */
+  readonly expiresMs?: number
+  /** The server's heartbeat interval while a long poll waits. Default 5 seconds. */
+  readonly heartbeatMs?: number
+  /** How long a `fetch` may go unanswered before the consumer is presumed missing. Default 5 seconds. */
+  readonly answerTimeoutMs?: number
+  /** Asked when a `fetch` goes unanswered: false fails the feed (so it can be declared again). */
+  readonly consumerExists?: () => Promise<boolean>
 }
 
 const headersOf = (m: Msg): Record<string, string> | undefined => {
@@ -77,117 +81,174 @@ const headersOf = (m: Msg): Record<string, string> | undefined => {
   return out
 }
 
-/** @category models @since 0.1.0 */
-export interface Puller {
-  /** Up to `max` messages available now; an empty array when there are none. */
-  readonly pull: (max: number) => Effect.Effect<ReadonlyArray<Delivery>, PullFailed>
+/**
+ * A delivery whose acknowledgements publish on `nc`.
+ * @category constructors @since 0.1.0
+ */
+export const toDelivery = (nc: NatsConnection, m: Msg): Delivery => {
+  const reply = m.reply!
+  const facts = parseAckSubject(reply)
+  return {
+    subject: m.subject,
+    headers: headersOf(m),
+    data: m.data,
+    ...facts,
+    ack: () => nc.publish(reply, ACK),
+    nak: (delayMs) => nc.publish(reply, nakBody(delayMs ?? 0)),
+    working: () => nc.publish(reply, WPI),
+    term: () => nc.publish(reply, TERM)
+  }
 }
 
-type Pending = {
-  readonly want: number
-  readonly got: Array<Delivery>
-  readonly done: Deferred.Deferred<ReadonlyArray<Delivery>, PullFailed>
-}
-
-/** How long a no-wait pull may go unanswered before the consumer is presumed lost. */
-const answerTimeout = "5 seconds"
+const nanos = (ms: number) => Math.round(ms * 1_000_000)
 
 /**
- * A puller for one durable consumer. Its inbox subscription lives in the scope.
- *
- * nats-server 2.9 leaves a pull unanswered in two cases: the consumer is gone, and (seen here)
- * the pull that finds a message's deliveries exhausted. `consumerExists` tells them apart when a
- * pull goes unanswered: a live consumer means "nothing now", a missing one fails the pull so the
- * supervisor can re-declare it.
+ * A feed for one durable consumer; its inbox subscription lives in the scope.
  * @category constructors @since 0.1.0
  */
 export const make = (
   nc: NatsConnection,
   stream: string,
   consumer: string,
-  consumerExists: Effect.Effect<boolean> = Effect.succeed(false)
-): Effect.Effect<Puller, never, Scope.Scope> =>
+  listener: Listener,
+  options: Options = {}
+): Effect.Effect<Feed, never, Scope.Scope> =>
   Effect.gen(function*() {
+    const expiresMs = options.expiresMs ?? 30_000
+    const heartbeatMs = options.heartbeatMs ?? 5_000
+    const answerTimeoutMs = options.answerTimeoutMs ?? 5_000
     const inbox = createInbox()
     const api = `$JS.API.CONSUMER.MSG.NEXT.${stream}.${consumer}`
-    let pending: Pending | undefined
 
-    const toDelivery = (m: Msg): Delivery => {
-      const facts = parseAckSubject(m.reply ?? "")
-      const reply = m.reply!
-      const send = (body: Uint8Array) => Effect.sync(() => nc.publish(reply, body))
-      return {
-        subject: m.subject,
-        headers: headersOf(m),
-        data: m.data,
-        ...facts,
-        ack: send(ACK),
-        nak: (delayMs = 0) => send(nakBody(delayMs)),
-        working: send(WPI),
-        term: send(TERM)
-      }
-    }
+    // the request in flight: how many are still expected, and when silence means trouble
+    let request: { kind: "fetch" | "wait"; left: number; got: number; deadline: number; checking: boolean } | undefined
 
-    const finish = (result: ReadonlyArray<Delivery> | PullFailed) => {
-      const p = pending
-      pending = undefined
-      if (!p) return
-      if (result instanceof PullFailed) Deferred.doneUnsafe(p.done, Effect.fail(result))
-      else Deferred.doneUnsafe(p.done, Effect.succeed(result))
+    const end = (why: End) => {
+      request = undefined
+      listener.onEnd(why)
     }
 
     const sub = nc.subscribe(inbox, {
       callback: (_err, m) => {
+        if (m === undefined) return
         const code = m.headers?.code ?? 0
         if (code > 0) {
-          if (code === 100) return // heartbeat or flow control
-          if (code === 404 || code === 408) return finish(pending?.got ?? [])
-          if (code === 409 && /deleted/i.test(m.headers?.description ?? "")) {
-            return finish(new PullFailed({ stream, consumer, reason: `consumer ${m.headers?.description}` }))
+          if (code === 100) {
+            // an idle heartbeat: the long poll is alive
+            if (request?.kind === "wait") request.deadline = Date.now() + 2 * heartbeatMs + 1000
+            return
           }
-          return finish(pending?.got ?? [])
-        }
-        if (!m.reply) return
-        const delivery = toDelivery(m)
-        if (!pending) {
-          // an answer to a pull we stopped waiting for: give it straight back
-          nc.publish(m.reply, nakBody(0))
+          if (code === 409 && /deleted/i.test(m.headers?.description ?? "")) {
+            request = undefined
+            return listener.onFailure(new PullFailed({ stream, consumer, reason: `consumer ${m.headers?.description}` }))
+          }
+          // 404 no messages, 408 request timeout or requests pending, 409 limits: this request is over
+          if (request !== undefined) end("drained")
           return
         }
-        pending.got.push(delivery)
-        if (pending.got.length >= pending.want) finish(pending.got)
+        if (!m.reply) return
+        // a message for the request in flight, or a late one for a request already ended: it is
+        // delivered to us either way, so it is ours to handle
+        listener.onMessage(toDelivery(nc, m))
+        if (request !== undefined) {
+          request.got += 1
+          request.left -= 1
+          if (request.kind === "wait") request.deadline = Date.now() + 2 * heartbeatMs + 1000
+          if (request.left <= 0) end("filled")
+        }
       }
     })
     yield* Effect.addFinalizer(() => Effect.sync(() => sub.unsubscribe()))
 
-    const pull = (max: number): Effect.Effect<ReadonlyArray<Delivery>, PullFailed> =>
-      max <= 0 ? Effect.succeed([]) : Effect.gen(function*() {
-        const done = yield* Deferred.make<ReadonlyArray<Delivery>, PullFailed>()
-        pending = { want: max, got: [], done }
-        nc.publish(api, JSON.stringify({ batch: max, no_wait: true }), { reply: inbox })
-        return yield* Deferred.await(done).pipe(
-          Effect.timeoutOrElse({
-            duration: answerTimeout,
-            orElse: () =>
-              Effect.suspend(() => {
-                const got = pending?.done === done ? pending.got : []
-                if (pending?.done === done) pending = undefined
-                // a partial answer is still usable; silence from a live consumer means "nothing now"
-                if (got.length > 0) return Effect.succeed(got)
-                return Effect.flatMap(consumerExists, (exists) =>
-                  exists
-                    ? Effect.succeed([])
-                    : Effect.fail(new PullFailed({ stream, consumer, reason: `no answer within ${answerTimeout}` })))
-              })
-          }),
-          // messages that came for a pull nobody waits for any more go straight back
-          Effect.onInterrupt(() => Effect.sync(() => {
-            if (pending?.done !== done) return
-            for (const d of pending.got) Effect.runSync(d.nak(0))
-            pending = undefined
-          }))
-        )
-      })
+    const send = (body: string) => {
+      try {
+        nc.publish(api, body, { reply: inbox })
+      } catch (e) {
+        request = undefined
+        listener.onFailure(new PullFailed({ stream, consumer, reason: (e as Error)?.message ?? String(e) }))
+      }
+    }
 
-    return { pull }
+    return {
+      stream,
+      consumer,
+      fetch: (n) => {
+        if (request !== undefined || n <= 0) return
+        request = { kind: "fetch", left: n, got: 0, deadline: Date.now() + answerTimeoutMs, checking: false }
+        send(`{"batch":${n},"no_wait":true}`)
+      },
+      wait: (n) => {
+        if (request !== undefined || n <= 0) return
+        request = { kind: "wait", left: n, got: 0, deadline: Date.now() + 2 * heartbeatMs + 1000, checking: false }
+        send(`{"batch":${n},"expires":${nanos(expiresMs)},"idle_heartbeat":${nanos(heartbeatMs)}}`)
+      },
+      outstanding: () => request?.left ?? 0,
+      check: (now) => {
+        const r = request
+        if (r === undefined || r.checking || r.deadline > now) return
+        if (r.kind === "wait") return end("lost")
+        if (r.got > 0) return end("drained")
+        if (options.consumerExists === undefined) return end("drained")
+        // silence from a no_wait pull: a live consumer means "nothing now", a missing one a failure
+        r.checking = true
+        options.consumerExists().then(
+          (exists) => {
+            if (request !== r) return
+            if (exists) end("drained")
+            else {
+              request = undefined
+              listener.onFailure(new PullFailed({ stream, consumer, reason: `no answer within ${answerTimeoutMs} ms` }))
+            }
+          },
+          () => {
+            if (request === r) end("drained")
+          }
+        )
+      },
+      reset: () => {
+        if (request !== undefined) end("lost")
+      }
+    }
+  })
+
+/**
+ * Follows a consumer with a long poll of up to `batch` messages, handing each to `onMessage`,
+ * for as long as the scope lives; fails when the feed fails (so a supervisor can declare the
+ * consumer again). For side loops (delayed tasks, advisories) that take whatever comes.
+ * @category constructors @since 0.1.0
+ */
+export const follow = (
+  nc: NatsConnection,
+  stream: string,
+  consumer: string,
+  onMessage: (delivery: Delivery) => void,
+  options: Options & { readonly batch?: number } = {}
+): Effect.Effect<never, PullFailed, Scope.Scope> =>
+  Effect.gen(function*() {
+    const batch = options.batch ?? 64
+    let failed: ((e: PullFailed) => void) | undefined
+    let feed: Feed | undefined
+    let askedAt = 0
+    const ask = () => {
+      askedAt = Date.now()
+      feed?.wait(batch)
+    }
+    feed = yield* make(nc, stream, consumer, {
+      onMessage,
+      // an answer that comes at once with nothing (a limit, a lost request): do not spin on it
+      onEnd: (end) => {
+        if (end === "filled") return ask()
+        setTimeout(ask, Date.now() - askedAt < 100 ? 250 : 0)
+      },
+      onFailure: (e) => failed?.(e)
+    }, options)
+    const timer = setInterval(() => feed?.check(Date.now()), 1000)
+    yield* Effect.addFinalizer(() => Effect.sync(() => {
+      clearInterval(timer)
+      feed = undefined
+    }))
+    ask()
+    return yield* Effect.callback<never, PullFailed>((resume) => {
+      failed = (e) => resume(Effect.fail(e))
+    })
   })

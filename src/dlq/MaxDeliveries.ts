@@ -8,12 +8,15 @@
  * @since 0.1.0
  */
 import type { JetStreamManager } from "@nats-io/jetstream"
+import type { NatsConnection } from "@nats-io/transport-node"
+import { Clock, Effect, Option, type Scope } from "effect"
+import type { Delivery } from "../broker/Delivery.ts"
 import type * as Publish from "../broker/Publish.ts"
-import { Clock, Duration, Effect, Option } from "effect"
-import type { Puller, PullFailed } from "../broker/Pull.ts"
+import * as Pull from "../broker/Pull.ts"
+import type { PullFailed } from "../broker/Pull.ts"
+import type { Ledger } from "../ledger/Ledger.ts"
 import type { Names } from "../broker/Subjects.ts"
 import * as Envelope from "../envelope/Envelope.ts"
-import type { AuditLog } from "../audit/AuditLog.ts"
 import type { Results } from "../task/Results.ts"
 import * as DeadLetter from "./DeadLetter.ts"
 
@@ -33,20 +36,22 @@ const parseAdvisory = (data: Uint8Array): Advisory | undefined => {
   }
 }
 
-/** Runs until interrupted; fails when a pull fails (the supervisor restarts it). @category loops @since 0.1.0 */
+/** Runs until the scope closes; fails when the consumer fails (the supervisor restarts it). @category loops @since 0.1.0 */
 export const run = (options: {
+  readonly nc: NatsConnection
   readonly publisher: Publish.Publisher
   readonly jsm: JetStreamManager
   readonly names: Names
   readonly actor: string
-  readonly puller: Puller
-  readonly results: Results["Service"]
-  readonly audit: AuditLog["Service"]
   readonly pool: string
-  readonly pollInterval?: Duration.Input
-}): Effect.Effect<never, PullFailed> =>
+  readonly stream: string
+  readonly consumer: string
+  readonly results: Results["Service"]
+  readonly ledger: Ledger["Service"]
+  readonly consumerExists?: () => Promise<boolean>
+}): Effect.Effect<never, PullFailed, Scope.Scope> =>
   Effect.gen(function*() {
-    const pollInterval = options.pollInterval ?? Duration.seconds(1)
+    const context = yield* Effect.context<never>()
     const rescue = (a: Advisory) =>
       Effect.gen(function*() {
         // null: gone already (settled by a worker after all, or rescued before). Any other error
@@ -67,7 +72,8 @@ export const run = (options: {
           message: `delivered ${a.deliveries} times to ${a.consumer} without being settled: the worker crashed or ` +
             "hung on it each time (look for out-of-memory kills or a handler that never returns)"
         }
-        const previous = yield* options.results.get(envelope.id).pipe(Effect.orElseSucceed(() => Option.none()))
+        // never overwrite the history with less: a failed read fails the rescue, which is retried
+        const previous = yield* options.results.get(envelope.id)
         const history = Option.isSome(previous) ? previous.value.history ?? [] : []
         yield* DeadLetter.send(options.publisher, options.names, {
           taskId: envelope.id,
@@ -98,39 +104,38 @@ export const run = (options: {
           error
         })
         // audited before the delete, like every other settle: a retry may write a second row, never none
-        yield* options.audit.record({
-          messageId: envelope.id,
-          subject,
-          actor: options.actor,
-          pool: options.pool,
-          tenant: envelope.tenant,
-          correlationId: envelope.correlationId,
-          attempt: a.deliveries,
-          step: "dead_lettered",
-          at: now,
-          error: error.message
-        })
+        yield* options.ledger.settle([{
+          _tag: "Record",
+          audit: [{
+            messageId: envelope.id,
+            subject,
+            actor: options.actor,
+            pool: options.pool,
+            tenant: envelope.tenant,
+            correlationId: envelope.correlationId,
+            attempt: a.deliveries,
+            step: "dead_lettered",
+            at: now,
+            error: error.message
+          }]
+        }])
         yield* Effect.tryPromise(() => options.jsm.streams.deleteMessage(a.stream, a.stream_seq, false))
         yield* Effect.logWarning(`task ${envelope.id} (${subject}) ran out of deliveries; moved to dead letters`)
       })
 
-    while (true) {
-      const advisories = yield* options.puller.pull(32)
-      for (const d of advisories) {
-        const a = parseAdvisory(d.data)
-        if (a === undefined) {
-          yield* d.term
-          continue
-        }
-        yield* rescue(a).pipe(
-          Effect.andThen(d.ack),
-          Effect.catchCause((cause) =>
-            Effect.logWarning("could not move a message that ran out of deliveries; retrying", cause).pipe(
-              Effect.andThen(d.nak(5000))
-            )
-          )
+    const onAdvisory = (d: Delivery) => {
+      const a = parseAdvisory(d.data)
+      if (a === undefined) return d.term()
+      Effect.runForkWith(context)(rescue(a)).addObserver((exit) => {
+        if (exit._tag === "Success") return d.ack()
+        Effect.runForkWith(context)(
+          Effect.logWarning("could not move a message that ran out of deliveries; retrying", exit.cause)
         )
-      }
-      if (advisories.length === 0) yield* Effect.sleep(pollInterval)
+        d.nak(5000)
+      })
     }
+    return yield* Pull.follow(options.nc, options.stream, options.consumer, onAdvisory, {
+      batch: 32,
+      ...(options.consumerExists ? { consumerExists: options.consumerExists } : {})
+    })
   })

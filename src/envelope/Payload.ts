@@ -171,6 +171,42 @@ export const encode = <A, I>(
   })
 
 /**
+ * Decodes a JSON body with `schema`, reporting every schema issue with its path. Synchronous, for
+ * the hot path; `decode` is the same as an Effect.
+ * @category decoding @since 0.1.0
+ */
+export const decodeSync = <A, I>(
+  schema: Schema.Codec<A, I>,
+  subject: string,
+  bytes: Uint8Array
+): Result.Result<A, PayloadDecodeError> => {
+  const codecs = codecsOf(schema)
+  let exit: Exit.Exit<unknown, Schema.SchemaError>
+  if (bytes.length === 0) {
+    exit = codecs.decodeEmpty(undefined)
+    if (exit._tag === "Failure") {
+      return Result.fail(new PayloadDecodeError({ subject, reason: `the body is empty (${schemaReason(exit)})` }))
+    }
+  } else {
+    let json: unknown
+    try {
+      json = JSON.parse(utf8.decode(bytes))
+    } catch (e) {
+      // tell a body that is not text from text that is not JSON
+      const text = Result.try({ try: () => utf8.decode(bytes), catch: () => "" })
+      if (Result.isFailure(text)) {
+        return Result.fail(new PayloadDecodeError({ subject, reason: `the body (${bytes.length} bytes) is not UTF-8 text` }))
+      }
+      const why = e instanceof Error ? e.message : String(e)
+      return Result.fail(new PayloadDecodeError({ subject, reason: `invalid JSON (${why}) in ${preview(text.success)}` }))
+    }
+    exit = codecs.decodeJson(json)
+    if (exit._tag === "Failure") return Result.fail(new PayloadDecodeError({ subject, reason: schemaReason(exit) }))
+  }
+  return Result.succeed(exit.value as A)
+}
+
+/**
  * Decodes a JSON body with `schema`, reporting every schema issue with its path.
  * @category decoding @since 0.1.0
  */
@@ -178,36 +214,7 @@ export const decode = <A, I>(
   schema: Schema.Codec<A, I>,
   subject: string,
   bytes: Uint8Array
-): Effect.Effect<A, PayloadDecodeError> =>
-  Effect.suspend((): Effect.Effect<A, PayloadDecodeError> => {
-    const codecs = codecsOf(schema)
-    let exit: Exit.Exit<unknown, Schema.SchemaError>
-    if (bytes.length === 0) {
-      exit = codecs.decodeEmpty(undefined)
-      if (exit._tag === "Failure") {
-        return Effect.fail(new PayloadDecodeError({ subject, reason: `the body is empty (${schemaReason(exit)})` }))
-      }
-    } else {
-      const text = Result.try({ try: () => utf8.decode(bytes), catch: () => "" })
-      if (Result.isFailure(text)) {
-        return Effect.fail(new PayloadDecodeError({ subject, reason: `the body (${bytes.length} bytes) is not UTF-8 text` }))
-      }
-      const json = Result.try({
-        try: () => JSON.parse(text.success) as unknown,
-        catch: (e) => e instanceof Error ? e.message : String(e)
-      })
-      if (Result.isFailure(json)) {
-        return Effect.fail(
-          new PayloadDecodeError({ subject, reason: `invalid JSON (${json.failure}) in ${preview(text.success)}` })
-        )
-      }
-      exit = codecs.decodeJson(json.success)
-      if (exit._tag === "Failure") {
-        return Effect.fail(new PayloadDecodeError({ subject, reason: schemaReason(exit) }))
-      }
-    }
-    return Effect.succeed(exit.value as A)
-  })
+): Effect.Effect<A, PayloadDecodeError> => Effect.suspend(() => Effect.fromResult(decodeSync(schema, subject, bytes)))
 
 /**
  * A value in its JSON form (what `encode` would serialize), for values stored as JSON elsewhere:

@@ -27,46 +27,121 @@ interface KeyRow {
 }
 
 /**
+ * The key operations as synchronous functions on a connection, to run inside a transaction the
+ * caller holds: the store below wraps each in one writer operation, and the fused ledger
+ * (src/ledger/SqliteLedger.ts) runs them in the same transaction as the audit rows.
+ * @category models @since 0.1.0
+ */
+export interface Keys {
+  readonly claim: (key: string, owner: string, heldUntil: number, now: number, sequence: number | undefined) => Claim
+  readonly renew: (key: string, owner: string, heldUntil: number) => boolean
+  /** Records the outcome (JSON text); the first outcome stays. */
+  readonly complete: (key: string, owner: string, json: string, now: number) => void
+  /**
+   * Records the outcome only while `owner` still holds the key (or nobody does): `"lost"` when
+   * another owner took it over, so the caller stores nothing.
+   */
+  readonly completeOwned: (key: string, owner: string, json: string, now: number) => "stored" | "done" | "lost"
+  readonly markDead: (key: string, owner: string, sequence: number, json: string, now: number) => void
+  readonly release: (key: string, owner: string) => void
+  readonly prune: (cutoff: number) => number
+}
+
+const parse = (text: string | null): unknown => text === null ? null : JSON.parse(text)
+
+/**
+ * Prepares the key operations on `h`.
+ * @category constructors @since 0.1.0
+ */
+export const prepareKeys = (h: Database.Handle): Keys => {
+  const select = h.prepare<KeyRow, [string]>(
+    "SELECT owner, held_until, done, output, completed_at, sequence FROM idempotency_keys WHERE key = ?"
+  )
+  const insert = h.prepare<never, [string, string, number]>(
+    "INSERT INTO idempotency_keys (key, owner, held_until, done) VALUES (?, ?, ?, 0)"
+  )
+  // takes over an expired or own claim, or the dead mark of another stored message (a replay)
+  const take = h.prepare<never, [string, number, string]>(
+    "UPDATE idempotency_keys SET owner = ?, held_until = ?, done = 0, output = NULL, completed_at = NULL, " +
+      "sequence = NULL WHERE key = ? AND done IN (0, 2)"
+  )
+  const markDead = h.prepare<never, [string, string, string, number, number]>(
+    `INSERT INTO idempotency_keys (key, owner, held_until, done, output, completed_at, sequence) VALUES (?, ?, 0, 2, ?, ?, ?)
+     ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, held_until = 0, done = 2, output = excluded.output,
+       completed_at = excluded.completed_at, sequence = excluded.sequence
+     WHERE done <> 1`
+  )
+  const renew = h.prepare<never, [number, string, string]>(
+    "UPDATE idempotency_keys SET held_until = ? WHERE key = ? AND owner = ? AND done = 0"
+  )
+  const complete = h.prepare<never, [string, string, string, number]>(
+    `INSERT INTO idempotency_keys (key, owner, held_until, done, output, completed_at) VALUES (?, ?, 0, 1, ?, ?)
+     ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, held_until = 0, done = 1,
+       output = excluded.output, completed_at = excluded.completed_at, sequence = NULL
+     WHERE done <> 1`
+  )
+  const completeOwned = h.prepare<never, [string, number, string, string]>(
+    "UPDATE idempotency_keys SET held_until = 0, done = 1, output = ?, completed_at = ?, sequence = NULL " +
+      "WHERE key = ? AND owner = ? AND done = 0"
+  )
+  const release = h.prepare<never, [string, string]>(
+    "DELETE FROM idempotency_keys WHERE key = ? AND owner = ? AND done = 0"
+  )
+  const prune = h.prepare<never, [number, number]>(
+    "DELETE FROM idempotency_keys WHERE (done <> 0 AND completed_at < ?) OR (done = 0 AND held_until < ?)"
+  )
+  return {
+    claim: (key, owner, heldUntil, now, sequence) => {
+      const row = select.get(key)
+      if (row === null) {
+        insert.run(key, owner, heldUntil)
+        return { _tag: "Claimed" }
+      }
+      if (row.done === 1) return { _tag: "Done", outcome: { output: parse(row.output), completedAt: row.completed_at ?? 0 } }
+      if (row.done === 2 && row.sequence === (sequence ?? null)) {
+        return { _tag: "Dead", verdict: parse(row.output), decidedAt: row.completed_at ?? 0 }
+      }
+      if (row.done === 0 && row.owner !== owner && row.held_until > now) {
+        return { _tag: "Held", owner: row.owner ?? "", heldUntil: row.held_until }
+      }
+      take.run(owner, heldUntil, key)
+      return { _tag: "Claimed" }
+    },
+    renew: (key, owner, heldUntil) => renew.run(heldUntil, key, owner).changes > 0,
+    complete: (key, owner, json, now) => {
+      complete.run(key, owner, json, now)
+    },
+    completeOwned: (key, owner, json, now) => {
+      if (completeOwned.run(json, now, key, owner).changes > 0) return "stored"
+      const row = select.get(key)
+      if (row === null || row.done === 2) {
+        complete.run(key, owner, json, now)
+        return "stored"
+      }
+      if (row.done === 1) return "done"
+      // held by another owner: its lease ran out under us and it took over
+      if (row.owner !== owner) return "lost"
+      complete.run(key, owner, json, now)
+      return "stored"
+    },
+    markDead: (key, owner, sequence, json, now) => {
+      markDead.run(key, owner, json, now, sequence)
+    },
+    release: (key, owner) => {
+      release.run(key, owner)
+    },
+    prune: (cutoff) => prune.run(cutoff, cutoff).changes
+  }
+}
+
+/**
  * The SQLite store on the `Database`.
  * @category constructors @since 0.1.0
  */
 export const make = Effect.fn("SqliteIdempotency.make")(function*(options: Options) {
   const db = yield* Database.Database
   const retentionMs = Duration.toMillis(Duration.fromInputUnsafe(options.retention))
-  const h = db.handle
-  const statements = yield* Effect.orDie(db.use("preparing idempotency statements", () => ({
-    select: h.prepare<KeyRow, [string]>(
-      "SELECT owner, held_until, done, output, completed_at, sequence FROM idempotency_keys WHERE key = ?"
-    ),
-    insert: h.prepare<never, [string, string, number]>(
-      "INSERT INTO idempotency_keys (key, owner, held_until, done) VALUES (?, ?, ?, 0)"
-    ),
-    take: h.prepare<never, [string, number, string]>(
-      "UPDATE idempotency_keys SET owner = ?, held_until = ?, done = 0, output = NULL, completed_at = NULL, " +
-        "sequence = NULL WHERE key = ? AND done IN (0, 2)"
-    ),
-    markDead: h.prepare<never, [string, string, string, number, number]>(
-      `INSERT INTO idempotency_keys (key, owner, held_until, done, output, completed_at, sequence) VALUES (?, ?, 0, 2, ?, ?, ?)
-       ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, held_until = 0, done = 2, output = excluded.output,
-         completed_at = excluded.completed_at, sequence = excluded.sequence
-       WHERE done <> 1`
-    ),
-    renew: h.prepare<never, [number, string, string]>(
-      "UPDATE idempotency_keys SET held_until = ? WHERE key = ? AND owner = ? AND done = 0"
-    ),
-    complete: h.prepare<never, [string, string, string, number]>(
-      `INSERT INTO idempotency_keys (key, owner, held_until, done, output, completed_at) VALUES (?, ?, 0, 1, ?, ?)
-       ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, held_until = 0, done = 1,
-         output = excluded.output, completed_at = excluded.completed_at
-       WHERE done <> 1`
-    ),
-    release: h.prepare<never, [string, string]>(
-      "DELETE FROM idempotency_keys WHERE key = ? AND owner = ? AND done = 0"
-    ),
-    prune: h.prepare<never, [number, number]>(
-      "DELETE FROM idempotency_keys WHERE (done <> 0 AND completed_at < ?) OR (done = 0 AND held_until < ?)"
-    )
-  })))
+  const keys = yield* Effect.orDie(db.use("preparing idempotency statements", prepareKeys))
 
   // Waiting for the answer is uninterruptible: once queued, the operation and its answer are one
   // step, as if it ran in the caller.
@@ -79,37 +154,17 @@ export const make = Effect.fn("SqliteIdempotency.make")(function*(options: Optio
   return Idempotency.of({
     claim: (key, owner, lease, sequence) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        write("claiming an idempotency key", (): Claim => {
-          const row = statements.select.get(key)
-          const heldUntil = leaseEnd(now, lease)
-          if (row === null) {
-            statements.insert.run(key, owner, heldUntil)
-            return { _tag: "Claimed" }
-          }
-          if (row.done === 1) {
-            return {
-              _tag: "Done",
-              outcome: { output: row.output === null ? null : JSON.parse(row.output), completedAt: row.completed_at ?? 0 }
-            }
-          }
-          if (row.done === 2 && row.sequence === (sequence ?? null)) {
-            return { _tag: "Dead", verdict: row.output === null ? null : JSON.parse(row.output), decidedAt: row.completed_at ?? 0 }
-          }
-          if (row.done === 0 && row.owner !== owner && row.held_until > now) {
-            return { _tag: "Held", owner: row.owner ?? "", heldUntil: row.held_until }
-          }
-          statements.take.run(owner, heldUntil, key)
-          return { _tag: "Claimed" }
-        })).pipe(Effect.mapError(fail("claim", key))),
+        write("claiming an idempotency key", () => keys.claim(key, owner, leaseEnd(now, lease), now, sequence))
+      ).pipe(Effect.mapError(fail("claim", key))),
     renew: (key, owner, lease) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        write("renewing an idempotency lease", () => statements.renew.run(leaseEnd(now, lease), key, owner).changes > 0)
+        write("renewing an idempotency lease", () => keys.renew(key, owner, leaseEnd(now, lease)))
       ).pipe(Effect.mapError(fail("renew", key))),
     complete: (key, owner, output) =>
       Effect.gen(function*() {
         const json = yield* encodeOutput(key, output)
         const now = yield* Clock.currentTimeMillis
-        yield* write("completing an idempotency key", () => statements.complete.run(key, owner, json, now)).pipe(
+        yield* write("completing an idempotency key", () => keys.complete(key, owner, json, now)).pipe(
           Effect.mapError(fail("complete", key))
         )
       }),
@@ -117,17 +172,15 @@ export const make = Effect.fn("SqliteIdempotency.make")(function*(options: Optio
       Effect.gen(function*() {
         const json = yield* encodeOutput(key, verdict)
         const now = yield* Clock.currentTimeMillis
-        yield* write("marking an idempotency key dead", () => statements.markDead.run(key, owner, json, now, sequence)).pipe(
+        yield* write("marking an idempotency key dead", () => keys.markDead(key, owner, sequence, json, now)).pipe(
           Effect.mapError(fail("markDead", key))
         )
       }),
     release: (key, owner) =>
-      write("releasing an idempotency key", () => {
-        statements.release.run(key, owner)
-      }).pipe(Effect.mapError(fail("release", key))),
+      write("releasing an idempotency key", () => keys.release(key, owner)).pipe(Effect.mapError(fail("release", key))),
     prune: (at) =>
       Effect.flatMap(at === undefined ? Clock.currentTimeMillis : Effect.succeed(at), (now) =>
-        write("pruning idempotency keys", () => statements.prune.run(now - retentionMs, now - retentionMs).changes)
+        write("pruning idempotency keys", () => keys.prune(now - retentionMs))
       ).pipe(Effect.mapError(fail("prune", "*")))
   })
 })

@@ -17,6 +17,14 @@ export interface Slots {
   readonly release: (n: number) => Effect.Effect<void>
   /** Waits until every slot is free. */
   readonly awaitIdle: Effect.Effect<void>
+  /** Slots free now. */
+  readonly free: () => number
+  /** Takes up to `n` free slots at once without waiting; returns how many it took. */
+  readonly tryTake: (n: number) => number
+  /** Gives back slots without an Effect (same as `release`). */
+  readonly releaseUnsafe: (n: number) => void
+  /** Calls `listener` once, the next time a slot is given back. */
+  readonly onceFree: (listener: () => void) => void
 }
 
 /** @category constructors @since 0.1.0 */
@@ -24,8 +32,14 @@ export const make = (size: number): Slots => {
   let used = 0
   let waiters: Array<Deferred.Deferred<void>> = []
   let idleWaiters: Array<Deferred.Deferred<void>> = []
+  let freeListeners: Array<() => void> = []
 
   const wake = () => {
+    if (freeListeners.length > 0) {
+      const ls = freeListeners
+      freeListeners = []
+      for (const l of ls) l()
+    }
     const ws = waiters
     waiters = []
     for (const w of ws) Deferred.doneUnsafe(w, Effect.void)
@@ -54,15 +68,26 @@ export const make = (size: number): Slots => {
       )
     })
 
+  const releaseUnsafe = (n: number) => {
+    used = Math.max(0, used - n)
+    wake()
+  }
+
   return {
     size,
     inUse: () => used,
     acquireUpTo,
-    release: (n) =>
-      Effect.sync(() => {
-        used = Math.max(0, used - n)
-        wake()
-      }),
+    release: (n) => Effect.sync(() => releaseUnsafe(n)),
+    free: () => size - used,
+    tryTake: (n) => {
+      const k = Math.max(0, Math.min(n, size - used))
+      used += k
+      return k
+    },
+    releaseUnsafe,
+    onceFree: (listener) => {
+      freeListeners.push(listener)
+    },
     awaitIdle: Effect.suspend(() => {
       if (used === 0) return Effect.void
       const w = Deferred.makeUnsafe<void>()

@@ -37,7 +37,8 @@ export interface WorkerOptions {
   readonly selection?: Worker.Selection
   /** Default: from the environment. */
   readonly config?: Layer.Layer<MsgsysConfig.MsgsysConfig, unknown>
-  readonly pollInterval?: Worker.Options<ReadonlyArray<Actor.Any>>["pollInterval"]
+  /** Messages held beyond an actor's free slots. Default min(concurrency, 32). */
+  readonly prefetch?: number
 }
 
 /**
@@ -50,7 +51,7 @@ export const layer = <Actors extends ReadonlyArray<Actor.Any>, E>(app: App<Actor
   Worker.layer({
     actors: app.actors,
     ...(options.selection ? { selection: options.selection } : {}),
-    ...(options.pollInterval !== undefined ? { pollInterval: options.pollInterval } : {})
+    ...(options.prefetch !== undefined ? { prefetch: options.prefetch } : {})
   }).pipe(
     Layer.provide(app.handlers),
     Layer.provideMerge(Services.layerWith(options.config ?? MsgsysConfig.layer))

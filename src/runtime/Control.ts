@@ -31,7 +31,10 @@ export class Control extends Context.Service<Control, {
   readonly pause: (target: Target) => Effect.Effect<void, BrokerError>
   readonly resume: (target: Target) => Effect.Effect<void, BrokerError>
   readonly paused: Effect.Effect<ReadonlyArray<Target>, BrokerError>
-  /** Calls `onChange` with every pause and resume, the current ones first, while the scope lives. */
+  /**
+   * Calls `onChange` with every pause and resume, the current ones first — all delivered before
+   * this returns, so a worker knows them before its first pull — while the scope lives.
+   */
   readonly watch: (onChange: (target: Target, paused: boolean) => void) => Effect.Effect<void, BrokerError, Scope.Scope>
 }>()("msgsys/Control") {}
 
@@ -42,28 +45,32 @@ export const make = Effect.fn("Control.make")(function*(bucket: string) {
     try: () => nats.kvm.create(bucket, { history: 1 }),
     catch: brokerFailure(`open control bucket ${bucket}`)
   })
+  const paused = Effect.tryPromise({
+    try: async () => {
+      const out: Array<Target> = []
+      for await (const key of await kv.keys("pause.>")) {
+        const e = await kv.get(key)
+        const t = targetOf(key)
+        if (t && e && e.operation === "PUT") out.push(t)
+      }
+      return out
+    },
+    catch: brokerFailure("list pauses")
+  })
   return Control.of({
     pause: (t) =>
       Effect.tryPromise({ try: () => kv.put(keyOf(t), "paused"), catch: brokerFailure(`pause ${t.kind} ${t.name}`) }).pipe(
         Effect.asVoid
       ),
     resume: (t) => Effect.tryPromise({ try: () => kv.delete(keyOf(t)), catch: brokerFailure(`resume ${t.kind} ${t.name}`) }),
-    paused: Effect.tryPromise({
-      try: async () => {
-        const out: Array<Target> = []
-        for await (const key of await kv.keys("pause.>")) {
-          const e = await kv.get(key)
-          const t = targetOf(key)
-          if (t && e && e.operation === "PUT") out.push(t)
-        }
-        return out
-      },
-      catch: brokerFailure("list pauses")
-    }),
+    paused,
     watch: (onChange) =>
-      KvWatch.follow("pauses", () => kv.watch({ key: "pause.>" }), (e) => {
-        const t = targetOf(e.key)
-        if (t) onChange(t, e.operation === "PUT")
+      Effect.gen(function*() {
+        for (const t of yield* paused) onChange(t, true)
+        yield* KvWatch.follow("pauses", () => kv.watch({ key: "pause.>" }), (e) => {
+          const t = targetOf(e.key)
+          if (t) onChange(t, e.operation === "PUT")
+        })
       })
   })
 })

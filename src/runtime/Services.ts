@@ -14,6 +14,9 @@ import * as MsgsysConfig from "../config/MsgsysConfig.ts"
 import * as Idempotency from "../idempotency/Idempotency.ts"
 import * as KvIdempotency from "../idempotency/KvIdempotency.ts"
 import * as SqliteIdempotency from "../idempotency/SqliteIdempotency.ts"
+import * as Ledger from "../ledger/Ledger.ts"
+import * as SqliteLedger from "../ledger/SqliteLedger.ts"
+import * as StoreLedger from "../ledger/StoreLedger.ts"
 import * as Client from "../task/Client.ts"
 import * as Results from "../task/Results.ts"
 import * as Control from "./Control.ts"
@@ -76,6 +79,23 @@ export const idempotency: IdempotencyLayer = Layer.unwrap(
       : SqliteIdempotency.layerSqlite({ retention: c.idempotencyRetention }) as IdempotencyLayer)
 )
 
+/**
+ * The ledger: with keys in SQLite, claims, outcomes and audit rows share one transaction per
+ * batch (`SqliteLedger`); with keys in NATS KV, it is built from the two stores (`StoreLedger`).
+ * @category layers @since 0.1.0
+ */
+type LedgerLayer = Layer.Layer<
+  Ledger.Ledger,
+  never,
+  Database.Database | MsgsysConfig.MsgsysConfig | Idempotency.Idempotency | AuditLog.AuditLog
+>
+export const ledger: LedgerLayer = Layer.unwrap(
+  Effect.map(MsgsysConfig.MsgsysConfig, (c): LedgerLayer =>
+    c.idempotencyStore === "sqlite"
+      ? SqliteLedger.layer({ payload: c.auditPayload, redactFields: c.auditRedactFields })
+      : StoreLedger.layer)
+)
+
 /** Broker-side services: connection, results, control, client. @category layers @since 0.1.0 */
 export const broker = Layer.mergeAll(Results.layer, Control.layer).pipe(
   Layer.provideMerge(Nats.layer)
@@ -87,7 +107,7 @@ export const broker = Layer.mergeAll(Results.layer, Control.layer).pipe(
  */
 export const layerWith = <E>(config: Layer.Layer<MsgsysConfig.MsgsysConfig, E>) =>
   Layer.mergeAll(Client.layer).pipe(
-    Layer.provideMerge(idempotencyRetention),
+    Layer.provideMerge(Layer.mergeAll(idempotencyRetention, ledger)),
     Layer.provideMerge(Layer.mergeAll(auditLog, idempotency, auditRetention)),
     Layer.provideMerge(database),
     Layer.provideMerge(broker),

@@ -1,35 +1,34 @@
 /**
- * A worker: runs the consume loops of a set of actors in their pools, each supervised, with the
- * delay mover and the max-deliveries sweeper beside them; applies the pauses and cancels every
- * worker shares; and shuts down gracefully when its scope closes (guarantee 7): stop pulling, let
- * in-flight work finish within the grace period, nak what is left for immediate redelivery. The
- * audit log and the NATS connection, layers below this one, flush and drain after it.
+ * A worker: one `Dispatcher` per selected actor, each pulling from its consumers in a supervised
+ * loop, with the delay mover and the max-deliveries sweeper beside them; one ticker for every
+ * heartbeat, lease renewal and timeout; the pauses and cancels every worker shares, loaded before
+ * the first pull; and a graceful shutdown when its scope closes (guarantee 7): stop pulling, hand
+ * back what has not started, let in-flight work finish within the grace period, then interrupt
+ * the rest and hand it back for immediate redelivery. The ledger and the NATS connection, layers
+ * below this one, flush and drain after it.
  * @since 0.1.0
  */
-import { Context, Data, Duration, Effect, Fiber, FiberSet, Latch, Layer, Metric, Option, type Scope } from "effect"
+import { Context, Data, Duration, Effect, Fiber, Layer, Metric, Option, Schedule, type Scope } from "effect"
 import { hostname } from "node:os"
-import * as Actor from "../actor/Actor.ts"
+import type * as Actor from "../actor/Actor.ts"
 import * as Supervisor from "../actor/Supervisor.ts"
-import { AuditLog } from "../audit/AuditLog.ts"
 import type { BrokerError } from "../broker/BrokerError.ts"
 import { Nats } from "../broker/Nats.ts"
 import * as Pull from "../broker/Pull.ts"
 import * as Subjects from "../broker/Subjects.ts"
 import * as Topology from "../broker/Topology.ts"
 import { MsgsysConfig } from "../config/MsgsysConfig.ts"
+import * as DeadLetter from "../dlq/DeadLetter.ts"
 import * as MaxDeliveries from "../dlq/MaxDeliveries.ts"
+import * as Envelope from "../envelope/Envelope.ts"
 import * as MessageId from "../envelope/MessageId.ts"
-import { Idempotency } from "../idempotency/Idempotency.ts"
+import { Ledger } from "../ledger/Ledger.ts"
 import * as Pool from "../pool/Pool.ts"
-import * as Slots from "../pool/Slots.ts"
 import { Results } from "../task/Results.ts"
-import { TaskCancelled } from "../task/TaskError.ts"
 import * as ActorTopology from "./ActorTopology.ts"
-import * as ConsumeLoop from "./ConsumeLoop.ts"
 import { Control, type Target } from "./Control.ts"
 import * as DelayMover from "./DelayMover.ts"
-import * as Dispatch from "./Dispatch.ts"
-import * as Partitions from "./Partitions.ts"
+import * as Dispatcher from "./Dispatcher.ts"
 
 /** Which of the given actors this worker runs. Empty lists mean "all". @category models @since 0.1.0 */
 export interface Selection {
@@ -55,7 +54,10 @@ export interface ActorState {
   readonly name: string
   readonly pool: string
   readonly paused: boolean
+  /** Handlers running now. */
   readonly inFlight: number
+  /** Messages held: running, waiting to start, being settled. */
+  readonly held: number
   readonly concurrency: number
   readonly restarts: number
 }
@@ -65,17 +67,15 @@ export class Worker extends Context.Service<Worker, {
   readonly id: string
   readonly actors: ReadonlyArray<string>
   readonly state: Effect.Effect<ReadonlyArray<ActorState>>
-  /** Messages being handled now, across all actors. */
+  /** Handlers running now, across all actors. */
   readonly inFlight: Effect.Effect<number>
   /** Pauses or resumes an actor or pool in THIS worker only; use `Control` for every worker. */
   readonly setPaused: (target: Target, paused: boolean) => Effect.Effect<void>
 }>()("msgsys/Worker") {}
 
-const maxRememberedCancels = 100_000
-
 /** @category metrics @since 0.1.0 */
 export const inFlightGauge = Metric.gauge("msgsys_worker_in_flight", {
-  description: "Messages being handled, by actor"
+  description: "Handlers running, by actor"
 })
 
 const matches = (pattern: string, domain: string) => {
@@ -95,8 +95,8 @@ export const select = (actors: ReadonlyArray<Actor.Any>, selection: Selection): 
 export interface Options<Actors extends ReadonlyArray<Actor.Any>> {
   readonly actors: Actors
   readonly selection?: Selection
-  /** How long an idle loop sleeps before looking again. Default 1 second. */
-  readonly pollInterval?: Duration.Input
+  /** Messages held beyond an actor's free slots. Default min(concurrency, 32). */
+  readonly prefetch?: number
 }
 
 /** @category models @since 0.1.0 */
@@ -104,10 +104,15 @@ export type Requirements<Actors extends ReadonlyArray<Actor.Any>> =
   | Nats
   | MsgsysConfig
   | Results
-  | AuditLog
-  | Idempotency
+  | Ledger
   | Control
   | Actor.HandlersOf<Actors[number]["name"]>
+
+/** How long a stopping worker keeps listening after handing messages back. */
+const handBackSettle = Duration.millis(150)
+
+/** How often the ticker runs: the resolution of timeouts and "running" statuses. */
+const tickEvery = Duration.millis(100)
 
 /**
  * Starts a worker for the selected actors; it stops gracefully when the scope closes.
@@ -118,8 +123,7 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(options: Opt
     const config = yield* MsgsysConfig
     const nats = yield* Nats
     const results = yield* Results
-    const audit = yield* AuditLog
-    const idempotency = yield* Idempotency
+    const ledger = yield* Ledger
     const control = yield* Control
     const names = Subjects.make(config.streamPrefix)
     const id = `${hostname()}-${process.pid}-${(yield* MessageId.make).slice(-6)}`
@@ -134,137 +138,159 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(options: Opt
     yield* Topology.apply(ActorTopology.shared(names, settings))
     for (const actor of actors) yield* declareActor(actor)
 
-    const inflight = yield* FiberSet.make<void, never>()
-    // Cancel requests seen (the watch replays those within the results TTL). Bounded: the oldest
-    // go first, and a task that old has long been settled.
-    const cancelled = new Set<string>()
-    const running = new Map<string, (reason: TaskCancelled) => void>()
-    yield* results.watchCancels((taskId) => {
-      cancelled.add(taskId)
-      if (cancelled.size > maxRememberedCancels) cancelled.delete(cancelled.values().next().value!)
-      running.get(taskId)?.(new TaskCancelled({ taskId }))
-    })
-
-    const actorGates = new Map<string, Latch.Latch>()
-    const restarts = new Map<string, number>()
-    // messages being dispatched per actor; not the actor's slots, which a loop waiting for its
-    // pool holds without running anything
-    const busy = new Map<string, number>()
-    const setPaused = (target: Target, paused: boolean) =>
-      Effect.suspend(() => {
-        const gate = target.kind === "actor" ? actorGates.get(target.name) : pools.get(target.name)?.running
-        if (!gate) return Effect.void
-        return Effect.andThen(
-          paused ? gate.close : gate.open,
-          Effect.logInfo(`${target.kind} ${target.name} ${paused ? "paused" : "resumed"}`)
-        )
-      })
-    const context = yield* Effect.context<never>()
-    yield* control.watch((target, paused) => Effect.runForkWith(context)(setPaused(target, paused)))
-
-    const pullerOf = (stream: string, consumer: string) =>
-      Pull.make(
-        nats.connection,
-        stream,
-        consumer,
-        Effect.tryPromise(() => nats.manager.consumers.info(stream, consumer)).pipe(
-          Effect.as(true),
-          Effect.orElseSucceed(() => false)
-        )
+    const consumerExists = (stream: string, consumer: string) => () =>
+      nats.manager.consumers.info(stream, consumer).then(() => true, () => false)
+    // the ack_wait the server really uses (another worker may have declared it): heartbeats follow it
+    const realAckWait = (actor: Actor.Any) =>
+      Effect.tryPromise(() => nats.manager.consumers.info(names.taskStream(actor.name), names.taskConsumer(actor.name, "normal"))).pipe(
+        Effect.map((info) => Math.round(Number(info.config.ack_wait ?? 0) / 1e6)),
+        Effect.orElseSucceed(() => 0),
+        Effect.map((ms) => ms > 0 ? ms : Duration.toMillis(actor.ackWait ?? config.ackWait))
       )
 
+    const moveToDeadLetters = (r: Dispatcher.DeadLetterRequest) =>
+      DeadLetter.send(nats.publisher, names, {
+        taskId: r.envelope.id,
+        subject: r.subject,
+        storedSubject: r.delivery.subject,
+        actor: r.actor,
+        tenant: r.envelope.tenant,
+        reason: r.reason,
+        error: r.error,
+        attempts: r.attempts,
+        history: r.history,
+        headers: { ...r.delivery.headers },
+        payload: Buffer.from(r.delivery.data).toString("base64"),
+        stream: r.delivery.stream,
+        streamSequence: r.delivery.streamSequence,
+        storedAt: r.delivery.storedAt,
+        deadLetteredAt: Date.now()
+      }, Envelope.toHeaders(r.envelope))
+
+    const dispatchers = new Map<string, Dispatcher.Dispatcher>()
+    const restarts = new Map<string, number>()
     const loops: Array<Fiber.Fiber<never>> = []
     for (const actor of actors) {
       const handlers = (yield* actor.Handlers) as Actor.AnyHandlers
-      const pool = pools.get(actor.pool)!
-      const actorSlots = Slots.make(actor.concurrency)
-      busy.set(actor.name, 0)
-      const gate = yield* Latch.make(true)
-      actorGates.set(actor.name, gate)
-      restarts.set(actor.name, 0)
-      const stream = names.taskStream(actor.name)
-      const context: Dispatch.Context = {
+      dispatchers.set(actor.name, yield* Dispatcher.make({
         workerId: id,
         actor,
         handlers,
         names,
-        publisher: nats.publisher,
+        poolName: actor.pool,
+        poolSlots: pools.get(actor.pool)!.slots,
+        ledger,
         results,
-        audit,
-        idempotency,
-        ackWait: actor.ackWait ?? config.ackWait,
-        partitions: Partitions.make(),
-        cancelled,
-        running,
-        poolName: actor.pool
-      }
-      const supervised = <E>(what: string, loop: Effect.Effect<never, E, Scope.Scope>) =>
-        Supervisor.supervise(`${what} of ${actor.name}`, Effect.scoped(loop), {
-          // the usual cause is a consumer deleted from under the loop: declare it again
-          beforeRestart: Effect.ignore(declareActor(actor)).pipe(Effect.provideService(Nats, nats)),
-          onRestart: () => restarts.set(actor.name, (restarts.get(actor.name) ?? 0) + 1)
-        }).pipe(Effect.forkScoped)
+        moveToDeadLetters,
+        ackWaitMs: yield* realAckWait(actor),
+        prefetch: options.prefetch
+      }))
+      restarts.set(actor.name, 0)
+    }
 
-      const subjects = names.actorSubjects(actor.name)
-      const inFlightOfActor = Metric.withAttributes(inFlightGauge, { actor: actor.name })
-      const countBusy = (delta: number) =>
-        Effect.suspend(() => {
-          const n = busy.get(actor.name)! + delta
-          busy.set(actor.name, n)
-          return Metric.update(inFlightOfActor, n)
-        })
-      loops.push(yield* supervised("consume loop", Effect.gen(function*() {
-        const pullers = yield* Effect.forEach(Subjects.priorities, (p) =>
-          Effect.map(pullerOf(stream, names.taskConsumer(actor.name, p)), (puller) => [p, puller] as const))
-        return yield* ConsumeLoop.run({
-          nc: nats.connection,
-          pool,
-          actorSlots,
-          actorRunning: gate,
-          pullers,
-          wakeSubjects: [subjects.high, subjects.normal, subjects.low],
-          dispatch: (d) =>
-            Effect.andThen(countBusy(1), Dispatch.dispatch(context, d)).pipe(Effect.ensuring(countBusy(-1))),
-          inflight,
-          ...(options.pollInterval !== undefined ? { pollInterval: options.pollInterval } : {})
-        })
+    // Pauses and cancels every worker shares, loaded BEFORE the first pull: a paused actor must
+    // not take a batch, a cancelled task must not start (the watches replay the current state
+    // before they return).
+    const actorPaused = new Map<string, boolean>()
+    const poolPaused = new Map<string, boolean>()
+    const setPaused = (target: Target, paused: boolean) =>
+      Effect.suspend(() => {
+        const known = target.kind === "actor" ? dispatchers.has(target.name) : pools.has(target.name)
+        if (!known) return Effect.void
+        ;(target.kind === "actor" ? actorPaused : poolPaused).set(target.name, paused)
+        for (const d of dispatchers.values()) {
+          d.setPaused((actorPaused.get(d.actor.name) ?? false) || (poolPaused.get(d.actor.pool) ?? false))
+        }
+        return Effect.logInfo(`${target.kind} ${target.name} ${paused ? "paused" : "resumed"}`)
+      })
+    const context = yield* Effect.context<never>()
+    yield* control.watch((target, paused) => Effect.runForkWith(context)(setPaused(target, paused)))
+    yield* results.watchCancels((taskId) => {
+      for (const d of dispatchers.values()) d.cancel(taskId)
+    })
+
+    // pulls in flight when the connection dropped are gone with it: ask again at once
+    loops.push(yield* Effect.forkScoped(Effect.promise(async () => {
+      for await (const s of nats.connection.status()) {
+        if (s.type === "reconnect") for (const d of dispatchers.values()) d.reconnected()
+      }
+    }).pipe(Effect.andThen(Effect.never))))
+
+    // one ticker for every heartbeat, lease renewal, timeout and "running" status
+    loops.push(yield* Effect.forkScoped(
+      Effect.sync(() => {
+        for (const d of dispatchers.values()) {
+          d.tick()
+          Metric.withAttributes(inFlightGauge, { actor: d.actor.name }).updateUnsafe(d.state().running, context)
+        }
+      }).pipe(Effect.repeat(Schedule.spaced(tickEvery)), Effect.andThen(Effect.never))
+    ))
+
+    const supervised = <E>(actor: Actor.Any, what: string, loop: Effect.Effect<never, E, Scope.Scope>) =>
+      Supervisor.supervise(`${what} of ${actor.name}`, Effect.scoped(loop), {
+        // the usual cause is a consumer deleted from under the loop: declare it again
+        beforeRestart: Effect.ignore(declareActor(actor)).pipe(Effect.provideService(Nats, nats)),
+        onRestart: () => restarts.set(actor.name, (restarts.get(actor.name) ?? 0) + 1)
+      }).pipe(Effect.forkScoped)
+
+    for (const actor of actors) {
+      const dispatcher = dispatchers.get(actor.name)!
+      const stream = names.taskStream(actor.name)
+      loops.push(yield* supervised(actor, "consume loop", dispatcher.connect((priority, listener) => {
+        const consumer = names.taskConsumer(actor.name, priority)
+        return Pull.make(nats.connection, stream, consumer, listener, { consumerExists: consumerExists(stream, consumer) })
       })))
-      loops.push(yield* supervised("delay mover", Effect.gen(function*() {
-        const puller = yield* pullerOf(stream, names.taskConsumer(actor.name, "delayed"))
-        return yield* DelayMover.run({ publisher: nats.publisher, names, puller })
+      const delayed = names.taskConsumer(actor.name, "delayed")
+      loops.push(yield* supervised(actor, "delay mover", DelayMover.run({
+        nc: nats.connection,
+        publisher: nats.publisher,
+        names,
+        stream,
+        consumer: delayed,
+        consumerExists: consumerExists(stream, delayed)
       })))
-      loops.push(yield* supervised("max-deliveries sweeper", Effect.gen(function*() {
-        const puller = yield* pullerOf(ActorTopology.advisoryStream(names, actor.name), ActorTopology.advisoryConsumer)
-        return yield* MaxDeliveries.run({
-          publisher: nats.publisher,
-          jsm: nats.manager,
-          names,
-          actor: actor.name,
-          pool: actor.pool,
-          puller,
-          results,
-          audit
-        })
+      const advisories = ActorTopology.advisoryStream(names, actor.name)
+      loops.push(yield* supervised(actor, "max-deliveries sweeper", MaxDeliveries.run({
+        nc: nats.connection,
+        publisher: nats.publisher,
+        jsm: nats.manager,
+        names,
+        actor: actor.name,
+        pool: actor.pool,
+        stream: advisories,
+        consumer: ActorTopology.advisoryConsumer,
+        results,
+        ledger,
+        consumerExists: consumerExists(advisories, ActorTopology.advisoryConsumer)
       })))
     }
 
     // Graceful shutdown. Finalizers run in reverse order, so this runs before the loops' scope
-    // is torn down: first stop pulling, then wait for in-flight work, then hand back the rest.
+    // is torn down: stop pulling and hand back what has not started, wait for in-flight work,
+    // then interrupt what is left and hand it back too.
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
-        yield* Effect.forEach(loops, Fiber.interrupt, { discard: true })
-        const unfinished = yield* FiberSet.size(inflight)
+        for (const d of dispatchers.values()) d.stop()
+        const unfinished = [...dispatchers.values()].reduce((n, d) => n + d.state().held, 0)
+        const allIdle = Effect.forEach(dispatchers.values(), (d) => d.idle, { discard: true })
         if (unfinished > 0) {
           yield* Effect.logInfo(`shutting down: waiting up to ${Duration.format(config.shutdownGrace)} for ${unfinished} task(s)`)
-          const finished = yield* FiberSet.awaitEmpty(inflight).pipe(Effect.timeoutOption(config.shutdownGrace))
+          const finished = yield* allIdle.pipe(Effect.timeoutOption(config.shutdownGrace))
           if (Option.isNone(finished)) {
-            const left = yield* FiberSet.size(inflight)
+            const left = [...dispatchers.values()].reduce((n, d) => n + d.state().held, 0)
             yield* Effect.logWarning(`grace period over: handing ${left} task(s) back for redelivery`)
+            for (const d of dispatchers.values()) d.abandon()
+            // settling what was interrupted: bounded too (an unsettled message comes back after ack_wait)
+            yield* allIdle.pipe(Effect.timeoutOption(config.shutdownGrace))
           }
         }
-        // interrupting a run that is settling waits for the settle; a broker that is away could
-        // hold that up, so it is bounded too (an unsettled message is redelivered after ack_wait)
-        yield* FiberSet.clear(inflight).pipe(Effect.timeoutOption(config.shutdownGrace))
+        // A message handed back may be given at once to one of this worker's own long polls: keep
+        // listening until the server has seen every nak, so such a message is handed back again
+        // rather than stranded in a closed inbox until ack_wait.
+        yield* Effect.ignore(Effect.tryPromise(() => nats.connection.flush()))
+        yield* Effect.sleep(handBackSettle)
+        yield* Effect.ignore(Effect.tryPromise(() => nats.connection.flush()))
+        yield* Effect.forEach(loops, Fiber.interrupt, { discard: true })
         yield* Effect.logInfo(`worker ${id} stopped`)
       })
     )
@@ -274,17 +300,21 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(options: Opt
     return Worker.of({
       id,
       actors: actors.map((a) => a.name),
-      inFlight: FiberSet.size(inflight),
+      inFlight: Effect.sync(() => [...dispatchers.values()].reduce((n, d) => n + d.state().running, 0)),
       setPaused,
       state: Effect.sync(() =>
-        actors.map((a) => ({
-          name: a.name,
-          pool: a.pool,
-          paused: !(actorGates.get(a.name)!.isOpen()) || !pools.get(a.pool)!.running.isOpen(),
-          inFlight: busy.get(a.name) ?? 0,
-          concurrency: a.concurrency,
-          restarts: restarts.get(a.name) ?? 0
-        }))
+        actors.map((a) => {
+          const s = dispatchers.get(a.name)!.state()
+          return {
+            name: a.name,
+            pool: a.pool,
+            paused: s.paused,
+            inFlight: s.running,
+            held: s.held,
+            concurrency: a.concurrency,
+            restarts: restarts.get(a.name) ?? 0
+          }
+        })
       )
     })
   })

@@ -1,11 +1,17 @@
 /**
- * The client side of tasks: enqueue with checked types, read a task's status, wait for its
- * result, cancel it. Effect-first; `Client.promise` wraps the same calls for code without Effect.
+ * The client side of tasks: enqueue with checked types (one or many at once), read a task's
+ * status, wait for its result, cancel it. Effect-first; `PromiseClient` wraps the same calls for
+ * code without Effect.
+ *
+ * An enqueue is one JetStream publish, acknowledged by the stream (guarantee 1), deduplicated by
+ * `Nats-Msg-Id` on retries. Nothing else is written on the way: the worker records "enqueued" in
+ * the audit from the message's creation time, and the status record appears when a worker takes
+ * the task. Until then the client that enqueued it answers "queued" from the stream's ack (it
+ * remembers its recent tasks); `track: true` writes a "queued" record so every client sees it.
  * @since 0.1.0
  */
 import { Cause, Clock, Context, Data, Duration, Effect, Exit, Layer, Option, Schema } from "effect"
 import { createHash } from "node:crypto"
-import { AuditLog } from "../audit/AuditLog.ts"
 import type { BrokerError } from "../broker/BrokerError.ts"
 import { Nats } from "../broker/Nats.ts"
 import * as Publish from "../broker/Publish.ts"
@@ -26,8 +32,9 @@ export interface EnqueueOptions {
   /** The message that caused this one: its correlation and trace are inherited. */
   readonly parent?: Envelope.Envelope
   /**
-   * Idempotency and dedup key: a second enqueue with the same key returns the first task's
-   * handle, and the task's handler runs once for the key even after the dedup window.
+   * Idempotency and dedup key, scoped by tenant and subject: a second enqueue with the same key
+   * returns the first task's handle, and the key is recorded done once a run succeeds, so a
+   * redelivery or a late duplicate returns the stored outcome instead of running again.
    */
   readonly key?: string
   /** Default: the task's priority, else normal. */
@@ -36,6 +43,18 @@ export interface EnqueueOptions {
   readonly delay?: Duration.Input
   /** Run no earlier than this time. */
   readonly runAt?: Date | number
+  /**
+   * Store the final status and output for `result()` (default: the task's `result`, true). False
+   * saves a broker write per task nobody waits for.
+   */
+  readonly result?: boolean
+  /** Write a "queued" status record now, so `status()` answers before a worker takes the task. Default false (delayed tasks always get one). */
+  readonly track?: boolean
+}
+
+/** Options of `enqueueMany`: the same for every task, except an idempotency key per input. @category models @since 0.1.0 */
+export interface EnqueueManyOptions extends Omit<EnqueueOptions, "key"> {
+  readonly key?: (input: any, index: number) => string
 }
 
 /** A task that was enqueued. @category models @since 0.1.0 */
@@ -44,6 +63,8 @@ export interface Handle<T extends Task.Any = Task.Any> {
   readonly task: T
   /** True when an earlier enqueue with the same key already created this task. */
   readonly duplicate: boolean
+  /** False when the task stores no result (`result: false`): `result()` fails at once. */
+  readonly result?: boolean
 }
 
 /** The task ended without a result: dead-lettered or cancelled. @category errors @since 0.1.0 */
@@ -67,8 +88,37 @@ export class OutputMismatch extends Data.TaggedError("OutputMismatch")<{ readonl
   }
 }
 
+/** The task was enqueued with `result: false`: nothing will be stored to wait for. @category errors @since 0.1.0 */
+export class NoResultStored extends Data.TaggedError("NoResultStored")<{ readonly taskId: string; readonly subject: string }> {
+  override get message() {
+    return `task ${this.taskId} (${this.subject}) stores no result (result: false): wait on its status with ` +
+      "`client.wait` only for failures, or enqueue it with `result: true`"
+  }
+}
+
 /** @category models @since 0.1.0 */
-export type EnqueueError = Payload.PayloadEncodeError | Payload.PayloadTooLarge | Publish.NoStreamForSubject | BrokerError | Envelope.InvalidTenant
+export type EnqueueError =
+  | Payload.PayloadEncodeError
+  | Payload.PayloadTooLarge
+  | Publish.NoStreamForSubject
+  | BrokerError
+  | Envelope.InvalidTenant
+
+/**
+ * Some tasks of an `enqueueMany` could not be enqueued: `handles[i]` is the task made from
+ * `inputs[i]`, or undefined where `errors` says why not. The others ARE enqueued.
+ * @category errors @since 0.1.0
+ */
+export class EnqueueManyFailed extends Data.TaggedError("EnqueueManyFailed")<{
+  readonly handles: ReadonlyArray<Handle | undefined>
+  readonly errors: ReadonlyArray<{ readonly index: number; readonly error: EnqueueError }>
+}> {
+  override get message() {
+    const first = this.errors[0]
+    return `${this.errors.length} of ${this.handles.length} tasks were not enqueued (the others were)` +
+      (first ? `; the first, #${first.index}: ${first.error.message}` : "")
+  }
+}
 
 /** @category services @since 0.1.0 */
 export class Client extends Context.Service<Client, {
@@ -77,6 +127,15 @@ export class Client extends Context.Service<Client, {
     input: Task.Input<T>,
     options?: EnqueueOptions
   ) => Effect.Effect<Handle<T>, EnqueueError>
+  /**
+   * Enqueues many tasks in one call: the publishes are pipelined (all in flight at once), each
+   * acknowledged by the stream. One handle per input, in order.
+   */
+  readonly enqueueMany: <T extends Task.Any>(
+    task: T,
+    inputs: ReadonlyArray<Task.Input<T>>,
+    options?: EnqueueManyOptions
+  ) => Effect.Effect<ReadonlyArray<Handle<T>>, EnqueueError | EnqueueManyFailed>
   /** Enqueues a JSON value without a local schema (the worker still checks it). */
   readonly enqueueJson: (
     subject: string,
@@ -90,119 +149,238 @@ export class Client extends Context.Service<Client, {
   readonly result: <T extends Task.Any>(
     handle: Handle<T>,
     timeout: Duration.Input
-  ) => Effect.Effect<Task.Output<T>, TaskFailed | OutputMismatch | ResultTimeout | BrokerError>
+  ) => Effect.Effect<Task.Output<T>, TaskFailed | OutputMismatch | NoResultStored | ResultTimeout | BrokerError>
   /** A queued task is skipped when it arrives; a running one is interrupted. */
   readonly cancel: (taskId: string) => Effect.Effect<void, BrokerError>
 }>()("msgsys/Client") {}
 
-const keyIndex = (subject: string, key: string) =>
-  `key.${createHash("sha256").update(`${subject}\u0000${key}`).digest("hex")}`
+/** The results-bucket key recording which task an enqueue key created. */
+const keyIndex = (tenant: string, subject: string, key: string) =>
+  `key.${createHash("sha256").update(`${tenant}\u0000${subject}\u0000${key}`).digest("hex")}`
+
+/** A failure that says the message was certainly not stored (so its key may be freed). */
+const notStored = (e: Publish.PublishError) =>
+  e._tag === "NoStreamForSubject" || !/no ack from the stream|closing/.test(e.reason)
+
+const rememberedTasks = 100_000
+
+/** What one enqueue sends. */
+interface Prepared {
+  readonly subject: string
+  readonly publishSubject: string
+  readonly data: Uint8Array
+  readonly envelope: Envelope.Envelope
+  readonly headers: Record<string, string>
+  readonly msgId: string
+  readonly key: string | undefined
+  readonly tenant: string
+  readonly record: TaskRecord | undefined
+  readonly result: boolean
+}
 
 /** @category constructors @since 0.1.0 */
 export const make = Effect.gen(function*() {
   const config = yield* MsgsysConfig
   const nats = yield* Nats
   const results = yield* Results
-  const audit = yield* Effect.serviceOption(AuditLog)
   const names = Subjects.make(config.streamPrefix)
+  const clock = yield* Clock.Clock
 
-  const send = Effect.fnUntraced(function*(
+  // Tasks this client enqueued, acknowledged by the stream: "queued" until a worker writes a
+  // status. Bounded: the oldest are forgotten first (by then a worker has long written one).
+  const enqueued = new Map<string, TaskRecord>()
+  const remember = (p: Prepared, id: string) => {
+    if (p.record !== undefined) return
+    enqueued.set(id, {
+      id,
+      subject: p.subject,
+      tenant: p.tenant,
+      status: "queued",
+      attempt: 0,
+      updatedAt: p.envelope.createdAt,
+      enqueuedAt: p.envelope.createdAt
+    })
+    if (enqueued.size > rememberedTasks) enqueued.delete(enqueued.keys().next().value!)
+  }
+
+  const prepare = (
     subject: string,
     data: Uint8Array,
     options: EnqueueOptions,
-    defaultPriority: Subjects.Priority | undefined
-  ) {
-    const now = yield* Clock.currentTimeMillis
-    const tenant = options.tenant ?? options.parent?.tenant ?? "default"
-    yield* Envelope.validateTenant(tenant)
-    const priority = options.priority ?? defaultPriority ?? "normal"
-    const runAt = options.runAt !== undefined
-      ? (typeof options.runAt === "number" ? options.runAt : options.runAt.getTime())
-      : options.delay !== undefined
-      ? now + Duration.toMillis(Duration.fromInputUnsafe(options.delay))
-      : undefined
-    const delayed = runAt !== undefined && runAt > now
-    const extra: Record<string, string> = {}
-    if (options.key !== undefined) extra[TaskHeaders.IdempotencyKey] = options.key
-    if (delayed) {
-      extra[TaskHeaders.RunAt] = String(runAt)
-      extra[TaskHeaders.Priority] = priority
-    }
-    const envelope = yield* Envelope.make(subject, {
-      tenant,
-      ...(options.correlationId !== undefined ? { correlationId: options.correlationId } : {}),
-      ...(options.parent !== undefined ? { parent: options.parent } : {}),
-      ...(options.key !== undefined ? { dedupKey: `key:${subject}:${options.key}` } : {}),
-      extra
-    })
-    const record: TaskRecord = {
-      id: envelope.id,
-      subject,
-      tenant,
-      status: "queued",
-      attempt: 0,
-      updatedAt: now,
-      enqueuedAt: now,
-      ...(delayed ? { runAt } : {})
-    }
-    // the status record and the key index go out beside the message, not after it
-    const [ack, , owner] = yield* Effect.all([
-      Publish.publish(nats.publisher, {
-        subject: delayed ? names.delayedSubject(subject) : names.taskSubject(subject, priority),
-        data,
-        headers: Envelope.toHeaders(envelope),
-        msgId: envelope.dedupKey ?? envelope.id
-      }),
-      results.create(record).pipe(Effect.ignore),
-      options.key !== undefined
-        ? results.reserve(keyIndex(subject, options.key), envelope.id)
-        : Effect.succeed(envelope.id)
-    ], { concurrency: "unbounded" }).pipe(
-      // not stored: free the key, or the next enqueue with it would point at a task that never was
-      Effect.tapError(() =>
-        options.key !== undefined ? Effect.ignore(results.unreserve(keyIndex(subject, options.key), envelope.id)) : Effect.void
-      )
-    )
-    // Within the dedup window JetStream dropped the copy; after it, the worker finds the key done.
-    if (ack.duplicate || owner !== envelope.id) return { id: owner, duplicate: true }
-    if (Option.isSome(audit)) {
-      yield* audit.value.record({
-        messageId: envelope.id,
-        subject,
-        actor: Subjects.domainOf(subject),
-        pool: "",
+    task: Pick<Task.Any, "priority" | "result"> | undefined
+  ): Effect.Effect<Prepared, Envelope.InvalidTenant> =>
+    Effect.suspend(() => {
+      const now = clock.currentTimeMillisUnsafe()
+      const tenant = options.tenant ?? options.parent?.tenant ?? Envelope.defaultTenant
+      if (!Envelope.isValidTenant(tenant)) return Effect.fail(new Envelope.InvalidTenant({ tenant }))
+      const priority = options.priority ?? task?.priority ?? "normal"
+      const runAt = options.runAt !== undefined
+        ? (typeof options.runAt === "number" ? options.runAt : options.runAt.getTime())
+        : options.delay !== undefined
+        ? now + Duration.toMillis(Duration.fromInputUnsafe(options.delay))
+        : undefined
+      const delayed = runAt !== undefined && runAt > now
+      const result = options.result ?? task?.result ?? true
+      const extra: Record<string, string> = {}
+      if (options.key !== undefined) extra[TaskHeaders.IdempotencyKey] = options.key
+      if (!result) extra[TaskHeaders.Result] = "off"
+      if (delayed) {
+        extra[TaskHeaders.RunAt] = String(runAt)
+        extra[TaskHeaders.Priority] = priority
+      }
+      const id = Envelope.newId(now)
+      const envelope = Envelope.makeUnsafe(subject, now, {
+        id,
         tenant,
-        correlationId: envelope.correlationId,
-        attempt: 0,
-        step: "enqueued",
-        at: now
-      }).pipe(Effect.ignore)
-    }
-    return { id: envelope.id, duplicate: false }
-  })
+        ...(options.correlationId !== undefined ? { correlationId: options.correlationId } : {}),
+        ...(options.parent !== undefined ? { parent: options.parent } : {}),
+        ...(options.key !== undefined ? { dedupKey: `key:${tenant}:${subject}:${options.key}` } : {}),
+        extra
+      })
+      const record: TaskRecord | undefined = delayed || options.track
+        ? {
+          id,
+          subject,
+          tenant,
+          status: "queued",
+          attempt: 0,
+          updatedAt: now,
+          enqueuedAt: now,
+          ...(delayed ? { runAt } : {})
+        }
+        : undefined
+      return Effect.succeed({
+        subject,
+        publishSubject: delayed ? names.delayedSubject(subject) : names.taskSubject(subject, priority),
+        data,
+        envelope,
+        // a delayed task is released later: it carries its creation time with it
+        headers: Envelope.toHeaders(envelope, { compact: !delayed }),
+        msgId: envelope.dedupKey ?? envelope.id,
+        key: options.key,
+        tenant,
+        record,
+        result
+      })
+    })
+
+  const publish = (p: Prepared, id: string) =>
+    Publish.publish(nats.publisher, {
+      subject: p.publishSubject,
+      data: p.data,
+      headers: id === p.envelope.id ? p.headers : { ...p.headers, [Envelope.Headers.Id]: id },
+      msgId: p.msgId
+    })
+
+  const track = (p: Prepared, id: string) =>
+    p.record === undefined ? Effect.sync(() => remember(p, id)) : Effect.ignore(results.create({ ...p.record, id }))
+
+  /**
+   * With a key: reserve it first, then publish, so an id is returned only once its message is
+   * stored (issue: a key pointing at a task that never was). A reservation whose publish was not
+   * confirmed is completed by the next enqueue with the key — same id, same dedup id, so the
+   * stream stores it once.
+   */
+  const sendKeyed = (p: Prepared, key: string) =>
+    Effect.gen(function*() {
+      const index = keyIndex(p.tenant, p.subject, key)
+      const held = yield* results.reserve(index, p.envelope.id)
+      if (held.taskId !== p.envelope.id && held.confirmed) return { id: held.taskId, duplicate: true }
+      const ack = yield* publish(p, held.taskId).pipe(
+        Effect.tapError((e) =>
+          // free the key only when this enqueue reserved it and its message was certainly not stored
+          held.taskId === p.envelope.id && notStored(e) ? Effect.ignore(results.unreserve(index, held.taskId)) : Effect.void
+        )
+      )
+      yield* Effect.ignore(results.confirm(index, held.taskId))
+      yield* track(p, held.taskId)
+      return { id: held.taskId, duplicate: ack.duplicate || held.taskId !== p.envelope.id }
+    })
+
+  const send = (p: Prepared): Effect.Effect<{ readonly id: string; readonly duplicate: boolean }, EnqueueError> =>
+    p.key !== undefined
+      ? sendKeyed(p, p.key)
+      : Effect.flatMap(publish(p, p.envelope.id), (ack) =>
+        Effect.as(track(p, p.envelope.id), { id: p.envelope.id, duplicate: ack.duplicate }))
+
+  const maxPayload = () => nats.server.maxPayload
+
+  const enqueueMany = <T extends Task.Any>(task: T, inputs: ReadonlyArray<Task.Input<T>>, options: EnqueueManyOptions = {}) =>
+    Effect.gen(function*() {
+      const { key, ...shared } = options
+      const handles: Array<Handle<T> | undefined> = new Array(inputs.length)
+      const errors: Array<{ readonly index: number; readonly error: EnqueueError }> = []
+      const keyed: Array<readonly [number, Prepared]> = []
+      const plain: Array<readonly [number, Prepared]> = []
+      for (let i = 0; i < inputs.length; i++) {
+        const prepared = yield* Payload.encode(task.input, task.subject, inputs[i], maxPayload()).pipe(
+          Effect.flatMap((data) => prepare(task.subject, data, key ? { ...shared, key: key(inputs[i], i) } : shared, task)),
+          Effect.result
+        )
+        if (prepared._tag === "Failure") errors.push({ index: i, error: prepared.failure })
+        else (prepared.success.key !== undefined ? keyed : plain).push([i, prepared.success])
+      }
+      // the plain ones straight onto the pipeline, no Effect per message
+      yield* Effect.callback<void>((resume) => {
+        let left = plain.length
+        if (left === 0) return resume(Effect.void)
+        for (const [i, p] of plain) {
+          nats.publisher.submit({ subject: p.publishSubject, data: p.data, headers: p.headers, msgId: p.msgId }, (o) => {
+            if (o.ok) {
+              handles[i] = { id: p.envelope.id, task, duplicate: o.ack.duplicate, result: p.result }
+              remember(p, p.envelope.id)
+            }
+            else errors.push({ index: i, error: o.error })
+            if (--left === 0) resume(Effect.void)
+          })
+        }
+      })
+      yield* Effect.forEach(plain, ([i, p]) => handles[i] && p.record !== undefined ? track(p, p.envelope.id) : Effect.void, {
+        concurrency: 64,
+        discard: true
+      })
+      yield* Effect.forEach(keyed, ([i, p]) =>
+        Effect.result(sendKeyed(p, p.key!)).pipe(Effect.map((r) => {
+          if (r._tag === "Success") handles[i] = { ...r.success, task, result: p.result }
+          else errors.push({ index: i, error: r.failure })
+        })), { concurrency: 64, discard: true })
+      if (errors.length > 0) {
+        return yield* new EnqueueManyFailed({ handles, errors: errors.sort((a, b) => a.index - b.index) })
+      }
+      return handles as ReadonlyArray<Handle<T>>
+    })
 
   const status = (taskId: string) =>
     results.get(taskId).pipe(
       Effect.flatMap(Option.match({
-        onNone: () => Effect.fail(new TaskNotFound({ taskId })),
-        onSome: Effect.succeed
+        onNone: () => {
+          const queued = enqueued.get(taskId)
+          return queued ? Effect.succeed(queued) : Effect.fail(new TaskNotFound({ taskId }))
+        },
+        onSome: (record) => {
+          enqueued.delete(taskId)
+          return Effect.succeed(record)
+        }
       }))
     )
 
   return Client.of({
     enqueue: (task, input, options = {}) =>
-      Payload.encode(task.input, task.subject, input, nats.server.maxPayload).pipe(
-        Effect.flatMap((data) => send(task.subject, data, options, task.priority)),
-        Effect.map(({ id, duplicate }) => ({ id, task, duplicate }))
+      Payload.encode(task.input, task.subject, input, maxPayload()).pipe(
+        Effect.flatMap((data) => prepare(task.subject, data, options, task)),
+        Effect.flatMap((p) => Effect.map(send(p), ({ id, duplicate }) => ({ id, task, duplicate, result: p.result })))
       ),
+    enqueueMany,
     enqueueJson: (subject, json, options = {}) =>
-      Payload.encode(Schema.Json, subject, json as Schema.Json, nats.server.maxPayload).pipe(
-        Effect.flatMap((data) => send(subject, data, options, undefined))
+      Payload.encode(Schema.Json, subject, json as Schema.Json, maxPayload()).pipe(
+        Effect.flatMap((data) => prepare(subject, data, options, undefined)),
+        Effect.flatMap(send)
       ),
     status,
     wait: (taskId, timeout) => results.awaitFinal(taskId, timeout),
     result: (handle, timeout) =>
       Effect.gen(function*() {
+        if (handle.result === false) return yield* new NoResultStored({ taskId: handle.id, subject: handle.task.subject })
         const record = yield* results.awaitFinal(handle.id, timeout)
         if (record.status !== "succeeded") {
           return yield* new TaskFailed({ taskId: handle.id, status: record.status, record })

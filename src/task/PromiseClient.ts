@@ -25,6 +25,11 @@ export interface PromiseClient {
     input: Task.Input<T>,
     options?: Client.EnqueueOptions
   ) => Promise<Client.Handle<T>>
+  readonly enqueueMany: <T extends Task.Any>(
+    task: T,
+    inputs: ReadonlyArray<Task.Input<T>>,
+    options?: Client.EnqueueManyOptions
+  ) => Promise<ReadonlyArray<Client.Handle<T>>>
   readonly enqueueJson: (subject: string, json: unknown, options?: Client.EnqueueOptions) => Promise<{ readonly id: string; readonly duplicate: boolean }>
   readonly result: <T extends Task.Any>(handle: Client.Handle<T>, timeout: Duration.Input) => Promise<Task.Output<T>>
   readonly status: (taskId: string) => Promise<TaskRecord>
@@ -46,6 +51,7 @@ export const connect = async (overrides?: MsgsysConfig.Overrides): Promise<Promi
   const run = <A, E>(effect: Effect.Effect<A, E>) => runtime.runPromise(effect)
   return {
     enqueue: (task, input, options) => run(client.enqueue(task, input, options)),
+    enqueueMany: (task, inputs, options) => run(client.enqueueMany(task, inputs, options)),
     enqueueJson: (subject, json, options) => run(client.enqueueJson(subject, json, options)),
     result: (handle, timeout) => run(client.result(handle, timeout)),
     status: (taskId) => run(client.status(taskId)),

@@ -1,11 +1,14 @@
 /**
  * Task status and results in a NATS KV bucket with a TTL (default 7 days), so a client on any
- * host can read a task's status or wait for its result. Cancel requests live in the same bucket
- * under `cancel.<task id>`, so a worker that starts later still skips a cancelled task.
+ * host can read a task's status or wait for its result. The same bucket holds the index of
+ * enqueue keys (`key.<hash>`: which task an idempotency key created) and cancel requests
+ * (`cancel.<task id>`, so a worker that starts later still skips a cancelled task).
  * @since 0.1.0
  */
+import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream"
 import type { KV } from "@nats-io/kv"
-import { Context, Data, Deferred, Duration, Effect, Layer, Option, Schema, Scope } from "effect"
+import type { Subscription } from "@nats-io/transport-node"
+import { Context, Data, Duration, Effect, Layer, Option, Schema, Scope } from "effect"
 import { type BrokerError, brokerFailure } from "../broker/BrokerError.ts"
 import * as KvWatch from "../broker/KvWatch.ts"
 import { Nats } from "../broker/Nats.ts"
@@ -25,41 +28,80 @@ export class ResultTimeout extends Data.TaggedError("ResultTimeout")<{
   }
 }
 
-/** There is no record of this task (unknown id, or older than the results TTL). @category errors @since 0.1.0 */
+/** There is no record of this task (unknown id, still queued, or older than the results TTL). @category errors @since 0.1.0 */
 export class TaskNotFound extends Data.TaggedError("TaskNotFound")<{ readonly taskId: string }> {
   override get message() {
-    return `no task ${this.taskId}: check the id; results are kept for MSGSYS_RESULT_TTL (default 7 days)`
+    return `no status for task ${this.taskId}: a task has one once a worker takes it (enqueue with \`track: true\` ` +
+      "to have \"queued\" at once); check the id, and that it is younger than MSGSYS_RESULT_TTL (default 7 days)"
   }
+}
+
+/** Who holds an enqueue key. @category models @since 0.1.0 */
+export interface Reservation {
+  /** The task the key belongs to. */
+  readonly taskId: string
+  /** Its publish was acknowledged by the stream (false: the enqueue that reserved it may have failed). */
+  readonly confirmed: boolean
 }
 
 /** @category services @since 0.1.0 */
 export class Results extends Context.Service<Results, {
   readonly put: (record: TaskRecord) => Effect.Effect<void, BrokerError>
+  /**
+   * Stores a record without waiting in series: many are in flight at once on the connection's
+   * pipelined publisher; `done` is called once with `undefined` when stored, or the error.
+   */
+  readonly submit: (record: TaskRecord, done: (error: BrokerError | undefined) => void) => void
   /** Writes only if there is no record yet; false when one exists. */
   readonly create: (record: TaskRecord) => Effect.Effect<boolean, BrokerError>
   readonly get: (taskId: string) => Effect.Effect<Option.Option<TaskRecord>, BrokerError>
   /** Waits for a final status (succeeded, dead or cancelled). */
   readonly awaitFinal: (taskId: string, timeout: Duration.Input) => Effect.Effect<TaskRecord, ResultTimeout | BrokerError>
-  /** Records `taskId` under `key` unless a task holds it already; returns the task that does. */
-  readonly reserve: (key: string, taskId: string) => Effect.Effect<string, BrokerError>
+  /** Reserves `key` for `taskId` unless a task holds it already; returns who holds it. */
+  readonly reserve: (key: string, taskId: string) => Effect.Effect<Reservation, BrokerError>
+  /** Marks `taskId`'s reservation of `key` as published. */
+  readonly confirm: (key: string, taskId: string) => Effect.Effect<void, BrokerError>
   /** Drops `key` if `taskId` holds it (its publish failed, so the next enqueue must not point at it). */
   readonly unreserve: (key: string, taskId: string) => Effect.Effect<void, BrokerError>
   readonly requestCancel: (taskId: string) => Effect.Effect<void, BrokerError>
-  /** Calls `onCancel` for every cancel request, past (within the TTL) and future, while the scope lives. */
+  /**
+   * Calls `onCancel` for every cancel request, past (within the TTL) and future, while the scope
+   * lives. The past ones are all delivered before this returns.
+   */
   readonly watchCancels: (onCancel: (taskId: string) => void) => Effect.Effect<void, BrokerError, Scope.Scope>
 }>()("msgsys/Results") {}
 
 const decodeRecord = Schema.decodeUnknownOption(TaskRecord)
 const encoder = new TextEncoder()
-const cancelKey = (taskId: string) => `cancel.${taskId}`
-
+const decoder = new TextDecoder()
+const cancelPrefix = "cancel."
 
 const parse = (value: Uint8Array): Option.Option<TaskRecord> => {
   try {
-    return decodeRecord(JSON.parse(new TextDecoder().decode(value)))
+    return decodeRecord(JSON.parse(decoder.decode(value)))
   } catch {
     return Option.none()
   }
+}
+
+const isConflict = (e: unknown): boolean =>
+  e instanceof JetStreamApiError &&
+  (e.code === JetStreamApiCodes.StreamWrongLastSequence || e.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
+
+// A reservation's value: JSON; a plain task id (written by an older version) counts as confirmed.
+const readReservation = (text: string): Reservation => {
+  try {
+    const v = JSON.parse(text) as Partial<Reservation>
+    if (typeof v?.taskId === "string") return { taskId: v.taskId, confirmed: v.confirmed === true }
+  } catch {
+    // not JSON: the older form
+  }
+  return { taskId: text, confirmed: true }
+}
+
+interface Waiter {
+  last: TaskRecord | undefined
+  readonly offer: (r: TaskRecord) => void
 }
 
 /** Opens (creating if missing) the results bucket. @category constructors @since 0.1.0 */
@@ -75,81 +117,162 @@ export const make = Effect.fn("Results.make")(function*(bucket: string, ttl: Dur
       Effect.map((e) => e && e.operation === "PUT" ? parse(e.value) : Option.none())
     )
 
-  // Waiting costs one core subscription to the key's subject (every KV put is published there),
-  // not a JetStream consumer per wait: a client can wait on thousands of tasks at once.
-  const awaitFinal = (taskId: string, timeout: Duration.Input) =>
-    Effect.gen(function*() {
-      let last: TaskRecord | undefined
-      const final = yield* Deferred.make<TaskRecord>()
-      const offer = (r: Option.Option<TaskRecord>) => {
-        if (Option.isNone(r)) return
-        if (!last || r.value.updatedAt >= last.updatedAt) last = r.value
-        if (isFinal(r.value.status)) Deferred.doneUnsafe(final, Effect.succeed(r.value))
+  // a KV put is a publish on the key's subject, stored by the bucket's stream
+  const subjectPrefix = `$KV.${bucket}.`
+  const submit = (record: TaskRecord, done: (error: BrokerError | undefined) => void) =>
+    nats.publisher.submit(
+      { subject: subjectPrefix + record.id, data: encoder.encode(JSON.stringify(record)) },
+      (o) => done(o.ok ? undefined : o.error._tag === "BrokerError" ? o.error : brokerFailure(`store status of task ${record.id}`)(o.error))
+    )
+
+  // Every wait of this client shares one subscription to the bucket's subjects (every put is
+  // published there), demultiplexed by key: no subscription or consumer per wait. It exists
+  // while someone waits.
+  const waiters = new Map<string, Set<Waiter>>()
+  let subscription: Subscription | undefined
+  const subscribe = () => {
+    subscription ??= nats.connection.subscribe(`${subjectPrefix}>`, {
+      callback: (_err, m) => {
+        const set = waiters.get(m.subject.slice(subjectPrefix.length))
+        if (set === undefined) return
+        const record = parse(m.data)
+        if (Option.isSome(record)) for (const w of set) w.offer(record.value)
       }
-      const sub = nats.connection.subscribe(`$KV.${bucket}.${taskId}`, {
-        callback: (_err, m) => offer(parse(m.data))
-      })
-      yield* Effect.addFinalizer(() => Effect.sync(() => sub.unsubscribe()))
+    })
+  }
+  const unregister = (taskId: string, w: Waiter) => {
+    const set = waiters.get(taskId)
+    set?.delete(w)
+    if (set !== undefined && set.size === 0) waiters.delete(taskId)
+    if (waiters.size === 0 && subscription !== undefined) {
+      subscription.unsubscribe()
+      subscription = undefined
+    }
+  }
+
+  const awaitFinal = (taskId: string, timeout: Duration.Input) =>
+    Effect.callback<TaskRecord, ResultTimeout | BrokerError>((resume) => {
+      let settled = false
+      const w: Waiter = {
+        last: undefined,
+        offer: (r) => {
+          if (!w.last || r.updatedAt >= w.last.updatedAt) w.last = r
+          if (isFinal(r.status)) done(Effect.succeed(r))
+        }
+      }
+      const timeoutMs = Duration.toMillis(Duration.fromInputUnsafe(timeout))
+      const done = (effect: Effect.Effect<TaskRecord, ResultTimeout | BrokerError>) => {
+        if (settled) return
+        settled = true
+        clearTimeout(timer)
+        unregister(taskId, w)
+        resume(effect)
+      }
+      const set = waiters.get(taskId)
+      if (set === undefined) waiters.set(taskId, new Set([w]))
+      else set.add(w)
+      subscribe()
       // read after subscribing, so a put between the two is never missed
-      offer(yield* get(taskId))
-      const done = yield* Deferred.await(final).pipe(Effect.timeoutOption(timeout))
-      if (Option.isSome(done)) return done.value
-      // a put made while this connection was reconnecting never reached the subscription: look once more
-      offer(yield* get(taskId))
-      if (last && isFinal(last.status)) return last
-      return yield* new ResultTimeout({ taskId, timeoutMs: Duration.toMillis(Duration.fromInputUnsafe(timeout)), last })
-    }).pipe(Effect.scoped)
+      kv.get(taskId).then(
+        (e) => {
+          if (e && e.operation === "PUT") {
+            const r = parse(e.value)
+            if (Option.isSome(r)) w.offer(r.value)
+          }
+        },
+        (cause) => done(Effect.fail(brokerFailure(`read task ${taskId}`)(cause)))
+      )
+      const timer = setTimeout(() => {
+        // a put made while this connection was reconnecting never reached the subscription: look once more
+        kv.get(taskId).then(
+          (e) => {
+            const r = e && e.operation === "PUT" ? parse(e.value) : Option.none()
+            if (Option.isSome(r)) w.offer(r.value)
+            done(Effect.fail(new ResultTimeout({ taskId, timeoutMs, last: w.last })))
+          },
+          () => done(Effect.fail(new ResultTimeout({ taskId, timeoutMs, last: w.last })))
+        )
+      }, Math.min(timeoutMs, 2 ** 31 - 1))
+      return Effect.sync(() => {
+        if (settled) return
+        settled = true
+        clearTimeout(timer)
+        unregister(taskId, w)
+      })
+    })
 
   return Results.of({
     put: (record) =>
-      Effect.tryPromise({
-        try: () => kv.put(record.id, encoder.encode(JSON.stringify(record))),
-        catch: brokerFailure(`store status of task ${record.id}`)
-      }).pipe(Effect.asVoid),
+      Effect.callback<void, BrokerError>((resume) => {
+        submit(record, (error) => resume(error === undefined ? Effect.void : Effect.fail(error)))
+      }),
+    submit,
     create: (record) =>
       Effect.tryPromise({
         try: () => kv.create(record.id, encoder.encode(JSON.stringify(record))).then(() => true),
         catch: (e) => e
       }).pipe(
         Effect.catch((e) =>
-          /wrong last sequence|10071|exists/i.test(String((e as Error)?.message ?? e))
-            ? Effect.succeed(false)
-            : Effect.fail(brokerFailure(`store status of task ${record.id}`)(e))
+          isConflict(e) ? Effect.succeed(false) : Effect.fail(brokerFailure(`store status of task ${record.id}`)(e))
         )
       ),
     get,
     awaitFinal,
     reserve: (key, taskId) =>
       Effect.tryPromise({
-        try: async () => {
+        try: async (): Promise<Reservation> => {
           try {
-            await kv.create(key, taskId)
-            return taskId
+            await kv.create(key, JSON.stringify({ taskId, confirmed: false }))
+            return { taskId, confirmed: false }
           } catch (e) {
-            if (!/wrong last sequence|10071|exists/i.test(String((e as Error)?.message ?? e))) throw e
+            if (!isConflict(e)) throw e
             const held = await kv.get(key)
-            return held && held.operation === "PUT" ? held.string() : taskId
+            // deleted meanwhile: this enqueue may take it on its next try
+            if (!held || held.operation !== "PUT") throw new Error(`the reservation of ${key} changed; try again`)
+            return readReservation(held.string())
           }
         },
         catch: brokerFailure(`reserve key ${key}`)
       }),
+    confirm: (key, taskId) =>
+      Effect.tryPromise({
+        try: async () => {
+          const held = await kv.get(key)
+          if (held && held.operation === "PUT" && readReservation(held.string()).taskId === taskId) {
+            await kv.update(key, JSON.stringify({ taskId, confirmed: true }), held.revision)
+          }
+        },
+        catch: brokerFailure(`confirm key ${key}`)
+      }).pipe(Effect.catch((e) => isConflict(e.cause) ? Effect.void : Effect.fail(e))),
     unreserve: (key, taskId) =>
       Effect.tryPromise({
         try: async () => {
           const held = await kv.get(key)
-          if (held && held.operation === "PUT" && held.string() === taskId) {
+          if (held && held.operation === "PUT" && readReservation(held.string()).taskId === taskId) {
             await kv.delete(key, { previousSeq: held.revision })
           }
         },
         catch: brokerFailure(`release key ${key}`)
       }),
     requestCancel: (taskId) =>
-      Effect.tryPromise({ try: () => kv.put(cancelKey(taskId), "1"), catch: brokerFailure(`cancel task ${taskId}`) }).pipe(
+      Effect.tryPromise({ try: () => kv.put(cancelPrefix + taskId, "1"), catch: brokerFailure(`cancel task ${taskId}`) }).pipe(
         Effect.asVoid
       ),
     watchCancels: (onCancel) =>
-      KvWatch.follow("cancel requests", () => kv.watch({ key: "cancel.>" }), (e) => {
-        if (e.operation === "PUT") onCancel(e.key.slice("cancel.".length))
+      Effect.gen(function*() {
+        // the requests so far first, so a worker knows them before its first pull
+        const keys = yield* Effect.tryPromise({
+          try: async () => {
+            const out: Array<string> = []
+            for await (const k of await kv.keys(`${cancelPrefix}>`)) out.push(k)
+            return out
+          },
+          catch: brokerFailure("list cancel requests")
+        })
+        for (const k of keys) onCancel(k.slice(cancelPrefix.length))
+        yield* KvWatch.follow("cancel requests", () => kv.watch({ key: `${cancelPrefix}>` }), (e) => {
+          if (e.operation === "PUT") onCancel(e.key.slice(cancelPrefix.length))
+        })
       })
   })
 })

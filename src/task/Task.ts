@@ -40,6 +40,8 @@ export interface Task<
   readonly priority: Priority | undefined
   readonly timeout: Duration.Duration | undefined
   readonly retry: Retry.Policy | undefined
+  /** False: the final status and output are not stored (nobody waits for them). */
+  readonly result: boolean
 }
 
 /** Any task. @category models @since 0.1.0 */
@@ -65,6 +67,12 @@ export interface Options<In extends SchemaInput, Out extends SchemaInput, Err ex
   readonly timeout?: Duration.Input
   /** Overrides the actor's retry policy. */
   readonly retry?: Retry.Policy
+  /**
+   * Whether the worker stores the final status and output in the results bucket, for
+   * `client.result` and `msgsys result`. Default true; false saves a broker write per task for
+   * work nobody waits on (failures and dead letters are still recorded).
+   */
+  readonly result?: boolean
 }
 
 /** A task definition is wrong; raised when the module defining it loads. @category errors @since 0.1.0 */
@@ -104,7 +112,8 @@ export const make = <
     idempotencyKey: options.idempotencyKey as ((input: ToCodec<In>["Type"]) => string) | undefined,
     priority: options.priority,
     timeout: options.timeout === undefined ? undefined : Duration.fromInputUnsafe(options.timeout),
-    retry: options.retry
+    retry: options.retry,
+    result: options.result !== false
   }
 }
 

@@ -9,3 +9,5 @@ export const RunAt = "Msgsys-Run-At"
 export const Priority = "Msgsys-Priority"
 /** An explicit idempotency key given at enqueue. @category constants @since 0.1.0 */
 export const IdempotencyKey = "Msgsys-Idempotency-Key"
+/** `off`: the worker does not store this task's final status and output (`result: false`). @category constants @since 0.1.0 */
+export const Result = "Msgsys-Result"

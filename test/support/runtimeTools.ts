@@ -74,10 +74,9 @@ export interface Runtime {
 /** Starts the runtime for `app` in the current scope and returns its services. */
 export const start = <Actors extends ReadonlyArray<Actor.Any>, E>(
   app: App.App<Actors, E>,
-  settings: MsgsysConfig.MsgsysSettings,
-  options: { readonly pollInterval?: Duration.Input } = {}
+  settings: MsgsysConfig.MsgsysSettings
 ): Effect.Effect<Runtime, unknown, Scope.Scope> =>
-  Effect.map(startRuntime(app, settings, options), (ctx) => ({
+  Effect.map(startRuntime(app, settings), (ctx) => ({
     client: Context.get(ctx, Client.Client),
     worker: Context.get(ctx, Worker.Worker),
     nats: Context.get(ctx, Nats.Nats),

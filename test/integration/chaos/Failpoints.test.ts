@@ -1,7 +1,9 @@
 /**
  * A worker that dies (SIGKILL) between storing a task's outcome and acking it: the message comes
  * back to another worker, which does not run the handler again and leaves exactly one "succeeded"
- * audit row (guarantees 1 and 2: the ack comes only after the audit commit).
+ * audit row (guarantees 1 and 2: the ack comes only after the audit commit). With keys in SQLite
+ * the outcome and its row commit together; with keys in NATS KV they are two writes, and a crash
+ * between them is reconciled on the redelivery.
  */
 import { afterEach, describe, expect, test } from "bun:test"
 import { Duration } from "effect"
@@ -27,12 +29,16 @@ import {
 const h = natsHarness()
 afterEach(killAll)
 
-const crashAt = (failpoint: "after-outcome-stored" | "before-ack") => async () => {
+type Failpoint = "after-outcome-stored" | "after-commit" | "before-ack"
+
+const crashAt = (failpoint: Failpoint, env: Record<string, string> = {}) => async () => {
   const settings = h.settings({ ackWait: Duration.seconds(3) })
-  const actor = actorName(failpoint === "before-ack" ? "fpack" : "fpout")
+  const actor = actorName(failpoint === "before-ack" ? "fpack" : failpoint === "after-commit" ? "fpcom" : "fpout")
   const { Sleep } = define(actor)
   const log = join(settings.dataDir, "chaos.log")
-  const doomed = spawnWorker({ label: "doomed", settings, actor, log, env: { MSGSYS_FAILPOINTS: failpoint } })
+  // the outcome is audited in the same commit unless it was stored alone (keys in NATS KV)
+  const auditedWithOutcome = failpoint !== "after-outcome-stored"
+  const doomed = spawnWorker({ label: "doomed", settings, actor, log, env: { ...env, MSGSYS_FAILPOINTS: failpoint } })
   await ready(doomed)
 
   const rt = clientRuntime(settings)
@@ -43,10 +49,10 @@ const crashAt = (failpoint: "after-outcome-stored" | "before-ack") => async () =
     expect(doomed.proc.signalCode).toBe("SIGKILL")
     const before = tally(log, ["once"])
     expect(before.done.get("once")).toBe(1)
-    expect(auditCounts(settings.sqlitePath, "succeeded").get(handle.id) ?? 0).toBe(failpoint === "before-ack" ? 1 : 0)
+    expect(auditCounts(settings.sqlitePath, "succeeded").get(handle.id) ?? 0).toBe(auditedWithOutcome ? 1 : 0)
 
     // the message was never acked: a healthy worker gets it after ack_wait
-    const healthy = spawnWorker({ label: "healthy", settings, actor, log })
+    const healthy = spawnWorker({ label: "healthy", settings, actor, log, env })
     await ready(healthy)
     const records = await finalRecords(rt, [handle.id], 30_000)
     expect(notSucceeded(records, [handle.id])).toEqual([])
@@ -62,8 +68,8 @@ const crashAt = (failpoint: "after-outcome-stored" | "before-ack") => async () =
     expect(auditCounts(settings.sqlitePath, "succeeded").get(handle.id)).toBe(1)
     // by the worker that got that far: the doomed one (attempt 1) when its row committed before
     // the crash, else a redelivery on the healthy one, which recorded the stored outcome
-    const settled = auditRows(settings.sqlitePath, handle.id).filter((r) => r.step !== "started")
-    if (failpoint === "before-ack") {
+    const settled = auditRows(settings.sqlitePath, handle.id).filter((r) => r.step !== "started" && r.step !== "enqueued")
+    if (auditedWithOutcome) {
       expect(settled).toEqual([{ step: "succeeded", attempt: 1 }, { step: "skipped_duplicate", attempt: 2 }])
     } else {
       expect(settled.map((r) => r.step)).toEqual(["succeeded"])
@@ -77,8 +83,13 @@ const crashAt = (failpoint: "after-outcome-stored" | "before-ack") => async () =
 
 describe("ack only after the audit commit", () => {
   test(
-    "ack happens only after the audit commit: a crash after the outcome is stored leaves one succeeded audit row and one run",
-    crashAt("after-outcome-stored"),
+    "ack happens only after the audit commit: with keys in NATS KV, a crash after the outcome is stored, before its audit row, leaves one succeeded audit row and one run",
+    crashAt("after-outcome-stored", { MSGSYS_IDEMPOTENCY_STORE: "kv" }),
+    60_000
+  )
+  test(
+    "ack happens only after the audit commit: a crash after the outcome and its audit row commit, before the result is stored, leaves one succeeded audit row, one run and the result",
+    crashAt("after-commit"),
     60_000
   )
   test(

@@ -37,7 +37,7 @@ describe("audit trail", () => {
     }])
     const s = h.settings({ ackWait: Duration.seconds(3), shutdownGrace: Duration.seconds(2) })
     await runTest(Effect.gen(function*() {
-      const rt = yield* start(app, s, { pollInterval: "50 millis" })
+      const rt = yield* start(app, s)
       const ok = yield* rt.client.enqueue(Job, { mode: "ok" })
       const flaky = yield* rt.client.enqueue(Job, { mode: "flaky" })
       const bad = yield* rt.client.enqueue(Job, { mode: "bad" })

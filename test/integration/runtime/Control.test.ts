@@ -44,7 +44,7 @@ describe("cancel", () => {
     const { name, Nap, app, runs } = sleeper("cnq")
     const s = settings()
     await runTest(Effect.gen(function*() {
-      const rt = yield* start(app, s, { pollInterval: "100 millis" })
+      const rt = yield* start(app, s)
       yield* rt.worker.setPaused({ kind: "actor", name }, true)
       yield* Effect.sleep("200 millis")
       const doomed = yield* rt.client.enqueue(Nap, { ms: 10 })
@@ -65,7 +65,7 @@ describe("cancel", () => {
     const { name, Nap, app, runs, aborted } = sleeper("cnr")
     const s = settings()
     await runTest(Effect.gen(function*() {
-      const rt = yield* start(app, s, { pollInterval: "100 millis" })
+      const rt = yield* start(app, s)
       const handle = yield* rt.client.enqueue(Nap, { ms: 10_000 })
       yield* waitFor("the task to run", Effect.map(rt.client.status(handle.id), (r) => r.status === "running"))
       const t0 = yield* now
@@ -92,7 +92,7 @@ describe("pause and resume through Control", () => {
     const { name, Nap, app, runs } = sleeper(kind === "actor" ? "pa" : "pp", { pool: "slow" })
     const target = { kind, name: kind === "actor" ? name : "slow" } as const
     await runTest(Effect.gen(function*() {
-      const rt = yield* start(app, settings(), { pollInterval: "100 millis" })
+      const rt = yield* start(app, settings())
       yield* rt.control.pause(target)
       yield* waitFor("the pause to reach the worker", Effect.map(rt.worker.state, (st) => st[0]!.paused))
       expect(yield* rt.control.paused).toContainEqual(target)

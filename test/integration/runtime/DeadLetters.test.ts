@@ -39,7 +39,7 @@ describe("poison messages", () => {
   test("a body that is not JSON goes to dead letters once, as poison, without running the handler or retrying", async () => {
     const { name, Work, app, runs } = setup("garbage")
     await runTest(Effect.gen(function*() {
-      const rt = yield* start(app, settings(), { pollInterval: "100 millis" })
+      const rt = yield* start(app, settings())
       yield* publishRaw(rt, Work.subject, "\u0000not json{{")
       yield* waitFor("a dead letter", Effect.map(deadLetters(rt, name), (ls) => ls.length > 0))
       yield* waitFor("the task stream to empty", Effect.map(taskCount(rt, name), (n) => n === 0))
@@ -62,7 +62,7 @@ describe("poison messages", () => {
   test("valid JSON that fails the schema goes to dead letters once, naming the bad field", async () => {
     const { name, Work, app, runs } = setup("badshape")
     await runTest(Effect.gen(function*() {
-      const rt = yield* start(app, settings(), { pollInterval: "100 millis" })
+      const rt = yield* start(app, settings())
       yield* publishRaw(rt, Work.subject, JSON.stringify({ n: "seven" }))
       yield* waitFor("a dead letter", Effect.map(deadLetters(rt, name), (ls) => ls.length > 0))
       yield* waitFor("the task stream to empty", Effect.map(taskCount(rt, name), (n) => n === 0))
@@ -85,7 +85,7 @@ describe("poison messages", () => {
   test("a subject under the actor's domain that no task handles goes to dead letters naming the known subjects", async () => {
     const { name, Work, app, runs } = setup("unknown")
     await runTest(Effect.gen(function*() {
-      const rt = yield* start(app, settings(), { pollInterval: "100 millis" })
+      const rt = yield* start(app, settings())
       yield* publishRaw(rt, `${name}.nope`, JSON.stringify({ n: 1 }))
       yield* waitFor("a dead letter", Effect.map(deadLetters(rt, name), (ls) => ls.length > 0))
       yield* waitFor("the task stream to empty", Effect.map(taskCount(rt, name), (n) => n === 0))
@@ -104,7 +104,7 @@ describe("poison messages", () => {
   test("a poison message does not stop the actor: a good task published after it runs once", async () => {
     const { name, Work, app, runs } = setup("after")
     await runTest(Effect.gen(function*() {
-      const rt = yield* start(app, settings(), { pollInterval: "100 millis" })
+      const rt = yield* start(app, settings())
       yield* publishRaw(rt, Work.subject, "garbage")
       const handle = yield* rt.client.enqueue(Work, { n: 7 })
       expect(yield* rt.client.result(handle, "10 seconds")).toEqual({ n: 7 })

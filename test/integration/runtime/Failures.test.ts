@@ -17,7 +17,6 @@ import { appOf, auditRows, deadLetters, Runs, runTest, start, taskCount, waitFor
 const h = natsHarness()
 
 const settings = () => h.settings({ ackWait: Duration.seconds(2), shutdownGrace: Duration.seconds(2) })
-const fastPoll = { pollInterval: "50 millis" } as const
 
 class BadInput extends Schema.TaggedError<BadInput>()("BadInput", { why: Schema.String }) {
   override get message() {
@@ -38,7 +37,7 @@ describe("handler failures", () => {
         )
     }])
     await runTest(Effect.gen(function*() {
-      const rt = yield* start(app, settings(), fastPoll)
+      const rt = yield* start(app, settings())
       const handle = yield* rt.client.enqueue(Work, { n: 1 })
       const record = yield* rt.client.wait(handle.id, "10 seconds")
       expect(record.status).toBe("dead")
@@ -69,7 +68,7 @@ describe("handler failures", () => {
         Effect.sync(() => runs.add(taskId)).pipe(Effect.andThen(Effect.fail(new BadInput({ why: "n is odd" }))))
     }])
     await runTest(Effect.gen(function*() {
-      const rt = yield* start(app, settings(), fastPoll)
+      const rt = yield* start(app, settings())
       const handle = yield* rt.client.enqueue(Work, { n: 1 })
       const record = yield* rt.client.wait(handle.id, "10 seconds")
       expect(record.status).toBe("dead")
@@ -97,7 +96,7 @@ describe("handler failures", () => {
     }])
     const s = settings()
     await runTest(Effect.gen(function*() {
-      const rt = yield* start(app, s, fastPoll)
+      const rt = yield* start(app, s)
       const handle = yield* rt.client.enqueue(Work, { n: 1 })
       // watch the statuses it goes through
       const seen: Array<string> = []
@@ -166,7 +165,7 @@ describe("handler failures", () => {
         })
     }])
     await runTest(Effect.gen(function*() {
-      const rt = yield* start(app, settings(), fastPoll)
+      const rt = yield* start(app, settings())
       const modes = ["ok", "throw", "ok", "die", "ok", "ok", "throw", "ok"] as const
       const handles = yield* Effect.forEach(modes, (mode, n) => rt.client.enqueue(Work, { n, mode }))
       const outs = yield* Effect.forEach(handles, (hd) => rt.client.result(hd, "15 seconds"), { concurrency: "unbounded" })
@@ -205,7 +204,7 @@ describe("handler failures", () => {
         })
     }])
     await runTest(Effect.gen(function*() {
-      const rt = yield* start(app, settings(), fastPoll)
+      const rt = yield* start(app, settings())
       const handle = yield* rt.client.enqueue(Work, { n: 5 })
       // between the attempts the status is failed, with the timeout in its history
       yield* waitFor("status failed", Effect.map(rt.client.status(handle.id), (r) => r.status === "failed"), "5 seconds", "20 millis")

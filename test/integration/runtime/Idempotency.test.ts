@@ -25,7 +25,7 @@ describe("idempotency", () => {
       [Charge.subject]: ({ input, taskId }) => Effect.sync(() => runs.add(taskId)).pipe(Effect.as({ cents: input.cents }))
     }])
     await runTest(Effect.gen(function*() {
-      const rt = yield* start(app, settings(), { pollInterval: "100 millis" })
+      const rt = yield* start(app, settings())
       const first = yield* rt.client.enqueue(Charge, { cents: 100 }, { key: "order-1" })
       const second = yield* rt.client.enqueue(Charge, { cents: 100 }, { key: "order-1" })
       expect(first.duplicate).toBe(false)
@@ -56,7 +56,7 @@ describe("idempotency", () => {
     }])
     const s = settings()
     await runTest(Effect.gen(function*() {
-      const rt = yield* start(app, s, { pollInterval: "100 millis" })
+      const rt = yield* start(app, s)
       const first = yield* rt.client.enqueue(Charge, { orderId: "o-7", cents: 500 })
       expect(yield* rt.client.result(first, "10 seconds")).toEqual({ charged: 500 })
       // another message (another id) for the same order, with a different amount

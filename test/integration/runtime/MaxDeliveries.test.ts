@@ -28,12 +28,17 @@ describe("max_deliver", () => {
 
       const stream = rt.names.taskStream(name)
       const consumer = rt.names.taskConsumer(name, "normal")
-      const crashing = yield* Pull.make(rt.nats.connection, stream, consumer, Effect.succeed(true))
       // A crashing worker keeps pulling: a pull after the last ack_wait is when the server finds
       // the deliveries exhausted and announces it. Every message taken is never acked.
       let deliveries = 0
+      const crashing = yield* Pull.make(rt.nats.connection, stream, consumer, {
+        onMessage: () => void deliveries++,
+        onEnd: () => {},
+        onFailure: () => {}
+      }, { answerTimeoutMs: 150, consumerExists: () => Promise.resolve(true) })
       yield* waitFor("the dead letter", Effect.gen(function*() {
-        deliveries += (yield* crashing.pull(1)).length
+        crashing.check(Date.now())
+        crashing.fetch(1)
         return (yield* deadLetters(rt, name)).length === 1
       }), "30 seconds", "200 millis")
       expect(deliveries).toBe(3)

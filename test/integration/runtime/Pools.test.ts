@@ -24,7 +24,7 @@ describe("pools and slots", () => {
         Effect.sync(() => runs.add(taskId)).pipe(Effect.andThen(Effect.sleep("300 millis")), Effect.as({ n: input.n }))
     }])
     await runTest(Effect.gen(function*() {
-      const rt = yield* start(app, h.settings({ ackWait: Duration.seconds(5) }), { pollInterval: "100 millis" })
+      const rt = yield* start(app, h.settings({ ackWait: Duration.seconds(5) }))
       const samples: Array<{ readonly pending: number; readonly inFlight: number }> = []
       const monitor = yield* Effect.gen(function*() {
         while (true) {

@@ -47,7 +47,7 @@ describe("scheduling", () => {
         })
     }])
     await runTest(Effect.gen(function*() {
-      const rt = yield* start(app, settings(), { pollInterval: "100 millis" })
+      const rt = yield* start(app, settings())
       const keys = ["k0", "k1", "k2", "k3", "k4"]
       const handles = []
       for (let seq = 0; seq < 10; seq++) {
@@ -76,7 +76,7 @@ describe("scheduling", () => {
       [Job.subject]: ({ input }) => Effect.sync(() => order.push(input.label)).pipe(Effect.as({ ok: true }))
     }])
     await runTest(Effect.gen(function*() {
-      const rt = yield* start(app, settings(), { pollInterval: "100 millis" })
+      const rt = yield* start(app, settings())
       yield* rt.worker.setPaused({ kind: "actor", name }, true)
       yield* waitFor("the actor to pause", Effect.map(rt.worker.state, (s) => s[0]!.paused))
       yield* Effect.sleep("200 millis") // let a loop iteration that passed the gate finish its empty pull
@@ -111,7 +111,7 @@ describe("scheduling", () => {
         })
     }])
     await runTest(Effect.gen(function*() {
-      const rt = yield* start(app, settings(), { pollInterval: "100 millis" })
+      const rt = yield* start(app, settings())
       const handle = yield* rt.client.enqueue(Job, { n: 1 }, { delay: "2 seconds" })
       const waiting = yield* rt.client.status(handle.id)
       expect(waiting.status).toBe("queued")
@@ -149,7 +149,7 @@ describe("scheduling", () => {
     const s = settings()
     await runTest(Effect.gen(function*() {
       const { handle, runAt } = yield* Effect.scoped(Effect.gen(function*() {
-        const rt = yield* start(app, s, { pollInterval: "100 millis" })
+        const rt = yield* start(app, s)
         const handle = yield* rt.client.enqueue(Job, { n: 9 }, { delay: "2500 millis" })
         // the delay mover has seen it and handed it back to wait
         yield* Effect.sleep("700 millis")
@@ -157,7 +157,7 @@ describe("scheduling", () => {
       }))
       expect(runs.count(handle.id)).toBe(0)
 
-      const rt = yield* start(app, s, { pollInterval: "100 millis" })
+      const rt = yield* start(app, s)
       expect(yield* rt.client.result(handle, "15 seconds")).toEqual({ n: 9 })
       expect(started.get(handle.id)!.at).toBeGreaterThanOrEqual(runAt)
       expect(started.get(handle.id)!.attempt).toBe(1)

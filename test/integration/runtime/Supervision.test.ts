@@ -25,7 +25,7 @@ describe("supervision", () => {
     const logs: Array<LogLine> = []
     const settings = h.settings({ ackWait: Duration.seconds(3), shutdownGrace: Duration.seconds(2) })
     await runTest(Effect.gen(function*() {
-      const rt = yield* start(app, settings, { pollInterval: "100 millis" })
+      const rt = yield* start(app, settings)
       const before = yield* rt.client.enqueue(Echo, { n: 1 })
       expect(yield* rt.client.result(before, "10 seconds")).toEqual({ n: 1 })
       expect((yield* rt.worker.state)[0]!.restarts).toBe(0)

@@ -8,9 +8,14 @@ import { Effect } from "effect"
 
 /** The places that can fail. @category models @since 0.1.0 */
 export type Name =
-  /** After the handler's outcome is stored in the idempotency store, before the audit commit and the ack. */
+  /**
+   * With separate stores (a KV idempotency store): after the outcome is stored, before its audit
+   * row commits.
+   */
   | "after-outcome-stored"
-  /** After the audit row committed, before the ack. */
+  /** After the outcome and its audit row committed, before the final status is stored. */
+  | "after-commit"
+  /** After the final status is stored (or with no result to store), before the ack. */
   | "before-ack"
 
 const enabled = new Set((process.env.MSGSYS_FAILPOINTS ?? "").split(",").map((s) => s.trim()).filter(Boolean))

@@ -1,0 +1,903 @@
+/**
+ * One actor's engine: what happens to its messages from the pull to the ack. The order of the
+ * steps is the guarantees:
+ *
+ * 1. pull exactly what it can run (free slots plus a small prefetch; guarantee 6): a consumer with
+ *    work is asked with `no_wait` batches, an empty one with a one-message long poll, high
+ *    priority first; every message held is kept alive with in-progress acks (guarantee 5);
+ * 2. read it (`Intake`): poison goes to dead letters with its reason (guarantees 3, 8);
+ * 3. claim its idempotency key, for a batch of messages in one ledger call (one SQLite
+ *    transaction that also records "started"): a key already done returns its stored outcome
+ *    without running (guarantee 2), a key decided dead is moved to dead letters again, a key
+ *    another run holds waits for its lease, heartbeated;
+ * 4. run the handler in a fiber of its own; a cancel, its timeout, a lost lease or a shutdown
+ *    interrupt it; a throw or defect fails only this message;
+ * 5. settle, again in batches: the outcome, its audit row and the handler's own writes commit
+ *    together (`Verdict` decides which), then the final status is stored, and only then the
+ *    message is acked (guarantee 1); a failure naks with the retry policy's delay, or
+ *    dead-letters (guarantee 4) — marked dead first, so it never runs again.
+ *
+ * The per-message path is synchronous code around one fiber (the handler's); time comes from
+ * the `Clock`, so a TestClock drives leases, heartbeats and timeouts in unit tests.
+ * @since 0.1.0
+ */
+import { Clock, Deferred, Duration, Effect, Exit, Schedule, type Scope } from "effect"
+import * as Actor from "../actor/Actor.ts"
+import type { AuditRecord, AuditStep } from "../audit/AuditLog.ts"
+import type { Delivery } from "../broker/Delivery.ts"
+import type * as Pull from "../broker/Pull.ts"
+import type { Names, Priority } from "../broker/Subjects.ts"
+import type * as DeadLetter from "../dlq/DeadLetter.ts"
+import type { Envelope } from "../envelope/Envelope.ts"
+import * as Failpoint from "../failpoint/Failpoint.ts"
+import type { Ledger, RunRef, Settled, Settlement, Sql } from "../ledger/Ledger.ts"
+import type * as Slots from "../pool/Slots.ts"
+import * as Retry from "../retry/Retry.ts"
+import type { Results } from "../task/Results.ts"
+import type * as Task from "../task/Task.ts"
+import * as TaskError from "../task/TaskError.ts"
+import type { FailedAttempt, StoredError, TaskRecord } from "../task/TaskRecord.ts"
+import * as Intake from "./Intake.ts"
+import * as Status from "./Status.ts"
+import * as Verdict from "./Verdict.ts"
+
+/** What moving a message to dead letters needs. @category models @since 0.1.0 */
+export interface DeadLetterRequest {
+  readonly delivery: Delivery
+  readonly subject: string
+  readonly envelope: Envelope
+  readonly actor: string
+  readonly reason: DeadLetter.Reason
+  readonly error: StoredError
+  readonly attempts: number
+  readonly history: ReadonlyArray<FailedAttempt>
+}
+
+/** @category models @since 0.1.0 */
+export interface Options {
+  readonly workerId: string
+  readonly actor: Actor.Any
+  readonly handlers: Actor.AnyHandlers
+  readonly names: Names
+  readonly poolName: string
+  readonly poolSlots: Slots.Slots
+  readonly ledger: Ledger["Service"]
+  readonly results: Results["Service"]
+  /** Publishes the letter and waits for the stream's ack (the original is termed after). */
+  readonly moveToDeadLetters: (request: DeadLetterRequest) => Effect.Effect<void, unknown>
+  /** The consumers' real ack_wait. */
+  readonly ackWaitMs: number
+  /**
+   * Messages asked for beyond the free slots, so the next batch is on its way while one runs.
+   * Default a quarter of the concurrency, at most 64 (none below 4). Besides it, each empty
+   * consumer has a one-message long poll open, so a new message arrives in one hop.
+   */
+  readonly prefetch?: number | undefined
+  /** Most messages asked for in one pull. Default 256. */
+  readonly maxBatch?: number | undefined
+  /** Messages waiting for their partition (or a held key) before pulling stops. Default max(concurrency, 64). */
+  readonly parkLimit?: number | undefined
+  /** How long a handler runs before its status shows "running". Default 100 ms. */
+  readonly runningAfterMs?: number | undefined
+}
+
+/** Counters, for `Worker.state` and tests. @category models @since 0.1.0 */
+export interface State {
+  /** Handlers running now. */
+  readonly running: number
+  /** Messages held: waiting to start, for their partition, being claimed, running, settling. */
+  readonly held: number
+  readonly paused: boolean
+}
+
+/** @category models @since 0.1.0 */
+export interface Dispatcher {
+  readonly actor: Actor.Any
+  /** Runs the actor's consume side until the scope closes; fails when a feed fails (the supervisor restarts it). */
+  readonly connect: (
+    makeFeed: (priority: Priority, listener: Pull.Listener) => Effect.Effect<Pull.Feed, never, Scope.Scope>
+  ) => Effect.Effect<never, Pull.PullFailed, Scope.Scope>
+  /** Heartbeats, timeouts, lease renewals, "running" statuses: call every ~100 ms. */
+  readonly tick: () => void
+  /** The connection came back: the pulls in flight were lost with the old one. */
+  readonly reconnected: () => void
+  /** A client cancelled the task: interrupt it if it runs here. */
+  readonly cancel: (taskId: string) => void
+  readonly setPaused: (paused: boolean) => void
+  readonly state: () => State
+  /** Stops pulling and hands back every message not started yet. */
+  readonly stop: () => void
+  /** Interrupts the runs still going (past the grace period): they are handed back. */
+  readonly abandon: () => void
+  /** Resolves when nothing is held any more. */
+  readonly idle: Effect.Effect<void>
+}
+
+/** One message held by the dispatcher, from the pull to its ack, nak or term. */
+interface Held {
+  readonly delivery: Delivery
+  beatAt: number
+  job: Intake.Job | undefined
+  /** Holds an actor slot and a pool slot. */
+  slot: boolean
+  /** Holds its partition key (running, claiming, or waiting for a held idempotency key). */
+  ownsPartition: boolean
+  /** Waiting for a held idempotency key until this time. */
+  retryAt: number | undefined
+  run: Run | undefined
+}
+
+interface Run {
+  readonly held: Held
+  readonly job: Intake.Job
+  readonly ref: RunRef
+  readonly startedAt: number
+  readonly deadline: number
+  readonly timeoutMs: number
+  readonly policy: Retry.Policy
+  renewAt: number
+  statusWritten: boolean
+  stopped: Verdict.StopReason | undefined
+  interrupt: (() => void) | undefined
+  abort: AbortController | undefined
+  readonly writes: Array<(sql: Sql) => void>
+  /** Earlier attempts' failures, read when the run starts (attempt > 1). */
+  prior: Promise<ReadonlyArray<FailedAttempt> | undefined> | undefined
+}
+
+interface Pending {
+  readonly settlement: Settlement
+  readonly then: (settled: Settled) => void
+  readonly failed: () => void
+}
+
+interface FeedState {
+  readonly priority: Priority
+  readonly feed: Pull.Feed
+  /** unknown: not asked yet or lost; active: had messages at last look; empty: long-polling. */
+  state: "unknown" | "active" | "empty"
+  lastPending: number
+}
+
+const PRIORITIES: ReadonlyArray<Priority> = ["high", "normal", "low"]
+const rank = (p: Priority | "delayed") => (p === "high" ? 0 : p === "low" ? 2 : 1)
+
+/**
+ * Builds the dispatcher of one actor. Its fibers and subscriptions live in the scope.
+ * @category constructors @since 0.1.0
+ */
+export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const { actor, ledger, results, poolSlots, names } = options
+    const context = yield* Effect.context<never>()
+    const clock = yield* Clock.Clock
+    const now = () => clock.currentTimeMillisUnsafe()
+    const concurrency = actor.concurrency
+    const prefetch = options.prefetch ?? Math.min(64, Math.floor(concurrency / 4))
+    const maxBatch = options.maxBatch ?? 256
+    const parkLimit = options.parkLimit ?? Math.max(concurrency, 64)
+    const runningAfterMs = options.runningAfterMs ?? 100
+    const beatEvery = Math.max(options.ackWaitMs / 3, 200)
+    const leaseMs = 3 * beatEvery + 1000
+    const runEffect = Effect.runForkWith(context)
+    const log = (effect: Effect.Effect<void>) => {
+      runEffect(effect)
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // state
+
+    const held = new Set<Held>()
+    const ready: [Array<Held>, Array<Held>, Array<Held>] = [[], [], []]
+    let readyCount = 0
+    const parked = new Map<string, Array<Held>>()
+    let parkedCount = 0
+    const activePartitions = new Set<string>()
+    const waiting = new Set<Held>()
+    const running = new Map<string, Run>()
+    const cancelled = new Set<string>()
+    let slotsUsed = 0
+    let feeds: Array<FeedState> = []
+    let paused = false
+    let stopped = false
+    let claimQueue: Array<Held> = []
+    let settleQueue: Array<Pending> = []
+    let flushScheduled = false
+    let waitingForPool = false
+    let idleWaiters: Array<() => void> = []
+
+    // ------------------------------------------------------------------------------------------
+    // holding and letting go
+
+    const hold = (delivery: Delivery): Held => {
+      const h: Held = { delivery, beatAt: now(), job: undefined, slot: false, ownsPartition: false, retryAt: undefined, run: undefined }
+      held.add(h)
+      return h
+    }
+
+    const takeSlot = (h: Held): boolean => {
+      if (h.slot) return true
+      if (slotsUsed >= concurrency) return false
+      if (poolSlots.tryTake(1) === 0) {
+        if (!waitingForPool) {
+          waitingForPool = true
+          poolSlots.onceFree(() => {
+            waitingForPool = false
+            pump()
+          })
+        }
+        return false
+      }
+      slotsUsed += 1
+      h.slot = true
+      return true
+    }
+
+    const giveSlot = (h: Held) => {
+      if (!h.slot) return
+      h.slot = false
+      slotsUsed -= 1
+      poolSlots.releaseUnsafe(1)
+    }
+
+    const releasePartition = (h: Held) => {
+      if (!h.ownsPartition || h.job?.partition === undefined) return
+      h.ownsPartition = false
+      const key = h.job.partition
+      const queue = parked.get(key)
+      const next = queue?.shift()
+      if (queue !== undefined && queue.length === 0) parked.delete(key)
+      if (next === undefined) {
+        activePartitions.delete(key)
+        return
+      }
+      // the next message of this key goes first in line: it has waited longest
+      parkedCount -= 1
+      next.ownsPartition = true
+      ready[rank(next.job!.priority)]!.unshift(next)
+      readyCount += 1
+    }
+
+    /** The message is done here: acknowledge as told, free what it held, and look for more. */
+    const finish = (h: Held, how: "ack" | "term" | "nak" | "drop", delayMs?: number) => {
+      if (!held.delete(h)) return
+      if (how === "ack") h.delivery.ack()
+      else if (how === "term") h.delivery.term()
+      else if (how === "nak") h.delivery.nak(delayMs ?? 0)
+      // "drop": another worker has it now (its lease), or the message is left for redelivery
+      h.run?.abort?.abort()
+      giveSlot(h)
+      releasePartition(h)
+      if (held.size === 0 && idleWaiters.length > 0) {
+        const ws = idleWaiters
+        idleWaiters = []
+        for (const w of ws) w()
+      }
+      pump()
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // audit rows and statuses
+
+    const row = (job: Intake.Job | undefined, fallback: { readonly subject: string; readonly envelope: Envelope; readonly attempt: number }, step: AuditStep, extra: Partial<AuditRecord> = {}): AuditRecord => {
+      const subject = job?.subject ?? fallback.subject
+      const envelope = job?.envelope ?? fallback.envelope
+      return {
+        messageId: envelope.id,
+        subject,
+        actor: actor.name,
+        pool: options.poolName,
+        tenant: envelope.tenant,
+        correlationId: envelope.correlationId,
+        attempt: job?.attempt ?? fallback.attempt,
+        step,
+        at: now(),
+        ...extra
+      }
+    }
+    const jobRow = (job: Intake.Job, step: AuditStep, extra: Partial<AuditRecord> = {}) => row(job, job, step, extra)
+
+    /** Stores a status record; a final one is retried, then `done(false)`. */
+    const putStatus = (record: TaskRecord, done: (ok: boolean) => void, attempts = 3) => {
+      results.submit(record, (error) => {
+        if (error === undefined) return done(true)
+        if (attempts > 1) return void setTimeout(() => putStatus(record, done, attempts - 1), 500)
+        log(Effect.logWarning(`could not store the ${record.status} status of task ${record.id}: ${error.message}`))
+        done(false)
+      })
+    }
+
+    /** Earlier attempts' failures from the stored status; undefined when it cannot be read. */
+    const readHistory = (taskId: string): Promise<ReadonlyArray<FailedAttempt> | undefined> =>
+      Effect.runPromiseWith(context)(
+        results.get(taskId).pipe(
+          Effect.retry({ schedule: Schedule.spaced("200 millis"), times: 2 }),
+          Effect.map((r) => (r._tag === "Some" ? r.value.history ?? [] : [])),
+          Effect.orElseSucceed(() => undefined)
+        )
+      )
+
+    // ------------------------------------------------------------------------------------------
+    // dead letters
+
+    /**
+     * Moves a message to dead letters: letter, final status, audit row, then term. A failure
+     * leaves the message for redelivery; its key is already marked dead (when it had one), so the
+     * redelivery finishes the move instead of running it again (issue: decided dead is final).
+     */
+    const deadLetter = (
+      h: Held,
+      what: { readonly subject: string; readonly envelope: Envelope; readonly attempt: number },
+      reason: DeadLetter.Reason,
+      error: StoredError
+    ) => {
+      const job = h.job
+      const effect = Effect.gen(function*() {
+        const prior = yield* Effect.promise(() => readHistory(what.envelope.id))
+        // never overwrite the history with less: without it, try again later
+        if (prior === undefined) return yield* Effect.fail(new Error("could not read the task's attempt history"))
+        const history: Array<FailedAttempt> = [...prior, { attempt: what.attempt, at: now(), error }]
+        yield* options.moveToDeadLetters({
+          delivery: h.delivery,
+          subject: what.subject,
+          envelope: what.envelope,
+          actor: actor.name,
+          reason,
+          error,
+          attempts: what.attempt,
+          history
+        })
+        const stored = yield* Effect.callback<boolean>((resume) => {
+          putStatus(Status.dead({ taskId: what.envelope.id, subject: what.subject, envelope: what.envelope, attempt: what.attempt }, now(), error, history), (ok) => resume(Effect.succeed(ok)))
+        })
+        if (!stored) return yield* Effect.fail(new Error("could not store the dead status"))
+        yield* ledger.settle([{ _tag: "Record", audit: [row(job, what, "dead_lettered", { error: error.message })] }])
+        yield* Effect.logWarning(`task ${what.envelope.id} (${what.subject}) moved to dead letters: ${reason}: ${error.message}`)
+      })
+      runEffect(effect).addObserver((exit) => {
+        if (Exit.isSuccess(exit)) return finish(h, "term")
+        log(Effect.logError(
+          `could not move task ${what.envelope.id} (${what.subject}) to dead letters; it stays in its stream and is tried again`,
+          exit.cause
+        ))
+        finish(h, "nak", 5000)
+      })
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // settling
+
+    const scheduleFlush = () => {
+      if (flushScheduled) return
+      flushScheduled = true
+      queueMicrotask(flush)
+    }
+
+    const settle = (settlement: Settlement, then: (settled: Settled) => void, failed: () => void) => {
+      settleQueue.push({ settlement, then, failed })
+      scheduleFlush()
+    }
+
+    /** The ledger could not be written: the message comes back, to be settled again. */
+    const retryLater = (h: Held, what: string) => () => {
+      log(Effect.logError(`could not ${what} for task ${h.job?.taskId ?? h.delivery.streamSequence}; it will be redelivered`))
+      finish(h, "nak", 1000)
+    }
+
+    const onSucceeded = (run: Run, output: unknown) => {
+      const { job, held: h } = run
+      const endedAt = now()
+      settle(
+        {
+          _tag: "Complete",
+          run: run.ref,
+          outcome: { taskId: job.taskId, output },
+          audit: [jobRow(job, "succeeded", { durationMs: endedAt - run.startedAt })],
+          writes: run.writes
+        },
+        (settled) => {
+          if (settled._tag === "LeaseLost") {
+            log(Effect.logWarning(`task ${job.taskId}: another worker took its key over; its outcome was not stored here`))
+            return finish(h, "drop")
+          }
+          if (settled._tag === "WritesFailed") {
+            return onFailed(run, Verdict.afterFailure(new TaskError.HandlerDefect({
+              subject: job.subject,
+              defect: `its atCommit write failed: ${TaskError.describe(settled.cause)}`
+            }), job.task, run.policy, job.attempt))
+          }
+          Effect.runSync(Failpoint.hit("after-commit"))
+          if (!job.storeResult) {
+            Effect.runSync(Failpoint.hit("before-ack"))
+            return finish(h, "ack")
+          }
+          const put = (history: ReadonlyArray<FailedAttempt> | undefined) =>
+            putStatus(Status.succeeded(job, now(), output, { startedAt: run.startedAt, history }), (ok) => {
+              if (!ok) return finish(h, "nak", 1000) // the redelivery finds the key done and stores it again
+              Effect.runSync(Failpoint.hit("before-ack"))
+              finish(h, "ack")
+            })
+          if (run.prior === undefined) put(undefined)
+          else run.prior.then(put)
+        },
+        retryLater(h, "store the outcome")
+      )
+    }
+
+    const onFailed = (run: Run, verdict: Verdict.Verdict) => {
+      const { job, held: h } = run
+      const endedAt = now()
+      const durationMs = endedAt - run.startedAt
+      switch (verdict._tag) {
+        case "Succeeded":
+          return onSucceeded(run, verdict.output)
+        case "LeaseLost":
+          log(Effect.logWarning(`task ${job.taskId}: its lease was lost to another worker; the handler was stopped`))
+          return finish(h, "drop")
+        case "Stopped":
+          return settle({ _tag: "Release", run: run.ref, audit: [] }, () => finish(h, "nak", 0), () => finish(h, "nak", 0))
+        case "Cancelled":
+          return settle(
+            { _tag: "Release", run: run.ref, audit: [jobRow(job, "cancelled")] },
+            () => putStatus(Status.cancelled(job, now()), () => finish(h, "term")),
+            retryLater(h, "record the cancel")
+          )
+        case "Retry":
+          return settle(
+            {
+              _tag: "Release",
+              run: run.ref,
+              audit: [
+                jobRow(job, "failed", { durationMs, error: verdict.error.message }),
+                jobRow(job, "retry_scheduled", { delayMs: verdict.delayMs, error: verdict.error.message })
+              ]
+            },
+            () => {
+              // the status first, then the nak: a quick retry must not be overwritten by this "failed"
+              readHistory(job.taskId).then((prior) => {
+                if (prior === undefined) return finish(h, "nak", verdict.delayMs)
+                const history = [...prior, { attempt: job.attempt, at: endedAt, error: verdict.error, retryDelayMs: verdict.delayMs }]
+                results.submit(
+                  Status.failed(job, now(), verdict.error, history, run.startedAt, endedAt + verdict.delayMs),
+                  () => finish(h, "nak", verdict.delayMs)
+                )
+              })
+            },
+            retryLater(h, "record the failure")
+          )
+        case "Dead":
+          return settle(
+            {
+              _tag: "MarkDead",
+              run: run.ref,
+              verdict: { reason: verdict.reason, error: verdict.error },
+              audit: [jobRow(job, "failed", { durationMs, error: verdict.error.message })]
+            },
+            () => deadLetter(h, job, verdict.reason, verdict.error),
+            retryLater(h, "record the failure")
+          )
+      }
+    }
+
+    const flush = () => {
+      flushScheduled = false
+      if (claimQueue.length > 0) {
+        const batch = claimQueue
+        claimQueue = []
+        claim(batch)
+      }
+      if (settleQueue.length > 0) {
+        const batch = settleQueue
+        settleQueue = []
+        runEffect(ledger.settle(batch.map((p) => p.settlement))).addObserver((exit) => {
+          if (Exit.isFailure(exit)) {
+            log(Effect.logError("could not settle a batch of messages; they will be redelivered", exit.cause))
+            for (const p of batch) p.failed()
+            return
+          }
+          for (let i = 0; i < batch.length; i++) batch[i]!.then(exit.value[i]!)
+        })
+      }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // claiming and running
+
+    const claim = (batch: ReadonlyArray<Held>) => {
+      const requests = batch.map((h) => {
+        const job = h.job!
+        const audit: Array<AuditRecord> = []
+        // "enqueued" is written by the worker, from the message's creation time, whichever client
+        // sent it (attempt 0: before any run)
+        if (job.attempt === 1) audit.push(jobRow(job, "enqueued", { payload: job.input, at: job.envelope.createdAt, attempt: 0 }))
+        audit.push(jobRow(job, "started", job.attempt === 1 ? {} : { payload: job.input }))
+        return { run: refOf(job), leaseMs, audit }
+      })
+      runEffect(ledger.claim(requests)).addObserver((exit) => {
+        if (Exit.isFailure(exit)) {
+          log(Effect.logError("could not claim a batch of messages; they will be redelivered", exit.cause))
+          for (const h of batch) finish(h, "nak", 1000)
+          return
+        }
+        for (let i = 0; i < batch.length; i++) {
+          const h = batch[i]!
+          if (!held.has(h)) continue
+          const answer = exit.value[i]!
+          switch (answer._tag) {
+            case "Claimed":
+              start(h)
+              break
+            case "Done":
+              alreadyDone(h, answer.outcome.output as { readonly taskId?: string; readonly output?: unknown } | null, answer.outcome.completedAt)
+              break
+            case "Dead": {
+              const verdict = answer.verdict as { readonly reason?: DeadLetter.Reason; readonly error?: StoredError } | null
+              deadLetter(h, h.job!, verdict?.reason ?? "exhausted", verdict?.error ?? { tag: "Dead", message: "decided dead earlier" })
+              break
+            }
+            case "Held":
+              // another live run holds the key: keep the message (heartbeated) and ask again when
+              // its lease ends, or sooner in case it finishes first
+              giveSlot(h)
+              h.retryAt = Math.min(answer.heldUntil, now() + beatEvery)
+              waiting.add(h)
+              break
+          }
+        }
+        pump()
+      })
+    }
+
+    const refOf = (job: Intake.Job): RunRef => ({
+      key: job.key,
+      owner: `${options.workerId}/${job.taskId}/${job.attempt}`,
+      sequence: job.delivery.streamSequence
+    })
+
+    /** The key is done: reply with the stored outcome, without running again (guarantee 2). */
+    const alreadyDone = (h: Held, stored: { readonly taskId?: string; readonly output?: unknown } | null, completedAt: number) => {
+      const job = h.job!
+      const ownRun = stored?.taskId === job.taskId
+      const reply = (audited: boolean) =>
+        settle(
+          { _tag: "Record", audit: [jobRow(job, audited ? "skipped_duplicate" : "succeeded")] },
+          () => {
+            if (!job.storeResult) return finish(h, "ack")
+            const record = Status.succeeded(job, now(), stored?.output ?? null, ownRun ? {} : { duplicateOf: job.key })
+            putStatus(record, (ok) => finish(h, ok ? "ack" : "nak", 1000))
+          },
+          retryLater(h, "record a duplicate")
+        )
+      // outcome and audit commit together: the outcome is audited already
+      if (ledger.atomic || !ownRun) return reply(true)
+      // two stores: the run that stored this outcome may not have written its audit row yet (a
+      // crash between the two, or this copy came back early): give it its lease to do so
+      runEffect(ledger.hasStep(job.taskId, "succeeded")).addObserver((exit) => {
+        if (Exit.isFailure(exit)) return finish(h, "nak", 1000)
+        if (exit.value) return reply(true)
+        const settlesBy = completedAt + leaseMs
+        if (now() < settlesBy) return finish(h, "nak", Math.max(250, settlesBy - now()))
+        reply(false)
+      })
+    }
+
+    const start = (h: Held) => {
+      const job = h.job!
+      const handler = options.handlers[job.subject]!
+      const policy = Actor.policyFor(actor, job.task)
+      const startedAt = now()
+      const timeoutMs = Duration.toMillis(policy.timeout)
+      const run: Run = {
+        held: h,
+        job,
+        ref: refOf(job),
+        startedAt,
+        deadline: startedAt + timeoutMs,
+        timeoutMs,
+        policy: policy.retry,
+        renewAt: startedAt + beatEvery,
+        statusWritten: false,
+        stopped: undefined,
+        interrupt: undefined,
+        abort: undefined,
+        writes: [],
+        prior: job.attempt > 1 ? readHistory(job.taskId) : undefined
+      }
+      h.run = run
+      running.set(job.taskId, run)
+      const request: Actor.Request<Task.Any> = {
+        input: job.input,
+        envelope: job.envelope,
+        taskId: job.taskId,
+        attempt: job.attempt,
+        maxAttempts: Retry.maxAttempts(policy.retry),
+        get signal() {
+          run.abort ??= new AbortController()
+          if (!running.has(job.taskId)) run.abort.abort()
+          return run.abort.signal
+        },
+        idempotencyKey: job.key,
+        progress: (value) =>
+          Effect.sync(() => {
+            if (!running.has(job.taskId)) return
+            run.statusWritten = true
+            results.submit(Status.running(job, now(), startedAt, undefined, value), () => {})
+          }),
+        atCommit: (write) =>
+          ledger.atomic
+            ? Effect.sync(() => {
+              run.writes.push(write)
+            })
+            : Effect.die(new Error("atCommit writes need the SQLite ledger: set MSGSYS_IDEMPOTENCY_STORE=sqlite (the default)"))
+      }
+      const fiber = runEffect(
+        Effect.suspend(() => handler(request)).pipe(
+          Effect.annotateLogs({ taskId: job.taskId, subject: job.subject, attempt: job.attempt, tenant: job.envelope.tenant })
+        )
+      )
+      run.interrupt = () => fiber.interruptUnsafe()
+      // a cancel that came while the message waited to start
+      if (cancelled.has(job.taskId)) stopRun(run, "cancel")
+      fiber.addObserver((exit) => {
+        running.delete(job.taskId)
+        run.abort?.abort()
+        if (!held.has(h)) return
+        onFailed(run, Verdict.decide(exit, { task: job.task, policy: policy.retry, attempt: job.attempt, timeoutMs, stopped: run.stopped }))
+      })
+    }
+
+    const stopRun = (run: Run, reason: Verdict.StopReason) => {
+      if (run.stopped !== undefined) return
+      run.stopped = reason
+      run.abort?.abort()
+      run.interrupt?.()
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // taking in messages
+
+    const receive = (d: Delivery) => {
+      const h = hold(d)
+      if (paused || stopped) return finish(h, "nak", 0)
+      const intake = Intake.read(actor, names, d, now())
+      if (intake._tag === "Poison") {
+        const { poison } = intake
+        const reason = TaskError.classify(poison.error, [])
+        return deadLetter(h, { subject: poison.subject, envelope: poison.envelope, attempt: d.deliveryCount },
+          reason === "retryable" ? "poison" : reason, Verdict.storedError(poison.error, undefined))
+      }
+      h.job = intake.job
+      ready[rank(intake.job.priority)]!.push(h)
+      readyCount += 1
+    }
+
+    /**
+     * Whether a consumer of higher priority than `rank` may still hold work: then a message of
+     * this rank (one a long poll brought early) waits until that consumer has been asked.
+     */
+    const higherMayHaveWork = (r: number) => {
+      for (const f of feeds) {
+        if (rank(f.priority) >= r) continue
+        if (f.state !== "empty") return true
+      }
+      return false
+    }
+
+    /** Starts what can start, then asks the consumers for what fits. */
+    function pump() {
+      if (stopped) return
+      outer: for (let p = 0; p < 3; p++) {
+        const queue = ready[p]!
+        if (queue.length > 0 && p > 0 && higherMayHaveWork(p)) break outer
+        while (queue.length > 0) {
+          const h = queue[0]!
+          const job = h.job!
+          if (!h.ownsPartition && job.partition !== undefined && activePartitions.has(job.partition)) {
+            // its key is busy: wait beside it, without a slot (other keys go on)
+            queue.shift()
+            readyCount -= 1
+            const line = parked.get(job.partition)
+            if (line === undefined) parked.set(job.partition, [h])
+            else line.push(h)
+            parkedCount += 1
+            continue
+          }
+          if (!takeSlot(h)) break
+          queue.shift()
+          readyCount -= 1
+          if (job.partition !== undefined && !h.ownsPartition) {
+            activePartitions.add(job.partition)
+            h.ownsPartition = true
+          }
+          if (cancelled.has(job.taskId)) {
+            settle(
+              { _tag: "Record", audit: [jobRow(job, "cancelled")] },
+              () => putStatus(Status.cancelled(job, now()), () => finish(h, "term")),
+              retryLater(h, "record the cancel")
+            )
+            continue
+          }
+          claimQueue.push(h)
+        }
+      }
+      if (claimQueue.length > 0) scheduleFlush()
+      fill()
+    }
+
+    /**
+     * Asks each consumer for what fits, high priority first: the free slots and the prefetch,
+     * less what is asked for already and what waits to start at this priority or above (a
+     * message of lower priority waits behind whatever comes).
+     */
+    const fill = () => {
+      if (paused || stopped || feeds.length === 0 || parkedCount + waiting.size >= parkLimit) return
+      const free = Math.min(concurrency - slotsUsed, poolSlots.free())
+      let asked = 0
+      for (const f of feeds) if (f.state !== "empty") asked += f.feed.outstanding()
+      let waitingAbove = 0
+      for (const f of feeds) {
+        const r = rank(f.priority)
+        waitingAbove += ready[r]!.length
+        if (f.feed.outstanding() > 0) continue
+        if (f.state === "empty") {
+          // a one-message long poll: new work reaches us in one hop
+          f.feed.wait(1)
+          continue
+        }
+        const budget = free + prefetch - asked - waitingAbove
+        if (budget <= 0) continue
+        const n = Math.min(budget, maxBatch)
+        f.feed.fetch(n)
+        asked += n
+      }
+    }
+
+    const listenerFor = (state: () => FeedState | undefined, failed: (e: Pull.PullFailed) => void): Pull.Listener => ({
+      onMessage: (d) => {
+        const f = state()
+        if (f !== undefined) {
+          f.lastPending = d.pending
+          if (d.pending > 0) f.state = "active"
+        }
+        receive(d)
+        pump()
+      },
+      onEnd: (end) => {
+        const f = state()
+        if (f === undefined) return
+        f.state = end === "lost" ? "unknown" : end === "filled" && f.lastPending > 0 ? "active" : "empty"
+        pump()
+      },
+      onFailure: failed
+    })
+
+    // ------------------------------------------------------------------------------------------
+    // time
+
+    const tick = () => {
+      const t = now()
+      for (const f of feeds) f.feed.check(Date.now())
+      // heartbeats for every message held: waiting, claiming, running or settling (guarantee 5)
+      for (const h of held) {
+        if (t - h.beatAt >= beatEvery) {
+          h.delivery.working()
+          h.beatAt = t
+        }
+      }
+      const renewals: Array<Run> = []
+      for (const run of running.values()) {
+        if (run.stopped !== undefined) continue
+        if (t >= run.deadline) {
+          stopRun(run, "timeout")
+          continue
+        }
+        if (!run.statusWritten && t - run.startedAt >= runningAfterMs) {
+          // best effort, and only while it runs: the final status is published after it
+          run.statusWritten = true
+          results.submit(Status.running(run.job, t, run.startedAt, undefined), () => {})
+        }
+        if (t >= run.renewAt) {
+          run.renewAt = t + beatEvery
+          renewals.push(run)
+        }
+      }
+      if (renewals.length > 0) {
+        runEffect(ledger.renew(renewals.map((r) => r.ref), leaseMs)).addObserver((exit) => {
+          if (Exit.isFailure(exit)) {
+            log(Effect.logWarning("could not renew leases; trying again at the next heartbeat", exit.cause))
+            return
+          }
+          // a lease another worker took over: stop the handler, store nothing (issue: lost leases)
+          exit.value.forEach((ok, i) => {
+            if (!ok) stopRun(renewals[i]!, "lease")
+          })
+        })
+      }
+      for (const h of waiting) {
+        if (h.retryAt !== undefined && t >= h.retryAt) {
+          waiting.delete(h)
+          h.retryAt = undefined
+          h.ownsPartition = h.job?.partition !== undefined
+          ready[rank(h.job!.priority)]!.unshift(h)
+          readyCount += 1
+        }
+      }
+      pump()
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // the consume side
+
+    const handBack = () => {
+      // every message not started yet goes back to the stream for any worker
+      for (const queue of ready) {
+        for (const h of queue.splice(0)) finish(h, "nak", 0)
+      }
+      readyCount = 0
+      for (const line of parked.values()) for (const h of line.splice(0)) finish(h, "nak", 0)
+      parked.clear()
+      parkedCount = 0
+      for (const h of waiting) finish(h, "nak", 0)
+      waiting.clear()
+    }
+
+    const connect: Dispatcher["connect"] = (makeFeed) =>
+      Effect.gen(function*() {
+        const failure = yield* Deferred.make<never, Pull.PullFailed>()
+        const states: Array<FeedState> = []
+        for (const priority of PRIORITIES) {
+          let state: FeedState | undefined
+          const feed = yield* makeFeed(priority, listenerFor(() => state, (e) => Deferred.doneUnsafe(failure, Effect.fail(e))))
+          state = { priority, feed, state: "unknown", lastPending: 0 }
+          states.push(state)
+        }
+        feeds = states
+        yield* Effect.addFinalizer(() => Effect.sync(() => {
+          if (feeds === states) feeds = []
+        }))
+        pump()
+        return yield* Deferred.await(failure)
+      })
+
+    yield* Effect.addFinalizer(() => Effect.sync(() => {
+      stopped = true
+      feeds = []
+    }))
+
+    return {
+      actor,
+      connect,
+      tick,
+      reconnected: () => {
+        for (const f of feeds) f.feed.reset()
+        pump()
+      },
+      cancel: (taskId) => {
+        cancelled.add(taskId)
+        if (cancelled.size > 100_000) cancelled.delete(cancelled.values().next().value!)
+        const run = running.get(taskId)
+        if (run !== undefined) stopRun(run, "cancel")
+      },
+      setPaused: (value) => {
+        if (paused === value) return
+        paused = value
+        if (paused) handBack()
+        else pump()
+      },
+      state: () => ({ running: running.size, held: held.size, paused }),
+      stop: () => {
+        if (stopped) return
+        stopped = true
+        handBack()
+        feeds = []
+      },
+      abandon: () => {
+        for (const run of running.values()) stopRun(run, "shutdown")
+      },
+      idle: Effect.callback<void>((resume) => {
+        if (held.size === 0) return resume(Effect.void)
+        idleWaiters.push(() => resume(Effect.void))
+      })
+    }
+  })
+
