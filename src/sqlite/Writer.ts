@@ -151,7 +151,8 @@ export const make = (db: Handle, options: Options = {}): Writer => {
         if (now - waitingSince < busyLimitMs) {
           // another process holds the lock: come back later, never block the event loop
           stats = { ...stats, busyWaits: stats.busyWaits + 1 }
-          busyDelay = Math.min(Math.max(5, busyDelay * 2), 250)
+          // another process's transaction holds the lock for a few ms at most: look again soon
+          busyDelay = Math.min(Math.max(1, busyDelay * 2), 25)
           return schedule(busyDelay)
         }
       }
