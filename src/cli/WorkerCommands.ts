@@ -17,6 +17,7 @@ import * as ActorTopology from "../runtime/ActorTopology.ts"
 import { natsLayer } from "./CliLayers.ts"
 import * as DevState from "./DevState.ts"
 import * as Entry from "./Entry.ts"
+import * as Overview from "./Overview.ts"
 
 const list = (value: Option.Option<string>) =>
   Option.match(value, {
@@ -58,7 +59,7 @@ export const status = Command.make("status", {
   Effect.gen(function*() {
     const settings = yield* MsgsysConfig.MsgsysConfig
     const nats = yield* Nats.Nats
-    const overview = yield* Topology.describe(nats)
+    const overview = yield* Overview.describe(nats)
     if (args.json) {
       return yield* Console.log(JSON.stringify({ server: nats.server, ...overview }, null, 2))
     }
@@ -128,10 +129,9 @@ export const topology = Command.make("topology", { entry: entryFlag }, (args) =>
     const app = yield* Entry.load(args.entry)
     const settings = yield* MsgsysConfig.MsgsysConfig
     const names = Subjects.make(settings.streamPrefix)
-    const declared = { ackWait: settings.ackWait, resultTtl: settings.resultTtl }
     const changes = yield* Topology.apply(Topology.merge(
-      ActorTopology.shared(names, declared),
-      ...app.actors.map((actor) => ActorTopology.forActor(names, actor, declared))
+      ActorTopology.shared(names, settings),
+      ...app.actors.map((actor) => ActorTopology.forActor(names, actor, settings))
     ))
     for (const c of changes) {
       yield* Console.log(`${c.action.padEnd(9)} ${c.resource}${c.fields?.length ? ` (${c.fields.join(", ")})` : ""}`)
