@@ -38,8 +38,9 @@ export const worker = Command.make("worker", {
   subjects: Flag.String("subjects").pipe(Flag.optional, Flag.withDescription("run only actors of these subjects, e.g. \"etl.*,reports.*\""))
 }, (args) =>
   Effect.gen(function*() {
-    const app = yield* Entry.load(args.entry)
     const settings = yield* MsgsysConfig.MsgsysConfig
+    yield* MsgsysConfig.warnUnknownVariables(process.env).pipe(Effect.provide(Main.logging(settings)))
+    const app = yield* Entry.load(args.entry)
     const selection: Worker.Selection = {
       ...(list(args.pools) ? { pools: list(args.pools)! } : {}),
       ...(list(args.actors) ? { actors: list(args.actors)! } : {}),
@@ -87,8 +88,9 @@ export const dev = Command.make("dev", {
   )
 }, (args) =>
   Effect.gen(function*() {
-    const app = yield* Entry.load(args.entry)
     const base = yield* MsgsysConfig.load(process.env)
+    yield* MsgsysConfig.warnUnknownVariables(process.env).pipe(Effect.provide(Main.logging(base)))
+    const app = yield* Entry.load(args.entry)
     let settings = base
     if (base.nats.servers.length === 0) {
       const server = yield* EmbeddedNats.make({ storeDir: resolve(join(base.dataDir, "nats")), keepStore: true })

@@ -88,6 +88,12 @@ describe("msgsys command", () => {
     expect(noApp.stderr).toContain("export default App.make")
   }, 30_000)
 
+  test("a misspelt MSGSYS_* variable is a warning at start naming the closest real one", async () => {
+    const worker = await msgsys(["worker", "--actors", "nobody"], { MSGSYS_NATS_URL: h.server.url, MSGSYS_NATS_RECONECT_WAIT: "1s" })
+    expect(worker.stderr).toContain("MSGSYS_NATS_RECONECT_WAIT is not a msgsys variable; did you mean MSGSYS_NATS_RECONNECT_WAIT?")
+    expect(worker.stderr).toMatch(/WARN/)
+  }, 30_000)
+
   test("a worker whose selection matches no actor lists the actors there are", async () => {
     const none = await msgsys(["worker", "--actors", "nobody"], { MSGSYS_NATS_URL: h.server.url, MSGSYS_STREAM_PREFIX: "CLIPOOL" })
     expect(none.code).toBe(1)
