@@ -356,7 +356,7 @@ const variablesByKey = {
     "Prefix of every stream, consumer and KV bucket name; separates installations on one server"),
   dataDir: setting(path("a directory path"), ".msgsys")("dataDir", ".msgsys",
     "Directory for the SQLite file and the embedded server's store"),
-  sqlitePath: optional(path("a file path (or :memory:)"))("sqlitePath", "<MSGSYS_DATA_DIR>/msgsys.sqlite",
+  sqlitePath: optional(path("a file path (or :memory:)"))("sqlitePath", "`<MSGSYS_DATA_DIR>/msgsys.sqlite`",
     "SQLite file for the audit log and idempotency keys"),
   sqliteSynchronous: setting(oneOf(["NORMAL", "FULL"]), "NORMAL")("sqliteSynchronous", "NORMAL",
     "SQLite synchronous mode; FULL survives power loss, at about half the write speed"),
@@ -383,11 +383,12 @@ const variablesByKey = {
     "How long audit records are kept before automatic pruning; \"off\" keeps them for ever"),
   dlqMaxBytes: setting(offOr(bytes), Option.some(GiB))("dlqMaxBytes", "1GiB",
     "Bytes the dead-letter stream may hold; when full it refuses new letters, which stay in their task stream " +
-      "(it never drops one); \"off\" for no bound"),
+      "(it never drops one). Applied on nats-server 2.10.5 and later only (see Dead letters); \"off\" for no bound"),
   dlqMaxAge: setting(offOr(atLeastOneSecond), Option.none())("dlqMaxAge", "off",
     "How long dead letters are kept; \"off\" keeps them until replayed or deleted"),
   resultsMaxBytes: setting(offOr(bytes), Option.some(10 * GiB))("resultsMaxBytes", "10GiB",
-    "Bytes the results bucket may hold; when full, storing the status of a new task fails; \"off\" for no bound")
+    "Bytes the results bucket may hold; when full, storing the status of a new task fails (see Results); " +
+      "\"off\" for no bound")
 }
 
 type Values = { readonly [K in keyof typeof variablesByKey]: (typeof variablesByKey)[K] extends Var<infer A> ? A : never }
