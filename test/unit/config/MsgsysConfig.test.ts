@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test"
-import { ConfigProvider, Duration, Effect, Exit, Layer, Option, Redacted } from "effect"
+import { Config, ConfigProvider, Duration, Effect, Exit, Layer, Option, Redacted, Schema } from "effect"
 import * as MsgsysConfig from "../../../src/config/MsgsysConfig.ts"
 
 const ok = (env: Record<string, string | undefined>) => Effect.runSync(MsgsysConfig.load(env))
@@ -518,5 +518,15 @@ describe("unknownVariables", () => {
         "MSGSYS_NATS_UR is not a msgsys variable; did you mean MSGSYS_NATS_URL?",
         "MSGSYS_ZZZZZZZZZZZZ is not a msgsys variable"
       ])
+  })
+})
+
+describe("ShortDuration", () => {
+  test("is a schema any Config can use: short forms in, Duration.format out", () => {
+    const d = Effect.runSync(Config.schema(MsgsysConfig.ShortDuration, "T").parse(ConfigProvider.fromUnknown({ T: "1h30m" })))
+    expect(ms(d)).toBe(5_400_000)
+    expect(Schema.encodeSync(MsgsysConfig.ShortDuration)(d)).toBe("1h 30m")
+    expect(Exit.isFailure(Effect.runSyncExit(Config.schema(MsgsysConfig.ShortDuration, "T").parse(ConfigProvider.fromUnknown({ T: "soon" })))))
+      .toBe(true)
   })
 })
