@@ -1,27 +1,25 @@
 /**
  * Streams, consumers and KV buckets declared as data and applied idempotently at start-up.
  *
- * `apply` creates what is missing, updates in place what differs in a field the server can change,
- * and refuses with `TopologyConflict` whatever would need deleting a stream, a consumer or a bucket:
- * msgsys never deletes one, because that loses messages or delivery state.
- *
- * - Streams: `retention` and `storage` never change. A subject may be dropped from a stream only
- *   while no message is stored under it (counted per subject with `subjects_filter`): otherwise
- *   those messages would be stranded.
- * - Consumers (durable, pull, explicit ack): `deliverPolicy`, the ack policy and `filterSubject`
- *   never change. nats-server 2.9.10 would accept a new filter, but the consumer's delivery state
- *   and the messages under the old filter would no longer line up, so msgsys asks for a new name.
- * - Buckets: `ttl`, `history`, `maxValueSize`, `replicas` and `description` update the bucket's
- *   stream (`KV_<bucket>`) in place.
+ * `apply` reads what the server has, compares it with the declaration field by field (in the
+ * declaration's own words: `maxAge`, `ackWait`, `ttl`), creates what is missing and updates in
+ * place what the server can change. It refuses with `TopologyConflict`, and never does, whatever
+ * would delete a stream, a consumer, a bucket or a message:
+ * - a field fixed at creation: a stream's `retention` and `storage`; a consumer's filter, deliver
+ *   policy, ack policy and kind (pull);
+ * - dropping a subject under which messages are stored (they would be stranded);
+ * - lowering `maxBytes` or `maxMsgs` below what the stream or bucket holds (the server would
+ *   delete the oldest messages to fit);
+ * - bounding by `maxBytes` a stream that refuses when full (`discard: "new"`) on a server before
+ *   2.10.5, which can delete the oldest message anyway: the bound is left out, with a warning.
  *
  * Two processes applying the same topology at once both succeed: creating what another process
  * just created is answered by re-reading it and comparing.
  * @since 0.1.0
  */
-import { type ConsumerInfo, JetStreamApiError, type StreamConfig, type StreamInfo } from "@nats-io/jetstream"
+import { type ConsumerConfig, JetStreamApiError, type StreamConfig, type StreamInfo } from "@nats-io/jetstream"
 import { Data, Duration, Effect, Option } from "effect"
 import { BrokerError } from "./BrokerError.ts"
-import * as Diff from "./internal/topologyDiff.ts"
 import { Nats } from "./Nats.ts"
 
 type NatsService = Nats["Service"]
@@ -45,7 +43,7 @@ export interface StreamSpec {
   readonly maxMsgSize?: number
   /** Default 2 minutes, or `maxAge` when that is shorter. */
   readonly duplicateWindow?: Duration.Input
-  /** Default `"old"`. */
+  /** Default `"old"`; `"new"` makes a full stream refuse messages instead of dropping its oldest. */
   readonly discard?: "old" | "new"
   /** Left as the server has it when not given. */
   readonly description?: string
@@ -72,7 +70,7 @@ export interface ConsumerSpec {
   readonly description?: string
 }
 
-/** A KV bucket. @category models @since 0.1.0 */
+/** A KV bucket. When it holds `maxBytes`, writes of new keys fail. @category models @since 0.1.0 */
 export interface KvSpec {
   readonly bucket: string
   /** How long a key lives; default for ever. */
@@ -83,6 +81,8 @@ export interface KvSpec {
   readonly replicas?: number
   /** Default unlimited. */
   readonly maxValueSize?: number
+  /** Default unlimited. */
+  readonly maxBytes?: number
   /** Left as the server has it when not given. */
   readonly description?: string
 }
@@ -105,9 +105,9 @@ export type Change = {
 
 /**
  * An existing resource differs from its declaration in a way msgsys will not fix by itself.
- * `kind` says how: `destructive` (the default: only deleting the resource would do), `refused`
- * (the server rejected an update; `current` holds its reason), `declared-twice` (two declarations
- * disagree; `current` and `wanted` are the two values) or `invalid` (the declaration itself is bad).
+ * `kind` says how: `destructive` (the default: applying it would delete the resource or some of
+ * its messages), `refused` (the server rejected the declaration; `current` holds its reason) or
+ * `declared-twice` (two declarations disagree; `current` and `wanted` are the two values).
  * @category errors @since 0.1.0
  */
 export class TopologyConflict extends Data.TaggedError("TopologyConflict")<{
@@ -116,7 +116,7 @@ export class TopologyConflict extends Data.TaggedError("TopologyConflict")<{
   readonly current: string
   readonly wanted: string
   readonly fix: string
-  readonly kind?: "destructive" | "refused" | "declared-twice" | "invalid"
+  readonly kind?: "destructive" | "refused" | "declared-twice"
   /** What applying the declaration would take; default: deleting the resource. */
   readonly consequence?: string
 }> {
@@ -124,76 +124,140 @@ export class TopologyConflict extends Data.TaggedError("TopologyConflict")<{
     const q = JSON.stringify
     switch (this.kind) {
       case "refused":
-        return `${this.resource}: the server refused ${this.field} ${q(this.wanted)}: ${this.current}. ` +
-          `Fix: ${this.fix}`
+        return `${this.resource}: the server refused ${this.field} ${q(this.wanted)}: ${this.current}. Fix: ${this.fix}`
       case "declared-twice":
         return `${this.resource} is declared twice, with ${this.field} ${q(this.current)} and ${q(this.wanted)}, ` +
           `and msgsys cannot tell which to apply. Fix: ${this.fix}`
-      case "invalid":
-        return `${this.resource} declares ${this.field} ${q(this.wanted)}, which ${this.current}. Fix: ${this.fix}`
       default:
         return `${this.resource} exists with ${this.field} ${q(this.current)} but msgsys declares ${q(this.wanted)}: ` +
-          `${this.consequence ?? defaultConsequence(this.resource)}, which msgsys never does. Fix: ${this.fix}`
+          `${this.consequence ?? `this would need deleting ${holds[this.resource.split(" ")[0]!] ?? "it"}`}, ` +
+          `which msgsys never does. Fix: ${this.fix}`
     }
   }
 }
 
-const defaultConsequence = (resource: string) =>
-  resource.startsWith("consumer ")
-    ? "this would need deleting the consumer and its delivery state"
-    : resource.startsWith("kv ")
-    ? "this would need deleting the bucket and its values"
-    : "this would need deleting the stream and its messages"
+const holds: Readonly<Record<string, string>> = {
+  stream: "the stream and its messages",
+  consumer: "the consumer and its delivery state",
+  kv: "the bucket and its values"
+}
 
 /** A topology with nothing in it. @category constructors @since 0.1.0 */
 export const empty: Topology = { streams: [], consumers: [], kv: [] }
 
 /**
- * Combines topologies. Two declarations of one stream that differ only in subjects become one with
- * the union of the subjects; identical declarations become one; declarations of one resource that
- * disagree otherwise are kept, and `apply` fails on them with a `declared-twice` `TopologyConflict`.
+ * All the declarations of `ts`. A resource declared more than once is applied once; `apply`
+ * fails with a `declared-twice` `TopologyConflict` when its declarations disagree.
  * @category combinators @since 0.1.0
  */
-export const merge = (...ts: Array<Topology>): Topology => Diff.mergeTopologies(ts)
+export const merge = (...ts: Array<Topology>): Topology => ({
+  streams: ts.flatMap((t) => t.streams),
+  consumers: ts.flatMap((t) => t.consumers),
+  kv: ts.flatMap((t) => t.kv)
+})
 
-/**
- * A duration as JetStream config wants it: integer nanoseconds (infinite → 0, "unlimited").
- * @category utils @since 0.1.0
- */
-export const durationToNanos: (input: Duration.Input) => number = Diff.durationToNanos
+// ---------------------------------------------------------------------------------------------
+// what msgsys sends, and the same config as it is compared: declared field name -> shown value
 
-/** JetStream nanoseconds (`max_age`, `ack_wait`) as a Duration. @category utils @since 0.1.0 */
-export const nanosToDuration: (nanos: number) => Duration.Duration = Diff.nanosToDuration
+type View = Readonly<Record<string, string | undefined>>
+
+/** Integer nanoseconds, as JetStream wants durations (an infinite one is 0: unlimited). */
+const nanos = (input: Duration.Input | undefined, fallback = 0) => {
+  if (input === undefined) return fallback
+  const d = Duration.fromInputUnsafe(input)
+  return Duration.isFinite(d) ? Math.round(Duration.toMillis(d) * 1e6) : 0
+}
+/** Server durations compare at millisecond precision: large nanosecond counts lose digits in JSON. */
+const showNanos = (ns: number | undefined) => {
+  const ms = Math.round((ns ?? 0) / 1e6)
+  return ms > 0 ? Duration.format(Duration.millis(ms)) : "unlimited"
+}
+const showLimit = (n: number | undefined) => n === undefined || n < 0 ? "unlimited" : String(n)
+
+const streamConfig = (s: StreamSpec) => {
+  const maxAge = nanos(s.maxAge)
+  return {
+    name: s.name,
+    subjects: [...new Set(s.subjects)],
+    retention: s.retention,
+    storage: s.storage ?? "file",
+    num_replicas: s.replicas ?? 1,
+    max_age: maxAge,
+    max_msgs: s.maxMsgs ?? -1,
+    max_bytes: s.maxBytes ?? -1,
+    max_msg_size: s.maxMsgSize ?? -1,
+    // the server rejects a window longer than max_age (10052), and shortens its own default the same way
+    duplicate_window: nanos(s.duplicateWindow, maxAge > 0 ? Math.min(maxAge, 120e9) : 120e9),
+    discard: s.discard ?? "old",
+    ...(s.description !== undefined ? { description: s.description } : {})
+  } satisfies Partial<StreamConfig>
+}
+
+const streamView = (c: Partial<StreamConfig>): View => ({
+  retention: c.retention,
+  storage: c.storage,
+  subjects: [...(c.subjects ?? [])].sort().join(", "),
+  replicas: String(c.num_replicas ?? 1),
+  maxAge: showNanos(c.max_age),
+  maxMsgs: showLimit(c.max_msgs),
+  maxBytes: showLimit(c.max_bytes),
+  maxMsgSize: showLimit(c.max_msg_size),
+  duplicateWindow: showNanos(c.duplicate_window),
+  discard: c.discard,
+  description: c.description
+})
+
+const consumerConfig = (c: ConsumerSpec) => {
+  const backoff = (c.backoff ?? []).map((b) => nanos(b))
+  const filter = c.filterSubject === "" || c.filterSubject === ">" ? undefined : c.filterSubject
+  return {
+    durable_name: c.name,
+    ack_policy: "explicit",
+    deliver_policy: c.deliverPolicy ?? "all",
+    replay_policy: "instant",
+    ...(filter !== undefined ? { filter_subject: filter } : {}),
+    // with a backoff, the server sets ack_wait to its first step
+    ack_wait: backoff[0] ?? nanos(c.ackWait ?? "30 seconds"),
+    max_deliver: c.maxDeliver ?? -1,
+    max_ack_pending: c.maxAckPending ?? 1000,
+    ...(backoff.length > 0 ? { backoff } : {}),
+    ...(c.description !== undefined ? { description: c.description } : {})
+  } satisfies Partial<ConsumerConfig>
+}
+
+const consumerView = (c: Partial<ConsumerConfig>): View => ({
+  kind: c.deliver_subject ? `push (delivers to ${c.deliver_subject})` : "pull",
+  ackPolicy: c.ack_policy,
+  deliverPolicy: c.deliver_policy,
+  filterSubject: c.filter_subject && c.filter_subject !== ">" ? c.filter_subject : "(none)",
+  backoff: (c.backoff ?? []).map(showNanos).join(", ") || "none",
+  ackWait: showNanos(c.ack_wait),
+  maxDeliver: showLimit(c.max_deliver),
+  maxAckPending: String(c.max_ack_pending ?? 1000),
+  description: c.description
+})
+
+/** The bucket's settings as fields of its stream `KV_<bucket>`. */
+const kvConfig = (k: KvSpec) => ({
+  max_age: nanos(k.ttl),
+  max_msgs_per_subject: k.history ?? 1,
+  num_replicas: k.replicas ?? 1,
+  max_msg_size: k.maxValueSize ?? -1,
+  max_bytes: k.maxBytes ?? -1,
+  ...(k.description !== undefined ? { description: k.description } : {})
+}) satisfies Partial<StreamConfig>
+
+const kvView = (c: Partial<StreamConfig>): View => ({
+  ttl: showNanos(c.max_age),
+  history: String(c.max_msgs_per_subject),
+  replicas: String(c.num_replicas ?? 1),
+  maxValueSize: showLimit(c.max_msg_size),
+  maxBytes: showLimit(c.max_bytes),
+  description: c.description
+})
 
 // ---------------------------------------------------------------------------------------------
 // nats.js calls, with their errors mapped once
-
-interface ApiFailure {
-  readonly code: number
-  readonly description: string
-}
-
-const apiFailure = (e: unknown): ApiFailure | undefined =>
-  e instanceof JetStreamApiError ? { code: e.code, description: e.apiError().description ?? e.message } : undefined
-
-const reasonOf = (e: unknown) => apiFailure(e)?.description ?? (e instanceof Error ? e.message : String(e))
-
-/** A nats.js call whose failures are kept for the caller to classify. */
-const call = <A>(operation: string, f: () => Promise<A>) =>
-  Effect.tryPromise({ try: f, catch: (cause) => ({ operation, cause }) })
-
-type CallFailure = { readonly operation: string; readonly cause: unknown }
-
-const toBrokerError = (f: CallFailure) => new BrokerError({ operation: f.operation, reason: reasonOf(f.cause), cause: f.cause })
-
-/** `None` when the server answers with `notFoundCode`. */
-const readOptional = <A>(operation: string, notFoundCode: number, f: () => Promise<A>) =>
-  call(operation, f).pipe(
-    Effect.map(Option.some),
-    Effect.catch((failure) =>
-      apiFailure(failure.cause)?.code === notFoundCode ? Effect.succeed(Option.none<A>()) : Effect.fail(toBrokerError(failure))
-    )
-  )
 
 const Codes = {
   consumerNotFound: 10014,
@@ -205,369 +269,337 @@ const Codes = {
   consumerExists: 10148
 } as const
 
-const featuresOf = (nats: NatsService): Diff.Features => ({ metadata: nats.atLeast("2.10") })
+type Failure = { readonly operation: string; readonly cause: unknown }
 
-const refused = (resource: string, fields: ReadonlyArray<string>, wanted: string, reason: string, fix: string) =>
-  new TopologyConflict({ resource, field: fields.join(", "), current: reason, wanted, fix, kind: "refused" })
+const call = <A>(operation: string, f: () => Promise<A>) =>
+  Effect.tryPromise({ try: f, catch: (cause): Failure => ({ operation, cause }) })
+
+const apiOf = (f: Failure) =>
+  f.cause instanceof JetStreamApiError
+    ? { code: f.cause.code, description: f.cause.apiError().description ?? f.cause.message }
+    : undefined
+
+const toBrokerError = (f: Failure) =>
+  new BrokerError({ operation: f.operation, reason: apiOf(f)?.description ?? String((f.cause as Error)?.message ?? f.cause), cause: f.cause })
+
+/** `None` when the server answers `notFoundCode`. */
+const readOptional = <A>(operation: string, notFoundCode: number, f: () => Promise<A>) =>
+  call(operation, f).pipe(
+    Effect.map(Option.some),
+    Effect.catch((e) => apiOf(e)?.code === notFoundCode ? Effect.succeed(Option.none<A>()) : Effect.fail(toBrokerError(e)))
+  )
 
 /**
  * nats-server 2.9.10 answers a create racing another create of the same stream with 10058 ("name
  * already in use") or, in a narrow window, 10065 ("subjects overlap"): re-read before believing it.
  */
-const lostRace = (code: number) => code === Codes.streamNameInUse || code === Codes.subjectsOverlap
+const lostRace = (f: Failure) => apiOf(f)?.code === Codes.streamNameInUse || apiOf(f)?.code === Codes.subjectsOverlap
 
-const overlap = (resource: string, subjects: ReadonlyArray<string>, reason: string) =>
-  new TopologyConflict({
-    resource,
-    field: "subjects",
-    current: reason,
-    wanted: subjects.join(", "),
-    kind: "refused",
-    fix: "another stream already stores some of these subjects: find it with `nats stream ls` and " +
-      "`nats stream info NAME`, then remove the subjects from it, or change MSGSYS_STREAM_PREFIX"
+/** A create the server refused, with its reason. */
+const refusedCreate = (resource: string, wanted: View, f: Failure, fix = "declare settings the server accepts") => {
+  const api = apiOf(f)
+  if (api === undefined) return toBrokerError(f)
+  const declared = Object.entries(wanted).flatMap(([k, v]) => v === undefined ? [] : [`${k}: ${v}`]).join("; ")
+  return new TopologyConflict({ resource, field: "settings", current: api.description, wanted: declared, kind: "refused", fix })
+}
+
+const overlapFix = "another stream already stores some of these subjects: find it with `nats stream ls` and " +
+  "`nats stream info NAME`, then remove the subjects from it, or change MSGSYS_STREAM_PREFIX"
+
+const owner = (nats: NatsService) => nats.atLeast("2.10") ? { metadata: { managed_by: "msgsys" } } : {}
+
+// ---------------------------------------------------------------------------------------------
+// comparing and updating, the same for every kind of resource
+
+interface Target {
+  readonly resource: string
+  readonly wanted: View
+  /** Fields that cannot change without deleting the resource. */
+  readonly fixed: ReadonlyArray<string>
+  /** How to get past a conflict on a fixed field. */
+  readonly fix: string
+  /** How to change the resource by hand. */
+  readonly byHand: string
+}
+
+const unchanged = (resource: string): Change => ({ resource, action: "unchanged" })
+
+/** Compares, refuses what would delete anything, and runs `update` when an updatable field differs. */
+const reconcile = (
+  t: Target,
+  current: View,
+  update: () => Promise<unknown>,
+  guard: (changed: ReadonlyArray<string>) => Effect.Effect<void, TopologyConflict | BrokerError> = () => Effect.void
+): Effect.Effect<Change, TopologyConflict | BrokerError> =>
+  Effect.gen(function*() {
+    const changed = Object.keys(t.wanted).filter((f) => t.wanted[f] !== undefined && t.wanted[f] !== current[f])
+    const fixed = changed.find((f) => t.fixed.includes(f))
+    if (fixed !== undefined) {
+      return yield* new TopologyConflict({ resource: t.resource, field: fixed, current: current[fixed] ?? "", wanted: t.wanted[fixed]!, fix: t.fix })
+    }
+    if (changed.length === 0) return unchanged(t.resource)
+    yield* guard(changed)
+    const listed = (view: View) => changed.map((f) => `${f}: ${view[f]}`).join("; ")
+    yield* call(`update ${t.resource}`, update).pipe(Effect.mapError((f) => {
+      const api = apiOf(f)
+      return api === undefined ? toBrokerError(f) : new TopologyConflict({
+        resource: t.resource,
+        field: changed.join(", "),
+        current: api.description,
+        wanted: listed(t.wanted),
+        kind: "refused",
+        fix: `declare what the server accepts (it has ${listed(current)}), or ${t.byHand}`
+      })
+    }))
+    yield* Effect.logInfo(`updated ${t.resource}: ${changed.join(", ")}`)
+    return { resource: t.resource, action: "updated", fields: changed } satisfies Change
   })
+
+/** Lowering a limit below what a stream holds makes the server delete its oldest messages. */
+const limitsHold = (t: Target, info: StreamInfo, changed: ReadonlyArray<string>, fix: string) =>
+  Effect.forEach([["maxBytes", info.state.bytes, "bytes"], ["maxMsgs", info.state.messages, "messages"]] as const, ([field, held, unit]) => {
+    const limit = Number(t.wanted[field])
+    return changed.includes(field) && limit < held
+      ? Effect.fail(new TopologyConflict({
+        resource: t.resource,
+        field,
+        current: showLimit(field === "maxBytes" ? info.config.max_bytes : info.config.max_msgs),
+        wanted: String(limit),
+        consequence: `it holds ${held} ${unit}, so the server would delete the oldest messages to fit`,
+        fix
+      }))
+      : Effect.void
+  }, { discard: true })
 
 // ---------------------------------------------------------------------------------------------
 // streams
 
-const streamFix = (name: string) =>
-  `rename the stream prefix (MSGSYS_STREAM_PREFIX) so msgsys creates new streams, or move the messages out and ` +
-  `delete the stream with \`nats stream rm ${name}\``
+/** Whether a subject pattern (with `*` and `>`) matches a concrete subject. */
+const subjectMatches = (pattern: string, subject: string): boolean => {
+  const p = pattern.split(".")
+  const s = subject.split(".")
+  return p.every((t, i) => t === ">" ? s.length > i : i < s.length && (t === "*" || t === s[i])) &&
+    (p.at(-1) === ">" || p.length === s.length)
+}
 
-const applyStream = (nats: NatsService, spec: Diff.NormalStream, features: Diff.Features) => {
-  const resource = Diff.streamResource(spec.name)
+/**
+ * Before 2.10.5 a stream that refuses new messages when full (`discard: "new"`) can still delete
+ * its oldest message to fit `maxBytes`: the server admits a message by its payload and headers,
+ * then trims the store by its full size (nats-server#4771). Such a stream keeps its messages and
+ * goes without the byte bound there.
+ */
+const unsafeByteBound = (nats: NatsService, spec: StreamSpec) =>
+  spec.discard === "new" && spec.maxBytes !== undefined && !nats.atLeast("2.10.5")
+
+const applyStream = (nats: NatsService, spec: StreamSpec) => {
   const streams = nats.manager.streams
-
-  const reconcile = Effect.fnUntraced(function*(info: StreamInfo) {
-    const plan = Diff.diffStream(spec, info.config)
-    const conflict = plan.conflicts[0]
-    if (conflict !== undefined) {
-      return yield* new TopologyConflict({ resource, ...conflict, fix: streamFix(spec.name) })
-    }
-    if (plan.changed.length === 0) return { resource, action: "unchanged" } as Change
-    for (const subject of plan.removedSubjects) yield* checkNothingStranded(info, subject)
-    yield* call(`update ${resource}`, () => streams.update(spec.name, plan.update)).pipe(
-      Effect.mapError((f) => {
-        const api = apiFailure(f.cause)
-        return api === undefined ? toBrokerError(f) : refused(
-          resource,
-          plan.changed,
-          plan.changed.map((field) => `${field}: ${Diff.showStreamSpecField(field, spec)}`).join("; "),
-          api.description,
-          `declare what the server accepts (it has ${
-            plan.changed.map((field) => `${field}: ${Diff.showStreamField(field, info.config)}`).join("; ")
-          }), or change the stream by hand with \`nats stream edit ${spec.name}\``
-        )
-      })
-    )
-    yield* Effect.logInfo(`updated ${resource}: ${plan.changed.join(", ")}`)
-    return { resource, action: "updated", fields: plan.changed } as Change
-  })
+  const unbounded = unsafeByteBound(nats, spec)
+  const config = { ...streamConfig(unbounded ? { ...spec, maxBytes: undefined } : spec), ...owner(nats) }
+  const target: Target = {
+    resource: `stream ${spec.name}`,
+    wanted: streamView(config),
+    fixed: ["retention", "storage"],
+    fix: "rename the stream prefix (MSGSYS_STREAM_PREFIX) so msgsys creates new streams, or move the messages " +
+      `out and delete the stream with \`nats stream rm ${spec.name}\``,
+    byHand: `change the stream by hand with \`nats stream edit ${spec.name}\``
+  }
 
   // a subject may go only while no message is stored under it (and not under a kept subject)
-  const checkNothingStranded = Effect.fnUntraced(function*(info: StreamInfo, subject: string) {
-    if (info.state.messages === 0) return
-    const filtered = yield* call(`count messages of ${resource} under ${subject}`, () =>
-      streams.info(spec.name, { subjects_filter: subject })).pipe(Effect.mapError(toBrokerError))
-    const stranded = Diff.strandedCount(filtered.state.subjects ?? {}, spec.subjects)
-    if (stranded === 0) return
-    return yield* new TopologyConflict({
-      resource,
-      field: "subjects",
-      current: Diff.showStreamField("subjects", info.config),
-      wanted: Diff.showStreamSpecField("subjects", spec),
-      consequence: `this would strand the ${stranded} message${stranded === 1 ? "" : "s"} stored under ${subject}`,
-      fix: `keep ${subject} in the declared subjects until its messages are consumed, or remove them with ` +
-        `\`nats stream purge ${spec.name} --subject ${subject}\``
-    })
-  })
+  const nothingStranded = (info: StreamInfo) =>
+    Effect.forEach((info.config.subjects ?? []).filter((s) => !config.subjects.includes(s)), (subject) =>
+      call(`count messages of ${target.resource} under ${subject}`, () => streams.info(spec.name, { subjects_filter: subject })).pipe(
+        Effect.mapError(toBrokerError),
+        Effect.flatMap((filtered) => {
+          const stranded = Object.entries(filtered.state.subjects ?? {})
+            .filter(([s]) => !config.subjects.some((kept) => subjectMatches(kept, s)))
+            .reduce((n, [, count]) => n + count, 0)
+          return stranded === 0 ? Effect.void : Effect.fail(new TopologyConflict({
+            resource: target.resource,
+            field: "subjects",
+            current: streamView(info.config).subjects!,
+            wanted: target.wanted.subjects!,
+            consequence: `this would strand the ${stranded} message${stranded === 1 ? "" : "s"} stored under ${subject}`,
+            fix: `keep ${subject} in the declared subjects until its messages are consumed, or remove them with ` +
+              `\`nats stream purge ${spec.name} --subject ${subject}\``
+          }))
+        })
+      ), { discard: true })
 
-  const read = readOptional(`read ${resource}`, Codes.streamNotFound, () => streams.info(spec.name))
+  const compare = (info: StreamInfo) =>
+    reconcile(target, streamView(info.config), () => streams.update(spec.name, config), (changed) =>
+      Effect.andThen(
+        info.state.messages > 0 && changed.includes("subjects") ? nothingStranded(info) : Effect.void,
+        limitsHold(target, info, changed, `raise the limit, or remove messages first (\`nats stream purge ${spec.name}\`)`)
+      ))
 
-  const create = call(`create ${resource}`, () => streams.add(Diff.streamConfig(spec, features))).pipe(
-    Effect.as<Change>({ resource, action: "created" }),
-    Effect.tap(() => Effect.logInfo(`created ${resource}`)),
-    Effect.catch((f): Effect.Effect<Change, TopologyConflict | BrokerError> => {
-      const api = apiFailure(f.cause)
-      if (api === undefined || !lostRace(api.code)) return Effect.fail(toBrokerError(f))
-      // another process may have created it first: compare with what it made
-      return Effect.logDebug(`${resource}: create answered "${api.description}"; comparing with the server's`).pipe(
-        Effect.andThen(read),
-        Effect.flatMap(Option.match({
-          onNone: () =>
-            Effect.fail(api.code === Codes.subjectsOverlap ? overlap(resource, spec.subjects, api.description) : toBrokerError(f)),
-          onSome: reconcile
-        }))
-      )
-    })
+  const read = readOptional(`read ${target.resource}`, Codes.streamNotFound, () => streams.info(spec.name))
+  const create = call(`create ${target.resource}`, () => streams.add(config)).pipe(
+    Effect.tap(() => Effect.logInfo(`created ${target.resource}`)),
+    Effect.as<Change>({ resource: target.resource, action: "created" }),
+    // another process may have created it first: compare with what it made
+    Effect.catch((f) =>
+      !lostRace(f) ? Effect.fail(refusedCreate(target.resource, target.wanted, f)) : read.pipe(Effect.flatMap(Option.match({
+        onNone: () =>
+          Effect.fail(apiOf(f)?.code === Codes.subjectsOverlap
+            ? refusedCreate(target.resource, { subjects: target.wanted.subjects }, f, overlapFix)
+            : toBrokerError(f)),
+        onSome: compare
+      })))
+    )
   )
-
-  return read.pipe(Effect.flatMap(Option.match({ onNone: () => create, onSome: reconcile })))
+  const warn = Effect.logWarning(
+    `${target.resource}: maxBytes ${spec.maxBytes} is not applied on nats-server ${nats.server.version}: before 2.10.5 ` +
+      "a full stream that refuses new messages can still delete its oldest one (nats-server#4771), and this stream " +
+      "must never lose one; upgrade nats-server to 2.10.5 or later to bound it"
+  )
+  return Effect.andThen(unbounded ? warn : Effect.void, read.pipe(Effect.flatMap(Option.match({ onNone: () => create, onSome: compare }))))
 }
 
 // ---------------------------------------------------------------------------------------------
 // consumers
 
-const consumerFix = (stream: string, name: string) =>
-  `declare the new settings under a new consumer name, or delete the consumer with ` +
-  `\`nats consumer rm ${stream} ${name}\` (its delivery state is lost; the stream keeps its messages)`
-
-const applyConsumer = (nats: NatsService, spec: Diff.NormalConsumer, features: Diff.Features) => {
-  const resource = Diff.consumerResource(spec.stream, spec.name)
+const applyConsumer = (nats: NatsService, spec: ConsumerSpec) => {
   const consumers = nats.manager.consumers
+  const config = { ...consumerConfig(spec), ...owner(nats) }
+  const manual = `delete the consumer with \`nats consumer rm ${spec.stream} ${spec.name}\` (its delivery state ` +
+    "is lost; the stream keeps its messages)"
+  const target: Target = {
+    resource: `consumer ${spec.stream}/${spec.name}`,
+    wanted: consumerView(config),
+    fixed: ["kind", "ackPolicy", "deliverPolicy", "filterSubject"],
+    fix: `declare the new settings under a new consumer name, or ${manual}`,
+    byHand: manual
+  }
+  const { ack_wait, max_deliver, max_ack_pending, backoff = [] } = config
+  const updatable = { ack_wait, max_deliver, max_ack_pending, backoff, ...(spec.description ? { description: spec.description } : {}) }
+  const compare = (current: ConsumerConfig) =>
+    reconcile(target, consumerView(current), () => consumers.update(spec.stream, spec.name, updatable))
 
-  const reconcile = Effect.fnUntraced(function*(info: ConsumerInfo) {
-    const plan = Diff.diffConsumer(spec, info.config)
-    const conflict = plan.conflicts[0]
-    if (conflict !== undefined) {
-      return yield* new TopologyConflict({ resource, ...conflict, fix: consumerFix(spec.stream, spec.name) })
-    }
-    if (plan.changed.length === 0) return { resource, action: "unchanged" } as Change
-    yield* call(`update ${resource}`, () => consumers.update(spec.stream, spec.name, plan.update)).pipe(
-      Effect.mapError((f) => {
-        const api = apiFailure(f.cause)
-        return api === undefined ? toBrokerError(f) : refused(
-          resource,
-          plan.changed,
-          plan.changed.join(", "),
-          api.description,
-          `declare settings the server accepts, or ${consumerFix(spec.stream, spec.name)}`
-        )
-      })
-    )
-    yield* Effect.logInfo(`updated ${resource}: ${plan.changed.join(", ")}`)
-    return { resource, action: "updated", fields: plan.changed } as Change
-  })
-
-  const read = readOptional(`read ${resource}`, Codes.consumerNotFound, () => consumers.info(spec.stream, spec.name))
-
-  const create = call(`create ${resource}`, () => consumers.add(spec.stream, Diff.consumerConfig(spec, features))).pipe(
-    Effect.as<Change>({ resource, action: "created" }),
-    Effect.tap(() => Effect.logInfo(`created ${resource}`)),
+  const read = readOptional(`read ${target.resource}`, Codes.consumerNotFound, () => consumers.info(spec.stream, spec.name))
+  const create = call(`create ${target.resource}`, () => consumers.add(spec.stream, config)).pipe(
+    Effect.tap(() => Effect.logInfo(`created ${target.resource}`)),
+    Effect.as<Change>({ resource: target.resource, action: "created" }),
     Effect.catch((f): Effect.Effect<Change, TopologyConflict | BrokerError> => {
-      const api = apiFailure(f.cause)
-      // 2.10+ answers a racing create with "consumer already exists": compare with what won
-      if (api?.code === Codes.consumerExists) {
-        return read.pipe(
-          Effect.flatMap(Option.match({ onNone: () => Effect.fail(toBrokerError(f)), onSome: reconcile }))
-        )
-      }
-      if (api?.code === Codes.streamNotFound) {
-        return Effect.fail(
-          new BrokerError({
-            operation: `create ${resource}`,
+      switch (apiOf(f)?.code) {
+        // 2.10+ answers a racing create with "consumer already exists": compare with what won
+        case Codes.consumerExists:
+          return read.pipe(Effect.flatMap(Option.match({ onNone: () => Effect.fail(toBrokerError(f)), onSome: (i) => compare(i.config) })))
+        case Codes.streamNotFound:
+          return Effect.fail(new BrokerError({
+            operation: f.operation,
             reason: `stream ${spec.stream} does not exist: declare it in the same topology (streams are applied first)`,
             cause: f.cause
-          })
-        )
+          }))
+        case Codes.workqueueUnfiltered:
+        case Codes.workqueueNotUnique:
+          return Effect.fail(refusedCreate(target.resource, { filterSubject: target.wanted.filterSubject }, f,
+            `each consumer of a work-queue stream needs its own filter, and no two may overlap: list the consumers ` +
+              `with \`nats consumer ls ${spec.stream}\` and remove one msgsys does not declare with ` +
+              `\`nats consumer rm ${spec.stream} NAME\``))
+        default:
+          return Effect.fail(refusedCreate(target.resource, target.wanted, f))
       }
-      if (api?.code === Codes.workqueueUnfiltered || api?.code === Codes.workqueueNotUnique) {
-        return Effect.fail(
-          new TopologyConflict({
-            resource,
-            field: "filterSubject",
-            current: api.description,
-            wanted: spec.filterSubject ?? "(none)",
-            kind: "refused",
-            fix: `each consumer of a work-queue stream needs its own filter, and no two may overlap: list the ` +
-              `consumers with \`nats consumer ls ${spec.stream}\` and remove one msgsys does not declare with ` +
-              `\`nats consumer rm ${spec.stream} NAME\``
-          })
-        )
-      }
-      return Effect.fail(toBrokerError(f))
     })
   )
-
-  return read.pipe(Effect.flatMap(Option.match({ onNone: () => create, onSome: reconcile })))
+  return read.pipe(Effect.flatMap(Option.match({ onNone: () => create, onSome: (i) => compare(i.config) })))
 }
 
 // ---------------------------------------------------------------------------------------------
 // KV buckets
 
-const applyKv = (nats: NatsService, spec: Diff.NormalKv, features: Diff.Features) => {
-  const resource = Diff.kvResource(spec.bucket)
-  const stream = Diff.kvStream(spec.bucket)
+const applyKv = (nats: NatsService, spec: KvSpec) => {
+  const stream = `KV_${spec.bucket}`
+  const config = kvConfig(spec)
+  const target: Target = {
+    resource: `kv bucket ${spec.bucket}`,
+    wanted: kvView(config),
+    fixed: [],
+    fix: "",
+    byHand: `change the bucket by hand with \`nats kv edit ${spec.bucket}\``
+  }
+  const compare = (info: StreamInfo) =>
+    reconcile(target, kvView(info.config), () =>
+      nats.manager.streams.update(stream, {
+        ...config,
+        // a ttl shorter than the duplicate window is rejected (10052): shorten the window with it
+        ...(config.max_age > 0 && (info.config.duplicate_window ?? 120e9) > config.max_age
+          ? { duplicate_window: config.max_age }
+          : {})
+      }), (changed) => limitsHold(target, info, changed, `raise the limit, or delete keys first (\`nats kv purge ${spec.bucket} KEY\`)`))
 
-  const reconcile = Effect.fnUntraced(function*(config: StreamConfig) {
-    const plan = Diff.diffKv(spec, config)
-    if (plan.changed.length === 0) return { resource, action: "unchanged" } as Change
-    yield* call(`update ${resource}`, () => nats.manager.streams.update(stream, plan.update)).pipe(
-      Effect.mapError((f) => {
-        const api = apiFailure(f.cause)
-        return api === undefined ? toBrokerError(f) : refused(
-          resource,
-          plan.changed,
-          plan.changed.map((field) => `${field}: ${Diff.showKvSpecField(field, spec)}`).join("; "),
-          api.description,
-          `declare what the server accepts (it has ${
-            plan.changed.map((field) => `${field}: ${Diff.showKvField(field, config)}`).join("; ")
-          }), or change the bucket by hand with \`nats kv edit ${spec.bucket}\``
-        )
-      })
-    )
-    yield* Effect.logInfo(`updated ${resource}: ${plan.changed.join(", ")}`)
-    return { resource, action: "updated", fields: plan.changed } as Change
-  })
-
-  const read = readOptional(`read ${resource}`, Codes.streamNotFound, () => nats.manager.streams.info(stream))
-
-  // `Kvm.create` opens a bucket that exists already (another process won a race) without looking
-  // at its settings, so what it left is compared like any existing bucket
+  const read = readOptional(`read ${target.resource}`, Codes.streamNotFound, () => nats.manager.streams.info(stream))
+  // `Kvm.create` opens a bucket that exists already (another process won a race) without looking at
+  // its settings, so what it left is compared like any existing bucket
   const create = Effect.gen(function*() {
-    const lost = yield* call(`create ${resource}`, () => nats.kvm.create(spec.bucket, Diff.kvOptions(spec, features))).pipe(
-      Effect.as(undefined),
-      Effect.catch((f) => {
-        const api = apiFailure(f.cause)
-        return api !== undefined && lostRace(api.code) ? Effect.succeed({ f, api }) : Effect.fail(toBrokerError(f))
-      })
-    )
-    if (lost !== undefined) {
-      yield* Effect.logDebug(`${resource}: create answered "${lost.api.description}"; comparing with the server's`)
+    const options = {
+      history: config.max_msgs_per_subject,
+      replicas: config.num_replicas,
+      maxValueSize: config.max_msg_size,
+      max_bytes: config.max_bytes,
+      ...(config.max_age > 0 ? { ttl: config.max_age / 1e6 } : {}),
+      ...(spec.description !== undefined ? { description: spec.description } : {}),
+      ...owner(nats)
     }
+    const lost = yield* call(`create ${target.resource}`, () => nats.kvm.create(spec.bucket, options)).pipe(
+      Effect.as(undefined),
+      Effect.catch((f) => lostRace(f) ? Effect.succeed(f) : Effect.fail(refusedCreate(target.resource, target.wanted, f)))
+    )
     const info = yield* read
     if (Option.isNone(info)) {
       return yield* lost === undefined
-        ? new BrokerError({ operation: `create ${resource}`, reason: `${stream} is missing right after creating it` })
-        : lost.api.code === Codes.subjectsOverlap
-        ? overlap(resource, [`$KV.${spec.bucket}.>`], lost.api.description)
-        : toBrokerError(lost.f)
+        ? new BrokerError({ operation: `create ${target.resource}`, reason: `${stream} is missing right after creating it` })
+        : refusedCreate(target.resource, { subjects: `$KV.${spec.bucket}.>` }, lost, overlapFix)
     }
-    const change = yield* reconcile(info.value.config)
+    const change = yield* compare(info.value)
     if (lost !== undefined || change.action !== "unchanged") return change
-    yield* Effect.logInfo(`created ${resource}`)
-    return { resource, action: "created" } as Change
+    yield* Effect.logInfo(`created ${target.resource}`)
+    return { resource: target.resource, action: "created" } satisfies Change
   })
-
-  return read.pipe(Effect.flatMap(Option.match({ onNone: () => create, onSome: (i) => reconcile(i.config) })))
+  return read.pipe(Effect.flatMap(Option.match({ onNone: () => create, onSome: compare })))
 }
 
 // ---------------------------------------------------------------------------------------------
 // apply
 
-const applyAll = Effect.fn("Topology.apply")(function*(topology: Topology) {
-  const nats = yield* Nats
-  const t = merge(topology)
-
-  const twice = Diff.disagreements(t)[0]
-  if (twice !== undefined) {
-    return yield* new TopologyConflict({
-      resource: twice.resource,
-      field: twice.field,
-      current: twice.first,
-      wanted: twice.second,
-      kind: "declared-twice",
-      fix: "make the declarations agree, or give one of them another name"
-    })
+/** Each resource once, or the first that is declared twice with different settings. */
+const distinct = <A>(specs: ReadonlyArray<A>, resource: (a: A) => string, view: (a: A) => View) => {
+  const seen = new Map<string, { readonly spec: A; readonly view: View }>()
+  for (const spec of specs) {
+    const prior = seen.get(resource(spec))
+    const v = view(spec)
+    const field = prior && Object.keys(v).find((f) => v[f] !== prior.view[f])
+    if (field !== undefined) {
+      return Effect.fail(new TopologyConflict({
+        resource: resource(spec),
+        field,
+        current: prior!.view[field] ?? "(none)",
+        wanted: v[field] ?? "(none)",
+        kind: "declared-twice",
+        fix: "make the declarations agree, or give one of them another name"
+      }))
+    }
+    if (prior === undefined) seen.set(resource(spec), { spec, view: v })
   }
-
-  const problems: Array<Diff.Problem> = []
-  const streams = t.streams.map((s) => Diff.normalizeStream(s, problems))
-  const consumers = t.consumers.map((c) => Diff.normalizeConsumer(c, problems))
-  const buckets = t.kv.map((k) => Diff.normalizeKv(k, problems))
-  const problem = problems[0]
-  if (problem !== undefined) {
-    return yield* new TopologyConflict({
-      resource: problem.resource,
-      field: problem.field,
-      current: problem.problem,
-      wanted: problem.wanted,
-      kind: "invalid",
-      fix: problem.fix
-    })
-  }
-
-  const features = featuresOf(nats)
-  const changes: Array<Change> = []
-  // sequential: a stream must exist before its consumers, and the order of changes stays readable
-  for (const s of streams) changes.push(yield* applyStream(nats, s, features))
-  for (const c of consumers) changes.push(yield* applyConsumer(nats, c, features))
-  for (const k of buckets) changes.push(yield* applyKv(nats, k, features))
-  return changes as ReadonlyArray<Change>
-})
+  return Effect.succeed([...seen.values()].map((s) => s.spec))
+}
 
 /**
  * Makes the server hold `topology`: creates what is missing, updates what differs in place, and
- * fails with `TopologyConflict` on what would need deleting anything. Streams first, then
- * consumers, then buckets; applying the same topology again reports every resource `unchanged`.
+ * fails with `TopologyConflict` on what would delete anything. Streams first, then consumers,
+ * then buckets; applying the same topology again reports every resource `unchanged`.
  * @category apply @since 0.1.0
  */
 export const apply: (topology: Topology) => Effect.Effect<ReadonlyArray<Change>, TopologyConflict | BrokerError, Nats> =
-  applyAll
-
-// ---------------------------------------------------------------------------------------------
-// describe
-
-/** One stream, for `msgsys status`. @category models @since 0.1.0 */
-export interface StreamOverview {
-  readonly name: string
-  readonly subjects: ReadonlyArray<string>
-  readonly retention: string
-  readonly storage: string
-  readonly messages: number
-  readonly bytes: number
-  readonly consumers: number
-}
-
-/** One consumer, for `msgsys status`. @category models @since 0.1.0 */
-export interface ConsumerOverview {
-  readonly name: string
-  readonly stream: string
-  /** `undefined`: every subject of the stream. */
-  readonly filter: string | undefined
-  /** Messages not yet delivered. */
-  readonly pending: number
-  /** Delivered, not yet acknowledged. */
-  readonly ackPending: number
-  readonly redelivered: number
-  /** Pull requests waiting. */
-  readonly waiting: number
-}
-
-/** @category models @since 0.1.0 */
-export interface Overview {
-  readonly streams: ReadonlyArray<StreamOverview>
-  readonly consumers: ReadonlyArray<ConsumerOverview>
-}
-
-/**
- * Every stream on the server (or those whose name starts with `prefix`) and their consumers.
- * @category describe @since 0.1.0
- */
-export const describe = Effect.fn("Topology.describe")(function*(nats: NatsService, options: { readonly prefix?: string } = {}) {
-  const infos = yield* call("list streams", () => Array.fromAsync(nats.manager.streams.list())).pipe(
-    Effect.mapError(toBrokerError)
-  )
-  const selected = infos
-    .filter((i) => options.prefix === undefined || i.config.name.startsWith(options.prefix))
-    .sort((a, b) => a.config.name.localeCompare(b.config.name))
-  const streams: Array<StreamOverview> = selected.map((i) => ({
-    name: i.config.name,
-    subjects: [...(i.config.subjects ?? [])],
-    retention: i.config.retention,
-    storage: i.config.storage,
-    messages: i.state.messages,
-    bytes: i.state.bytes,
-    consumers: i.state.consumer_count
-  }))
-  const perStream = yield* Effect.forEach(
-    selected.filter((i) => i.state.consumer_count > 0),
-    (i) =>
-      call(`list consumers of ${i.config.name}`, () => Array.fromAsync(nats.manager.consumers.list(i.config.name))).pipe(
-        Effect.mapError(toBrokerError)
-      ),
-    { concurrency: 4 }
-  )
-  const consumers: Array<ConsumerOverview> = perStream.flat()
-    .map((c) => ({
-      name: c.name,
-      stream: c.stream_name,
-      filter: c.config.filter_subject || undefined,
-      pending: c.num_pending,
-      ackPending: c.num_ack_pending,
-      redelivered: c.num_redelivered,
-      waiting: c.num_waiting
-    }))
-    .sort((a, b) => a.stream.localeCompare(b.stream) || a.name.localeCompare(b.name))
-  return { streams, consumers } as Overview
-})
+  Effect.fn("Topology.apply")(function*(topology: Topology) {
+    const nats = yield* Nats
+    // every declaration is checked before anything is created
+    const streams = yield* distinct(topology.streams, (s) => `stream ${s.name}`, (s) => streamView(streamConfig(s)))
+    const consumers = yield* distinct(topology.consumers, (c) => `consumer ${c.stream}/${c.name}`, (c) => consumerView(consumerConfig(c)))
+    const buckets = yield* distinct(topology.kv, (k) => `kv bucket ${k.bucket}`, (k) => kvView(kvConfig(k)))
+    const changes: Array<Change> = []
+    // sequential: a stream must exist before its consumers, and the order of changes stays readable
+    for (const s of streams) changes.push(yield* applyStream(nats, s))
+    for (const c of consumers) changes.push(yield* applyConsumer(nats, c))
+    for (const k of buckets) changes.push(yield* applyKv(nats, k))
+    return changes
+  })

@@ -17,6 +17,7 @@ import * as ActorTopology from "../runtime/ActorTopology.ts"
 import { natsLayer } from "./CliLayers.ts"
 import * as DevState from "./DevState.ts"
 import * as Entry from "./Entry.ts"
+import * as Overview from "./Overview.ts"
 
 const list = (value: Option.Option<string>) =>
   Option.match(value, {
@@ -37,8 +38,9 @@ export const worker = Command.make("worker", {
   subjects: Flag.String("subjects").pipe(Flag.optional, Flag.withDescription("run only actors of these subjects, e.g. \"etl.*,reports.*\""))
 }, (args) =>
   Effect.gen(function*() {
-    const app = yield* Entry.load(args.entry)
     const settings = yield* MsgsysConfig.MsgsysConfig
+    yield* MsgsysConfig.warnUnknownVariables(process.env).pipe(Effect.provide(Main.logging(settings)))
+    const app = yield* Entry.load(args.entry)
     const selection: Worker.Selection = {
       ...(list(args.pools) ? { pools: list(args.pools)! } : {}),
       ...(list(args.actors) ? { actors: list(args.actors)! } : {}),
@@ -58,7 +60,7 @@ export const status = Command.make("status", {
   Effect.gen(function*() {
     const settings = yield* MsgsysConfig.MsgsysConfig
     const nats = yield* Nats.Nats
-    const overview = yield* Topology.describe(nats)
+    const overview = yield* Overview.describe(nats)
     if (args.json) {
       return yield* Console.log(JSON.stringify({ server: nats.server, ...overview }, null, 2))
     }
@@ -86,8 +88,9 @@ export const dev = Command.make("dev", {
   )
 }, (args) =>
   Effect.gen(function*() {
-    const app = yield* Entry.load(args.entry)
     const base = yield* MsgsysConfig.load(process.env)
+    yield* MsgsysConfig.warnUnknownVariables(process.env).pipe(Effect.provide(Main.logging(base)))
+    const app = yield* Entry.load(args.entry)
     let settings = base
     if (base.nats.servers.length === 0) {
       const server = yield* EmbeddedNats.make({ storeDir: resolve(join(base.dataDir, "nats")), keepStore: true })
@@ -128,10 +131,9 @@ export const topology = Command.make("topology", { entry: entryFlag }, (args) =>
     const app = yield* Entry.load(args.entry)
     const settings = yield* MsgsysConfig.MsgsysConfig
     const names = Subjects.make(settings.streamPrefix)
-    const declared = { ackWait: settings.ackWait, resultTtl: settings.resultTtl }
     const changes = yield* Topology.apply(Topology.merge(
-      ActorTopology.shared(names, declared),
-      ...app.actors.map((actor) => ActorTopology.forActor(names, actor, declared))
+      ActorTopology.shared(names, settings),
+      ...app.actors.map((actor) => ActorTopology.forActor(names, actor, settings))
     ))
     for (const c of changes) {
       yield* Console.log(`${c.action.padEnd(9)} ${c.resource}${c.fields?.length ? ` (${c.fields.join(", ")})` : ""}`)

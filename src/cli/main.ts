@@ -3,10 +3,10 @@
  * The `msgsys` command.
  * @since 0.1.0
  */
-import { NodeServices } from "@effect/platform-node"
 import { Effect } from "effect"
 import { Command } from "effect/cli"
 import * as Main from "../runtime/Main.ts"
+import * as BunServices from "./BunServices.ts"
 import { cancel, enqueue, pause, result, resume } from "./TaskCommands.ts"
 import { dev, status, topology, worker } from "./WorkerCommands.ts"
 import { audit } from "./AuditCommands.ts"
@@ -19,5 +19,5 @@ export const msgsys = Command.make("msgsys").pipe(
 )
 
 if (import.meta.main) {
-  Main.run(Command.run(msgsys, { version: "0.1.0" }).pipe(Effect.provide(NodeServices.layer)))
+  Main.run(Command.run(msgsys, { version: "0.1.0" }).pipe(Effect.provide(BunServices.layer)))
 }

@@ -1,14 +1,14 @@
 /**
- * The msgsys configuration: every `MSGSYS_*` variable, decoded and checked at once, so a bad
- * deployment gets the complete list of what to fix (guarantee 8), never the first problem only.
- * Secrets stay `Redacted` and are never printed.
+ * The msgsys configuration: every `MSGSYS_*` variable as an Effect `Config`, read from the
+ * environment (constant case: `httpPort` is `MSGSYS_HTTP_PORT`) or from an object of programmatic
+ * settings. A bad deployment gets the complete list of what to fix, one line per variable
+ * (guarantee 8), never the first problem only; secrets stay `Redacted` and are never printed.
  * @since 0.1.0
  */
-import { Config, Context, Data, Duration, Effect, Layer, Option, Predicate, Redacted, Result } from "effect"
+import { Config, ConfigProvider, Context, Data, Duration, Effect, Layer, Option, Predicate, Redacted, Result } from "effect"
+import { Schema, SchemaIssue, SchemaTransformation, String as Str } from "effect"
 import { join } from "node:path"
-import * as Catalogue from "./internal/catalogue.ts"
-import { distance, type PoolBudget } from "./internal/parse.ts"
-import type { Spec } from "./internal/spec.ts"
+import * as Parse from "./internal/parse.ts"
 
 export {
   /**
@@ -71,6 +71,12 @@ export interface MsgsysSettings {
   readonly auditRedactFields: ReadonlyArray<string>
   /** `None`: never pruned. */
   readonly auditRetention: Option.Option<Duration.Duration>
+  /** Bytes the dead-letter stream may hold; when full it refuses new letters. `None`: unbounded. */
+  readonly dlqMaxBytes: Option.Option<number>
+  /** How long dead letters are kept. `None`: for ever. */
+  readonly dlqMaxAge: Option.Option<Duration.Duration>
+  /** Bytes the results bucket may hold; when full, writes of new keys fail. `None`: unbounded. */
+  readonly resultsMaxBytes: Option.Option<number>
 }
 
 /** @category services @since 0.1.0 */
@@ -87,6 +93,8 @@ export interface ConfigProblem {
   readonly problem: string
   readonly accepted: string
 }
+
+const REDACTED = "<redacted>"
 
 /**
  * One line: `MSGSYS_HTTP_PORT="70000": out of range; accepted: an integer port 0-65535 (0 disables HTTP)`.
@@ -108,17 +116,16 @@ export class ConfigInvalid extends Data.TaggedError("ConfigInvalid")<{ readonly 
   }
 }
 
-const REDACTED = "<redacted>"
-
 type DurationInput = Duration.Input | `${number}${"ms" | "s" | "m" | "h" | "d" | "w"}`
 type Secret = string | Redacted.Redacted<string> | Option.Option<Redacted.Redacted<string>>
 type Optional<A> = A | Option.Option<A>
 type AnyCase<L extends string> = L | Lowercase<L> | Uppercase<L>
+type Bytes = number | string | Option.Option<number>
 
 /**
  * Programmatic settings for {@link layerFrom}: any field may be left out, plain values stand for
- * `Some`, secrets may be plain strings, durations any `Duration.Input` or short form ("5s").
- * A full `MsgsysSettings` is also accepted.
+ * `Some`, secrets may be plain strings, durations any `Duration.Input` or short form ("5s"), byte
+ * sizes a number or "512MB". A full `MsgsysSettings` is also accepted.
  * @category models @since 0.1.0
  */
 export interface Overrides {
@@ -152,202 +159,403 @@ export interface Overrides {
   readonly shutdownGrace?: DurationInput
   readonly resultTtl?: DurationInput
   /** Added to (or resizing) the default `fast=32, slow=4`. */
-  readonly pools?: ReadonlyArray<PoolBudget> | Readonly<Record<string, number>> | string
+  readonly pools?: ReadonlyArray<Parse.PoolBudget> | Readonly<Record<string, number>> | string
   readonly idempotencyStore?: MsgsysSettings["idempotencyStore"]
   readonly idempotencyRetention?: DurationInput
   readonly auditPayload?: MsgsysSettings["auditPayload"]
   readonly auditRedactFields?: ReadonlyArray<string> | string
   readonly auditRetention?: DurationInput | "off" | Option.Option<Duration.Duration>
+  readonly dlqMaxBytes?: Bytes | "off"
+  readonly dlqMaxAge?: DurationInput | "off" | Option.Option<Duration.Duration>
+  readonly resultsMaxBytes?: Bytes | "off"
 }
 
-type Source =
-  | { readonly kind: "env"; readonly env: Readonly<Record<string, string | undefined>> }
-  | { readonly kind: "code"; readonly overrides: Overrides }
+// ---------------------------------------------------------------------------------------------
+// kinds of value: how each is decoded from text (naming the problem), printed, and described
 
-/** Reads `a.b.c` from nested overrides, looking through `Option`s on the way. */
-const at = (root: unknown, path: string): unknown => {
-  let node: unknown = root
-  for (const key of path.split(".")) {
-    if (Option.isOption(node)) node = Option.getOrUndefined(node)
-    if (!Predicate.isObject(node)) return undefined
-    node = (node as Record<string, unknown>)[key]
-  }
-  return node
+interface Kind<A> {
+  readonly type: Schema.Codec<A>
+  /** The value, or what is wrong with the (trimmed) text in a few words. */
+  readonly parse: (text: string) => Result.Result<A, string>
+  readonly format: (a: A) => string
+  readonly accepted: string
 }
 
-const show = (v: unknown): string =>
-  typeof v === "string"
-    ? v
-    : Duration.isDuration(v)
-    ? Duration.format(v)
-    : Predicate.isObject(v)
-    ? JSON.stringify(v) ?? String(v)
-    : String(v)
+const kind = <A>(type: Schema.Codec<A>, parse: Kind<A>["parse"], accepted: string, format: (a: A) => string = String): Kind<A> =>
+  ({ type, parse, accepted, format })
+
+/** A variable's text decoded by `parse`; a bad text fails with the problem `parse` named. */
+const schemaOf = <A>(k: Kind<A>): Schema.Codec<A, string> =>
+  Schema.String.pipe(Schema.decodeTo(
+    k.type,
+    SchemaTransformation.transformEffect({
+      decode: (text: string) =>
+        Result.match(k.parse(text.trim()), {
+          onSuccess: Effect.succeed,
+          onFailure: (problem) => Effect.fail(new SchemaIssue.InvalidValue({ message: problem }, text))
+        }),
+      encode: (a: A) => Effect.succeed(k.format(a))
+    })
+  ))
+
+const orFail = <A>(o: Option.Option<A>, problem: string) => Result.fromOption(o, () => problem)
+
+const text = (check: (s: string) => string | undefined = () => undefined, accepted = "any non-empty text") =>
+  kind(Schema.String, (s) => Option.match(Option.fromUndefinedOr(check(s)), { onNone: () => Result.succeed(s), onSome: Result.fail }), accepted)
+
+const path = (what = "a file path") => text(undefined, what)
+
+const integer = (min: number, max: number, accepted: string) =>
+  kind(Schema.Number, (s) =>
+    Result.flatMap(orFail(Parse.parseInteger(s), "not an integer"), (n) =>
+      n < min || n > max ? Result.fail("out of range") : Result.succeed(n)), accepted)
+
+const durationExamples =
+  `"2 seconds", "500 millis", "1 minute" (short forms 2s, 500ms, 5m, 1h, 7d also work; a plain integer is milliseconds)`
 
 /**
- * Decodes every variable, collecting all problems rather than stopping at the first, then checks
- * the combinations (TLS cert and key, user and password, one way to authenticate).
+ * A duration in short form ("5s", "1h30m", "500ms"), as Effect writes it ("2 seconds") or as an
+ * integer of milliseconds; encoded as `Duration.format` prints it.
+ * @category schemas @since 0.1.0
  */
-const decode = (source: Source): Result.Result<MsgsysSettings, ReadonlyArray<ConfigProblem>> => {
-  const problems: Array<ConfigProblem> = []
-  const label = (spec: Spec<unknown>) => source.kind === "env" ? spec.name : spec.path
+export const ShortDuration: Schema.Codec<Duration.Duration, string> = schemaOf(
+  kind(Schema.Duration, (s) => orFail(Parse.parseDuration(s), "not a duration"), `a duration such as ${durationExamples}`, Duration.format)
+)
 
-  const get = <A>(spec: Spec<A>): A => {
-    if (source.kind === "env") {
-      const raw = source.env[spec.name]
-      if (raw === undefined || raw.trim() === "") return spec.fallback
-      // a secret is taken verbatim; a space may belong to it
-      const value = spec.secret ? raw : raw.trim()
-      const decoded = spec.fromString(value)
-      if (Result.isSuccess(decoded)) return decoded.success
-      problems.push({
-        variable: spec.name,
-        value: spec.secret ? REDACTED : spec.show ? spec.show(value) : value,
-        problem: decoded.failure,
-        accepted: spec.accepted
-      })
-      return spec.fallback
-    }
-    const value = at(source.overrides, spec.path)
-    if (value === undefined || value === null || value === "") return spec.fallback
-    const decoded = spec.fromValue(value)
-    if (Result.isSuccess(decoded)) return decoded.success
-    const shown = show(value)
-    problems.push({
-      variable: spec.path,
-      value: spec.secret ? REDACTED : spec.show ? spec.show(shown) : shown,
-      problem: decoded.failure,
-      accepted: spec.accepted
-    })
-    return spec.fallback
-  }
+/** A finite duration of at least `min`; `constraint` says so in words. */
+const duration = (min: Duration.Duration, constraint: string) =>
+  kind(Schema.Duration, (s) =>
+    Result.flatMap(orFail(Parse.parseDuration(s), "not a duration"), (d) =>
+      Duration.isNegative(d)
+        ? Result.fail("negative")
+        : Duration.isLessThan(d, min)
+        ? Result.fail(Duration.isZero(d) ? "zero" : `shorter than ${Duration.format(min)}`)
+        : Result.succeed(d)), `a duration ${constraint} such as ${durationExamples}`, Duration.format)
 
-  const s = Catalogue.specs
-  const tls = { ca: get(s.tlsCa), cert: get(s.tlsCert), key: get(s.tlsKey) }
-  const nats: NatsSettings = {
-    servers: get(s.servers),
-    user: get(s.user),
-    password: get(s.password),
-    token: get(s.token),
-    nkeySeed: get(s.nkeySeed),
-    credsFile: get(s.credsFile),
-    tls: Option.isSome(tls.ca) || Option.isSome(tls.cert) || Option.isSome(tls.key) ? Option.some(tls) : Option.none(),
-    connectTimeout: get(s.connectTimeout),
-    connectAttempts: get(s.connectAttempts),
-    reconnectWait: get(s.reconnectWait),
-    maxReconnectAttempts: get(s.maxReconnectAttempts),
-    name: get(s.name)
-  }
-  const dataDir = get(s.dataDir)
-  const settings: MsgsysSettings = {
-    nats,
-    streamPrefix: get(s.streamPrefix),
-    dataDir,
-    sqlitePath: Option.getOrElse(get(s.sqlitePath), () => join(dataDir, "msgsys.sqlite")),
-    sqliteSynchronous: get(s.sqliteSynchronous),
-    httpPort: get(s.httpPort),
-    logLevel: get(s.logLevel),
-    logFormat: get(s.logFormat),
-    ackWait: get(s.ackWait),
-    shutdownGrace: get(s.shutdownGrace),
-    resultTtl: get(s.resultTtl),
-    pools: get(s.pools),
-    idempotencyStore: get(s.idempotencyStore),
-    idempotencyRetention: get(s.idempotencyRetention),
-    auditPayload: get(s.auditPayload),
-    auditRedactFields: get(s.auditRedactFields),
-    auditRetention: get(s.auditRetention)
-  }
-
-  const shown = (spec: Spec<unknown>): string | undefined => {
-    const value = source.kind === "env" ? source.env[spec.name]?.trim() : at(source.overrides, spec.path)
-    return value === undefined ? undefined : show(value)
-  }
-  const missing = (spec: Spec<unknown>, because: Spec<unknown>, accepted: string) =>
-    problems.push({ variable: label(spec), value: undefined, problem: `missing while ${label(because)} is set`, accepted })
-  const pair = (a: Spec<unknown>, b: Spec<unknown>, what: string) =>
-    `set ${label(a)} and ${label(b)} together (${what}), or neither`
-
-  if (Option.isSome(tls.cert) && Option.isNone(tls.key)) {
-    missing(s.tlsKey, s.tlsCert, pair(s.tlsCert, s.tlsKey, "client certificate and its private key"))
-  }
-  if (Option.isSome(tls.key) && Option.isNone(tls.cert)) {
-    missing(s.tlsCert, s.tlsKey, pair(s.tlsCert, s.tlsKey, "client certificate and its private key"))
-  }
-  if (Option.isSome(nats.user) && Option.isNone(nats.password)) {
-    missing(s.password, s.user, pair(s.user, s.password, "user name and password"))
-  }
-  if (Option.isSome(nats.password) && Option.isNone(nats.user)) {
-    missing(s.user, s.password, pair(s.user, s.password, "user name and password"))
-  }
-
-  // NATS takes one way to authenticate; a second one given is a mistake, not a fallback
-  const methods: ReadonlyArray<readonly [Spec<unknown>, string, boolean]> = [
-    [s.user, `${label(s.user)}/${label(s.password)}`, Option.isSome(nats.user) || Option.isSome(nats.password)],
-    [s.token, label(s.token), Option.isSome(nats.token)],
-    [s.nkeySeed, label(s.nkeySeed), Option.isSome(nats.nkeySeed)],
-    [s.credsFile, label(s.credsFile), Option.isSome(nats.credsFile)]
-  ]
-  const given = methods.filter(([, , set]) => set)
-  for (const [spec] of given.slice(1)) {
-    problems.push({
-      variable: label(spec),
-      value: spec.secret ? REDACTED : shown(spec),
-      problem: `given together with ${given[0]![1]}`,
-      accepted: `one way to authenticate: ${methods.map(([, name]) => name).join(", or ")}`
-    })
-  }
-
-  return problems.length > 0 ? Result.fail(problems) : Result.succeed(settings)
+/** One of `values`, any case; `aliases` map other (lower-case) spellings to a value. */
+const oneOf = <const L extends string>(values: ReadonlyArray<L>, aliases: Readonly<Record<string, L>> = {}) => {
+  const table = new Map<string, L>([...values.map((v) => [v.toLowerCase(), v] as const), ...Object.entries(aliases)])
+  return kind(
+    Schema.Literals(values) as unknown as Schema.Codec<L>,
+    (s) => orFail(Option.fromUndefinedOr(table.get(s.toLowerCase())), `not one of ${values.join(", ")}`),
+    `one of ${values.join(", ")} (any case)`
+  )
 }
 
-const fromResult = (r: Result.Result<MsgsysSettings, ReadonlyArray<ConfigProblem>>) =>
-  Result.isSuccess(r) ? Effect.succeed(r.success) : Effect.fail(new ConfigInvalid({ problems: r.failure }))
+const list = (accepted: string) =>
+  kind(Schema.Array(Schema.String), (s) => {
+    const items = Parse.parseList(s)
+    return items.length === 0 ? Result.fail("no field name in the list") : Result.succeed(items)
+  }, accepted, (xs) => xs.join(","))
+
+/** "off" (`None`) or a value of `k`. */
+const offOr = <A>(k: Kind<A>): Kind<Option.Option<A>> =>
+  kind(
+    Schema.Option(k.type),
+    (s) => s.toLowerCase() === "off" ? Result.succeed(Option.none()) : Result.map(k.parse(s), Option.some),
+    `"off", or ${k.accepted}`,
+    Option.match({ onNone: () => "off", onSome: k.format })
+  )
+
+const bytes = kind(Schema.Number, (s) =>
+  Result.flatMap(orFail(Parse.parseBytes(s), "not a byte size"), (n) => n > 0 ? Result.succeed(n) : Result.fail("zero")), "a size such as 512MB or 1GiB, or a number of bytes")
+
+const defaultPools: ReadonlyArray<Parse.PoolBudget> = [{ name: "fast", concurrency: 32 }, { name: "slow", concurrency: 4 }]
+
+const pools = kind(
+  Schema.Array(Schema.Struct({ name: Schema.String, concurrency: Schema.Number })),
+  (s) => Result.map(Parse.parsePools(s), (p) => Parse.mergePools(defaultPools, p)),
+  `comma-separated name=concurrency pairs such as "fast=32,slow=4,reports=2" ` +
+    "(names of A-Z a-z 0-9 _ -, concurrency an integer of at least 1)",
+  (ps) => ps.map((p) => `${p.name}=${p.concurrency}`).join(",")
+)
+
+const servers = kind(
+  Schema.Array(Schema.String),
+  Parse.parseServers,
+  "comma-separated nats://host:port or tls://host:port URLs (a bare host:port means nats://host:port); " +
+    "no credentials in the URL (use MSGSYS_NATS_USER/PASSWORD, TOKEN, NKEY_SEED or CREDS)",
+  (xs) => xs.join(",")
+)
+
+// ---------------------------------------------------------------------------------------------
+// the variables
+
+interface Var<A> {
+  /** Where the value goes in `Overrides` and `MsgsysSettings`, e.g. `nats.tls.cert`. */
+  readonly path: string
+  readonly default: string
+  readonly description: string
+  readonly accepted: string
+  readonly secret: boolean
+  /** Reads programmatic values: a value of the variable's type is written as the variable prints it. */
+  readonly schema: Schema.Codec<unknown, string>
+  readonly config: (key: string) => Config.Config<A>
+  /** How a bad value is shown in an error. */
+  readonly show?: (text: string) => string
+}
+
+const variable = <A, B>(k: Kind<A>, config: (c: Config.Config<A>) => Config.Config<B>) =>
+(path: string, dflt: string, description: string, show?: (text: string) => string): Var<B> => {
+  const schema = schemaOf(k)
+  const read = (key: string) => config(Config.schema(schema, key))
+  return { path, default: dflt, description, accepted: k.accepted, secret: false, schema, config: read, ...(show ? { show } : {}) }
+}
+const setting = <A>(k: Kind<A>, fallback: A) => variable(k, Config.withDefault(fallback))
+const optional = <A>(k: Kind<A>) => variable(k, Config.option)
+
+/** Passwords and tokens are taken verbatim (a space may belong to them); a checked secret is trimmed. */
+const secret = (checked?: Kind<string>) => (path: string, description: string): Var<Option.Option<Redacted.Redacted<string>>> => ({
+  path,
+  default: "unset",
+  description,
+  accepted: checked?.accepted ?? "any non-empty text",
+  secret: true,
+  schema: Schema.String,
+  config: (key) => Config.option(checked ? Config.schema(schemaOf(checked), key).pipe(Config.map(Redacted.make)) : Config.Redacted(key))
+})
+
+const atLeastOneSecond = duration(Duration.seconds(1), "of at least 1 second")
+const positiveDuration = duration(Duration.millis(1), "greater than 0")
+const nkeySeed = text(
+  (s) => /^SU[A-Z2-7]+$/.test(s) ? undefined : "not a user NKey seed (it must start with \"SU\")",
+  "a user NKey seed: \"SU\" followed by upper-case base32 (A-Z, 2-7), as made by `nsc` or `nk -gen user`"
+)
+const streamPrefix = text(
+  (s) => /^[a-z0-9_-]+$/i.test(s) ? undefined : "has characters not allowed in a stream name",
+  "letters, digits, _ and - only (it is part of stream names), such as MSGSYS or ACME_PROD"
+)
+const logLevels = oneOf(["Trace", "Debug", "Info", "Warn", "Error", "Fatal", "None"], { warning: "Warn", off: "None" })
+const redactFields = list("comma-separated field names such as \"password,token,ssn\"")
+const GiB = 1024 ** 3
+
+/** Every variable, by key: the environment name is `MSGSYS_` and the key in constant case. */
+const variablesByKey = {
+  natsUrl: setting(servers, [])("nats.servers", "unset: `msgsys dev` starts an embedded nats-server",
+    "NATS servers to connect to; unset means the embedded server", Parse.redactUrlCredentials),
+  natsUser: optional(text())("nats.user", "unset", "NATS user name; needs MSGSYS_NATS_PASSWORD"),
+  natsPassword: secret()("nats.password", "NATS password (secret); needs MSGSYS_NATS_USER"),
+  natsToken: secret()("nats.token", "NATS auth token (secret); not together with user/password, nkey or creds"),
+  natsNkeySeed: secret(nkeySeed)("nats.nkeySeed", "NATS user NKey seed (secret), starts with SU"),
+  natsCreds: optional(path())("nats.credsFile", "unset", "Path of a NATS .creds file (JWT and NKey seed)"),
+  natsTlsCa: optional(path())("nats.tls.ca", "unset: system CAs", "PEM file of the CA that signed the server certificate"),
+  natsTlsCert: optional(path())("nats.tls.cert", "unset", "PEM client certificate for mutual TLS; needs MSGSYS_NATS_TLS_KEY"),
+  natsTlsKey: optional(path())("nats.tls.key", "unset", "PEM private key of the client certificate; needs MSGSYS_NATS_TLS_CERT"),
+  natsConnectTimeout: setting(positiveDuration, Duration.seconds(5))("nats.connectTimeout", "5 seconds",
+    "Time allowed for each connection attempt"),
+  natsConnectAttempts: setting(integer(1, Number.MAX_SAFE_INTEGER, "an integer of at least 1"), 3)("nats.connectAttempts", "3",
+    "Initial connection attempts before giving up, MSGSYS_NATS_RECONNECT_WAIT apart"),
+  natsReconnectWait: setting(positiveDuration, Duration.seconds(2))("nats.reconnectWait", "2 seconds",
+    "Pause between reconnection attempts"),
+  natsReconnectAttempts: setting(
+    integer(-1, Number.MAX_SAFE_INTEGER, "an integer of at least -1 (-1 = for ever, 0 = never reconnect)"),
+    -1
+  )("nats.maxReconnectAttempts", "-1", "Reconnection attempts after a lost connection; -1 retries for ever"),
+  natsName: setting(text(), "msgsys")("nats.name", "msgsys", "Connection name shown by the NATS server (connz, logs)"),
+  streamPrefix: setting(streamPrefix, "MSGSYS")("streamPrefix", "MSGSYS",
+    "Prefix of every stream, consumer and KV bucket name; separates installations on one server"),
+  dataDir: setting(path("a directory path"), ".msgsys")("dataDir", ".msgsys",
+    "Directory for the SQLite file and the embedded server's store"),
+  sqlitePath: optional(path("a file path (or :memory:)"))("sqlitePath", "`<MSGSYS_DATA_DIR>/msgsys.sqlite`",
+    "SQLite file for the audit log and idempotency keys"),
+  sqliteSynchronous: setting(oneOf(["NORMAL", "FULL"]), "NORMAL")("sqliteSynchronous", "NORMAL",
+    "SQLite synchronous mode; FULL survives power loss, at about half the write speed"),
+  httpPort: setting(integer(0, 65535, "an integer port 0-65535 (0 disables HTTP)"), 7777)("httpPort", "7777",
+    "Port of /healthz, /readyz, /metrics and the dashboard; 0 disables HTTP"),
+  logLevel: setting(logLevels, "Info")("logLevel", "Info", "Lowest level logged (logs go to stderr); also warning, off"),
+  logFormat: setting(oneOf(["pretty", "json", "logfmt"]), "pretty")("logFormat", "pretty", "Log line format"),
+  ackWait: setting(atLeastOneSecond, Duration.seconds(30))("ackWait", "30 seconds",
+    "How long a message may go without an ack or progress before redelivery (an actor can override it)"),
+  shutdownGrace: setting(duration(Duration.zero, "of 0 or more"), Duration.seconds(30))("shutdownGrace", "30 seconds",
+    "On SIGTERM/SIGINT, how long in-flight work may run before it is nak'ed"),
+  resultTtl: setting(atLeastOneSecond, Duration.days(7))("resultTtl", "7 days", "How long task status and results are kept"),
+  pools: setting(pools, defaultPools)("pools", "fast=32,slow=4",
+    "Concurrency budget per pool; fast and slow always exist, this list adds pools or resizes them"),
+  idempotencyStore: setting(oneOf(["sqlite", "kv"]), "sqlite")("idempotencyStore", "sqlite",
+    "Where idempotency keys live: sqlite (one host) or kv (NATS KV, across hosts)"),
+  idempotencyRetention: setting(atLeastOneSecond, Duration.days(7))("idempotencyRetention", "7 days",
+    "How long a finished key (and its stored outcome) is remembered"),
+  auditPayload: setting(oneOf(["off", "redacted", "full"]), "redacted")("auditPayload", "redacted",
+    "Payloads in audit records: off, redacted (MSGSYS_AUDIT_REDACT fields masked) or full"),
+  auditRedact: setting(redactFields, ["password", "token", "secret", "apiKey", "authorization"])("auditRedactFields",
+    "password,token,secret,apiKey,authorization", "Payload fields masked in audit records when MSGSYS_AUDIT_PAYLOAD=redacted"),
+  auditRetention: setting(offOr(atLeastOneSecond), Option.some(Duration.days(90)))("auditRetention", "90 days",
+    "How long audit records are kept before automatic pruning; \"off\" keeps them for ever"),
+  dlqMaxBytes: setting(offOr(bytes), Option.some(GiB))("dlqMaxBytes", "1GiB",
+    "Bytes the dead-letter stream may hold; when full it refuses new letters, which stay in their task stream " +
+      "(it never drops one). Applied on nats-server 2.10.5 and later only (see Dead letters); \"off\" for no bound"),
+  dlqMaxAge: setting(offOr(atLeastOneSecond), Option.none())("dlqMaxAge", "off",
+    "How long dead letters are kept; \"off\" keeps them until replayed or deleted"),
+  resultsMaxBytes: setting(offOr(bytes), Option.some(10 * GiB))("resultsMaxBytes", "10GiB",
+    "Bytes the results bucket may hold; when full, storing the status of a new task fails (see Results); " +
+      "\"off\" for no bound")
+}
+
+type Values = { readonly [K in keyof typeof variablesByKey]: (typeof variablesByKey)[K] extends Var<infer A> ? A : never }
+type Key = keyof Values
+
+const envName = (key: string) => `MSGSYS_${Str.configCase(key)}`
+const entries = Object.entries(variablesByKey) as ReadonlyArray<[Key, Var<unknown>]>
+
+// ---------------------------------------------------------------------------------------------
+// reading
+
+/** A variable's value or why it is bad: `Config.all` stops at the first error, msgsys reports them all. */
+const attempt = <A>(config: Config.Config<A>): Config.Config<Result.Result<A, Config.ConfigError>> =>
+  config.pipe(Config.map(Result.succeed), Config.orElse((e) => Config.succeed(Result.fail(e))))
+
+const all = Config.all(Object.fromEntries(entries.map(([key, v]) => [key, attempt(v.config(key))]))) as Config.Config<
+  Readonly<Record<Key, Result.Result<unknown, Config.ConfigError>>>
+>
+
+/** The short text of a config error: the message the parser gave, or the provider's failure. */
+const problemOf = (e: Config.ConfigError) =>
+  e.cause._tag === "SchemaError"
+    ? SchemaIssue.makeFormatterStandardSchemaV1()(e.cause.issue).issues[0]?.message ?? e.message
+    : `could not be read: ${e.cause.message}`
+
+/** Blank counts as unset, whatever the source. */
+const blankIsUnset = (provider: ConfigProvider.ConfigProvider) =>
+  ConfigProvider.make((p) =>
+    Effect.map(provider.load(p), (node) => node?._tag === "Value" && node.value.trim() === "" ? undefined : node)
+  )
+
+const assemble = ({ natsTlsCa: ca, natsTlsCert: cert, natsTlsKey: key, ...x }: Values): MsgsysSettings => ({
+  nats: {
+    servers: x.natsUrl, user: x.natsUser, password: x.natsPassword, token: x.natsToken, nkeySeed: x.natsNkeySeed,
+    credsFile: x.natsCreds, tls: [ca, cert, key].some(Option.isSome) ? Option.some({ ca, cert, key }) : Option.none(),
+    connectTimeout: x.natsConnectTimeout, connectAttempts: x.natsConnectAttempts, reconnectWait: x.natsReconnectWait,
+    maxReconnectAttempts: x.natsReconnectAttempts, name: x.natsName
+  },
+  streamPrefix: x.streamPrefix, dataDir: x.dataDir, sqliteSynchronous: x.sqliteSynchronous,
+  sqlitePath: Option.getOrElse(x.sqlitePath, () => join(x.dataDir, "msgsys.sqlite")),
+  httpPort: x.httpPort, logLevel: x.logLevel, logFormat: x.logFormat,
+  ackWait: x.ackWait, shutdownGrace: x.shutdownGrace, resultTtl: x.resultTtl, pools: x.pools,
+  idempotencyStore: x.idempotencyStore, idempotencyRetention: x.idempotencyRetention,
+  auditPayload: x.auditPayload, auditRedactFields: x.auditRedact, auditRetention: x.auditRetention,
+  dlqMaxBytes: x.dlqMaxBytes, dlqMaxAge: x.dlqMaxAge, resultsMaxBytes: x.resultsMaxBytes
+})
+
+/**
+ * Reads every variable through `provider` (keyed by the camelCase keys above), collecting all
+ * problems, then checks the combinations: TLS cert and key, user and password, one way to
+ * authenticate. `label` names a variable in problems (its env name, or its path in code).
+ */
+const read = (provider: ConfigProvider.ConfigProvider, label: (key: Key) => string) =>
+  Effect.gen(function*() {
+    const results = yield* all.parse(blankIsUnset(provider)).pipe(Effect.orDie)
+    const given = (key: Key) =>
+      provider.load([key]).pipe(Effect.map((n) => n?.value?.trim() || undefined), Effect.orElseSucceed(() => undefined))
+    const shown = (key: Key) =>
+      Effect.map(given(key), (t) => t === undefined ? undefined : variablesByKey[key].secret ? REDACTED : (variablesByKey[key].show ?? String)(t))
+
+    const problems: Array<ConfigProblem> = []
+    const values: Record<string, unknown> = {}
+    for (const [key, v] of entries) {
+      const r = results[key]
+      if (Result.isSuccess(r)) values[key] = r.success
+      else problems.push({ variable: label(key), value: yield* shown(key), problem: problemOf(r.failure), accepted: v.accepted })
+    }
+    const x = values as Values
+    const set = (key: Key) => Option.isOption(x[key]) && Option.isSome(x[key] as Option.Option<unknown>)
+    const pair = (a: Key, b: Key, what: string) => {
+      for (const [has, lacks] of [[a, b], [b, a]] as const) {
+        if (!set(has) || set(lacks)) continue
+        const accepted = `set ${label(a)} and ${label(b)} together (${what}), or neither`
+        problems.push({ variable: label(lacks), value: undefined, problem: `missing while ${label(has)} is set`, accepted })
+      }
+    }
+    pair("natsTlsCert", "natsTlsKey", "client certificate and its private key")
+    pair("natsUser", "natsPassword", "user name and password")
+
+    // NATS takes one way to authenticate; a second one given is a mistake, not a fallback
+    const methods = [
+      [["natsUser", "natsPassword"], `${label("natsUser")}/${label("natsPassword")}`],
+      [["natsToken"], label("natsToken")],
+      [["natsNkeySeed"], label("natsNkeySeed")],
+      [["natsCreds"], label("natsCreds")]
+    ] as const
+    const chosen = methods.filter(([keys]) => keys.some(set))
+    for (const [[key]] of chosen.slice(1)) {
+      problems.push({
+        variable: label(key),
+        value: yield* shown(key),
+        problem: `given together with ${chosen[0]![1]}`,
+        accepted: `one way to authenticate: ${methods.map(([, name]) => name).join(", or ")}`
+      })
+    }
+    return problems.length > 0 ? yield* new ConfigInvalid({ problems }) : assemble(x)
+  })
+
+/** `MSGSYS_*` names read as the camelCase keys of the variables. */
+const fromEnvNames = (provider: ConfigProvider.ConfigProvider) =>
+  provider.pipe(ConfigProvider.constantCase, ConfigProvider.nested("MSGSYS"))
 
 /**
  * Decodes settings from an environment map (pure: nothing else is read). Every bad variable is
- * reported in one `ConfigInvalid`. An empty value counts as unset.
+ * reported in one `ConfigInvalid`. An empty or blank value counts as unset.
  * @category constructors @since 0.1.0
  */
 export const load = (env: Readonly<Record<string, string | undefined>>): Effect.Effect<MsgsysSettings, ConfigInvalid> =>
-  Effect.suspend(() => fromResult(decode({ kind: "env", env })))
+  read(fromEnvNames(ConfigProvider.fromEnvRecord({ ...env })), envName)
+
+/** Reads `a.b.c` from nested overrides, looking through `Option`s on the way. */
+const at = (root: unknown, path: string): unknown =>
+  path.split(".").reduce<unknown>((node, key) => {
+    const inner = Option.isOption(node) ? Option.getOrUndefined(node) : node
+    return Predicate.isObject(inner) ? (inner as Record<string, unknown>)[key] : undefined
+  }, root)
 
 /**
- * Settings from the defaults with `overrides` laid over them, checked like the environment.
+ * The text a variable reads for a programmatic value: as the variable prints a value of its type
+ * (a `Duration`, a pool list, `None` of "off"), else as given, so a bad value is reported as
+ * written.
+ */
+const toText = (v: Var<unknown>, value: unknown): string | undefined => {
+  if (value === undefined || value === null) return undefined
+  if (typeof value === "string") return value
+  if (Redacted.isRedacted(value)) return String(Redacted.value(value))
+  const encode = Schema.encodeUnknownOption(v.schema)
+  // any `Duration.Input` of a duration variable: 1500, [5, 0], { seconds: 5 }
+  const asDuration = Option.isOption(value) ? [] : Option.toArray(Duration.fromInput(value as Duration.Input))
+  for (const candidate of [value, Option.some(value), ...asDuration, ...asDuration.map(Option.some)]) {
+    const text = encode(candidate)
+    if (Option.isSome(text)) return text.value
+  }
+  if (Option.isOption(value)) return Option.match(value, { onNone: () => undefined, onSome: (inner) => toText(v, inner) })
+  if (Array.isArray(value)) return value.join(",")
+  return Predicate.isObject(value) ? Object.entries(value).map(([k, x]) => `${k}=${x}`).join(",") : String(value)
+}
+
+/**
+ * Settings from the defaults with `overrides` laid over them, checked like the environment;
+ * problems are named by their path (`nats.tls.key`).
  * @category constructors @since 0.1.0
  */
 export const make = (overrides: Overrides): Effect.Effect<MsgsysSettings, ConfigInvalid> =>
-  Effect.suspend(() => fromResult(decode({ kind: "code", overrides })))
+  Effect.suspend(() => {
+    const given = entries.flatMap(([key, v]) => {
+      const text = toText(v, at(overrides, v.path))
+      return text === undefined ? [] : [[key, text] as const]
+    })
+    return read(ConfigProvider.fromUnknown(Object.fromEntries(given)), (key) => variablesByKey[key].path)
+  })
 
 /**
  * The settings with nothing configured.
  * @category constructors @since 0.1.0
  */
-export const defaults: MsgsysSettings = Result.getOrThrow(decode({ kind: "env", env: {} }))
+export const defaults: MsgsysSettings = Effect.runSync(load({}))
 
 /**
- * Settings from the current `ConfigProvider`: the process environment unless one is provided
- * (Bun loads `.env` into it itself).
+ * Settings from the current `ConfigProvider` (the process environment unless one is provided;
+ * Bun loads `.env` into it), read by their `MSGSYS_*` names.
  * @category layers @since 0.1.0
  */
 export const layer: Layer.Layer<MsgsysConfig, ConfigInvalid> = Layer.effect(
   MsgsysConfig,
   Effect.gen(function*() {
-    // read raw text through Config so a custom ConfigProvider works; decode ourselves to report every problem
-    const raw = yield* Config.all(
-      Object.fromEntries(Catalogue.all.map((spec) => [spec.name, Config.option(Config.String(spec.name))]))
-    ).pipe(Effect.mapError((e) =>
-      new ConfigInvalid({
-        problems: [{
-          variable: "(config provider)",
-          value: undefined,
-          problem: `could not be read: ${e.message}`,
-          accepted: "a readable environment"
-        }]
-      })
-    ))
-    const env = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, Option.getOrUndefined(v)]))
-    return yield* load(env)
+    return yield* read(fromEnvNames(yield* ConfigProvider.ConfigProvider), envName)
   }).pipe(Effect.withSpan("MsgsysConfig.layer"))
 )
 
@@ -368,15 +576,16 @@ export interface Variable {
 }
 
 /**
- * Every variable msgsys reads, with its default and what it accepts, for docs and `msgsys config`.
+ * Every variable msgsys reads, with its default and what it accepts: the README's table and
+ * `unknownVariables` come from it.
  * @category catalogue @since 0.1.0
  */
-export const variables: ReadonlyArray<Variable> = Catalogue.all.map((s) => ({
-  name: s.name,
-  default: s.default,
-  description: s.description,
-  accepted: s.accepted,
-  secret: s.secret
+export const variables: ReadonlyArray<Variable> = entries.map(([key, v]) => ({
+  name: envName(key),
+  default: v.default,
+  description: v.description,
+  accepted: v.accepted,
+  secret: v.secret
 }))
 
 /**
@@ -385,54 +594,30 @@ export const variables: ReadonlyArray<Variable> = Catalogue.all.map((s) => ({
  * @category diagnostics @since 0.1.0
  */
 export const unknownVariables = (env: Readonly<Record<string, string | undefined>>): ReadonlyArray<string> => {
-  const known = new Set(Catalogue.all.map((s) => s.name))
-  return Object.keys(env).filter((k) => k.startsWith("MSGSYS_") && !known.has(k)).sort().map((k) => {
-    const nearest = [...known].map((n) => [n, distance(k, n)] as const).sort((a, b) => a[1] - b[1])[0]
+  const known = variables.map((v) => v.name)
+  return Object.keys(env).filter((k) => k.startsWith("MSGSYS_") && !known.includes(k)).sort().map((k) => {
+    const [nearest] = known.map((n) => [n, Parse.distance(k, n)] as const).sort((a, b) => a[1] - b[1])
     return nearest !== undefined && nearest[1] <= 3
       ? `${k} is not a msgsys variable; did you mean ${nearest[0]}?`
       : `${k} is not a msgsys variable`
   })
 }
 
-const secretText = (o: Option.Option<Redacted.Redacted<string>>) => Option.isSome(o) ? REDACTED : undefined
+/**
+ * Logs a warning for each `MSGSYS_*` name in `env` msgsys does not read (see `unknownVariables`).
+ * @category diagnostics @since 0.1.0
+ */
+export const warnUnknownVariables = (env: Readonly<Record<string, string | undefined>>): Effect.Effect<void> =>
+  Effect.forEach(unknownVariables(env), (line) => Effect.logWarning(line), { discard: true })
 
 /**
- * A human summary for `msgsys status` and the dev banner. Secrets show as `<redacted>`.
+ * One line per setting (`nats.servers nats://a:4222`), for `msgsys status` and banners. Secrets
+ * show as `<redacted>`.
  * @category formatting @since 0.1.0
  */
-export const describe = (s: MsgsysSettings): string => {
-  const n = s.nats
-  const auth = [
-    Option.isSome(n.user) ? `user ${n.user.value}` : undefined,
-    secretText(n.password) && `password ${REDACTED}`,
-    secretText(n.token) && `token ${REDACTED}`,
-    secretText(n.nkeySeed) && `nkey seed ${REDACTED}`,
-    Option.isSome(n.credsFile) ? `creds ${n.credsFile.value}` : undefined
-  ].filter(Predicate.isString)
-  const tls = Option.match(n.tls, {
-    onNone: () => "off (unless a tls:// URL or the server asks)",
-    onSome: (t) =>
-      ([["ca", t.ca], ["cert", t.cert], ["key", t.key]] as const)
-        .flatMap(([k, v]) => Option.isSome(v) ? [`${k} ${v.value}`] : [])
-        .join(", ")
-  })
-  const d = Duration.format
-  const lines: ReadonlyArray<readonly [string, string]> = [
-    ["nats", n.servers.length > 0 ? n.servers.join(", ") : "embedded nats-server (MSGSYS_NATS_URL unset)"],
-    ["  auth", auth.length > 0 ? auth.join(", ") : "none"],
-    ["  tls", tls],
-    ["  connect", `timeout ${d(n.connectTimeout)}, ${n.connectAttempts} attempt(s); reconnect every ` +
-      `${d(n.reconnectWait)}, ${n.maxReconnectAttempts < 0 ? "for ever" : `${n.maxReconnectAttempts} time(s)`}; name ${n.name}`],
-    ["streams", `prefix ${s.streamPrefix}`],
-    ["data", `${s.dataDir} (sqlite ${s.sqlitePath}, synchronous ${s.sqliteSynchronous})`],
-    ["http", s.httpPort === 0 ? "disabled" : `port ${s.httpPort}`],
-    ["log", `${s.logLevel}, ${s.logFormat}`],
-    ["messages", `ack wait ${d(s.ackWait)}, shutdown grace ${d(s.shutdownGrace)}, results kept ${d(s.resultTtl)}`],
-    ["pools", s.pools.map((p) => `${p.name}=${p.concurrency}`).join(", ")],
-    ["idempotency", `${s.idempotencyStore}, kept ${d(s.idempotencyRetention)}`],
-    ["audit", `payload ${s.auditPayload}` +
-      (s.auditPayload === "redacted" ? ` (${s.auditRedactFields.join(", ")})` : "") +
-      `, ${Option.match(s.auditRetention, { onNone: () => "kept for ever", onSome: (r) => `kept ${d(r)}` })}`]
-  ]
-  return lines.map(([k, v]) => `${k.padEnd(12)}${v}`).join("\n")
-}
+export const describe = (s: MsgsysSettings): string =>
+  entries.map(([, v]) => {
+    const value = at(s, v.path)
+    const text = v.secret ? (Option.isOption(value) && Option.isSome(value) ? REDACTED : undefined) : toText(v, value)
+    return `${v.path} ${text || "(unset)"}`
+  }).join("\n")

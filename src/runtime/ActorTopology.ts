@@ -3,15 +3,17 @@
  *
  * Per actor: a work-queue stream with its four subject spaces (see `Subjects.ts`) and one
  * consumer each, plus a stream capturing the server's MAX_DELIVERIES advisories for that stream.
- * Shared: the dead-letter stream (limits retention, no age limit: dead letters are never dropped),
- * the results bucket (TTL) and the control bucket (pauses).
+ * Shared: the dead-letter stream (limits retention; bounded by `MSGSYS_DLQ_MAX_BYTES` and, if set,
+ * `MSGSYS_DLQ_MAX_AGE`; when full it refuses new letters rather than dropping old ones), the results
+ * bucket (TTL, `MSGSYS_RESULTS_MAX_BYTES`) and the control bucket (pauses).
  * @since 0.1.0
  */
-import { Duration } from "effect"
+import { Duration, Option } from "effect"
 import type * as Actor from "../actor/Actor.ts"
 import type { Names } from "../broker/Subjects.ts"
 import { priorities } from "../broker/Subjects.ts"
 import type * as Topology from "../broker/Topology.ts"
+import type { MsgsysSettings } from "../config/MsgsysConfig.ts"
 import * as Retry from "../retry/Retry.ts"
 import type * as Task from "../task/Task.ts"
 
@@ -25,10 +27,7 @@ export const advisoryStream = (names: Names, actor: string) => `${names.advisory
 const maxDeliverSlack = 2
 
 /** @category models @since 0.1.0 */
-export interface Settings {
-  readonly ackWait: Duration.Duration
-  readonly resultTtl: Duration.Duration
-}
+export type Settings = Pick<MsgsysSettings, "ackWait" | "resultTtl" | "dlqMaxBytes" | "dlqMaxAge" | "resultsMaxBytes">
 
 /** The topology shared by every actor: dead letters and buckets. @category topology @since 0.1.0 */
 export const shared = (names: Names, settings: Settings): Topology.Topology => ({
@@ -36,11 +35,21 @@ export const shared = (names: Names, settings: Settings): Topology.Topology => (
     name: names.deadLetterStream,
     subjects: [names.deadLetterSubjects],
     retention: "limits",
-    description: "msgsys dead letters: never expire; replay or delete them with `msgsys dlq`"
+    // a full dead-letter stream refuses new letters (they stay in their task stream); it never drops one
+    discard: "new",
+    ...Option.match(settings.dlqMaxBytes, { onNone: () => ({}), onSome: (maxBytes) => ({ maxBytes }) }),
+    ...Option.match(settings.dlqMaxAge, { onNone: () => ({}), onSome: (maxAge) => ({ maxAge }) }),
+    description: "msgsys dead letters: replay or delete them with `msgsys dlq`"
   }],
   consumers: [],
   kv: [
-    { bucket: names.resultsBucket, ttl: settings.resultTtl, history: 1, description: "msgsys task status and results" },
+    {
+      bucket: names.resultsBucket,
+      ttl: settings.resultTtl,
+      history: 1,
+      ...Option.match(settings.resultsMaxBytes, { onNone: () => ({}), onSome: (maxBytes) => ({ maxBytes }) }),
+      description: "msgsys task status and results"
+    },
     { bucket: names.controlBucket, history: 1, description: "msgsys pauses" }
   ]
 })

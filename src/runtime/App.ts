@@ -64,7 +64,9 @@ export const layer = <Actors extends ReadonlyArray<Actor.Any>, E>(app: App<Actor
 export const runWorker = <Actors extends ReadonlyArray<Actor.Any>, E>(app: App<Actors, E>, options: WorkerOptions = {}) =>
   Main.run(Effect.gen(function*() {
     const settings = yield* MsgsysConfig.MsgsysConfig
-    return yield* Layer.launch(layer(app, { ...options, config: Layer.succeed(MsgsysConfig.MsgsysConfig, settings) })).pipe(
+    // settings from the environment: say which MSGSYS_* names it has that msgsys does not read
+    const unknown = options.config === undefined ? MsgsysConfig.warnUnknownVariables(process.env) : Effect.void
+    return yield* Effect.andThen(unknown, Layer.launch(layer(app, { ...options, config: Layer.succeed(MsgsysConfig.MsgsysConfig, settings) }))).pipe(
       Effect.provide(Main.logging(settings))
     )
   }).pipe(Effect.provide(options.config ?? MsgsysConfig.layer)))

@@ -133,9 +133,8 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(options: Opt
       return yield* new NothingToRun({ selection: options.selection ?? {}, available: options.actors.map((a) => a.name) })
     }
     const pools = yield* Pool.makeAll(config.pools, actors)
-    const settings = { ackWait: config.ackWait, resultTtl: config.resultTtl }
-    const declareActor = (actor: Actor.Any) => Topology.apply(ActorTopology.forActor(names, actor, settings))
-    yield* Topology.apply(ActorTopology.shared(names, settings))
+    const declareActor = (actor: Actor.Any) => Topology.apply(ActorTopology.forActor(names, actor, config))
+    yield* Topology.apply(ActorTopology.shared(names, config))
     for (const actor of actors) yield* declareActor(actor)
 
     const consumerExists = (stream: string, consumer: string) => () =>

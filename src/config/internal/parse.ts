@@ -1,76 +1,57 @@
 /**
- * Pure parsers for configuration text: durations, integers, lists, NATS server URLs and pool
- * budgets. Each returns a `Result` whose failure is the problem in a few words, so the caller can
- * name the variable and what it accepts.
+ * Text parsers for configuration values. Each returns a `Result` whose failure says what is wrong
+ * in a few words; the caller names the variable and what it accepts.
  * @since 0.1.0
  */
-import { Duration, Option, Result } from "effect"
+import { ByteSize, Duration, Option, Result } from "effect"
 
-/** Every spelling of a unit the duration parser accepts, mapped to Effect's unit name. */
-const units: Readonly<Record<string, "nanos" | "micros" | "millis" | "seconds" | "minutes" | "hours" | "days" | "weeks">> = {
-  ns: "nanos", nano: "nanos", nanos: "nanos", nanosecond: "nanos", nanoseconds: "nanos",
-  us: "micros", "µs": "micros", micro: "micros", micros: "micros", microsecond: "micros", microseconds: "micros",
-  ms: "millis", milli: "millis", millis: "millis", millisecond: "millis", milliseconds: "millis",
-  s: "seconds", sec: "seconds", secs: "seconds", second: "seconds", seconds: "seconds",
-  m: "minutes", min: "minutes", mins: "minutes", minute: "minutes", minutes: "minutes",
-  h: "hours", hr: "hours", hrs: "hours", hour: "hours", hours: "hours",
-  d: "days", day: "days", days: "days",
-  w: "weeks", wk: "weeks", week: "weeks", weeks: "weeks"
+const units: Readonly<Record<string, Duration.Unit>> = {
+  ns: "nanos", nanosecond: "nanos", nanoseconds: "nanos", us: "micros", "µs": "micros", microsecond: "micros",
+  microseconds: "micros", ms: "millis", millisecond: "millis", milliseconds: "millis", s: "seconds", sec: "seconds",
+  secs: "seconds", m: "minutes", min: "minutes", mins: "minutes", h: "hours", hr: "hours", hrs: "hours", d: "days",
+  w: "weeks", wk: "weeks"
 }
 
-const TERM = /(\d+(?:\.\d+)?)\s*([a-zµ]+)\s*/y
-
 /**
- * Parses a duration written as Effect does ("2 seconds", "500 millis", "1.5 minutes"), in short
- * form ("2s", "500ms", "5m", "1h", "7d", "1h30m", "1m 30s" — what `Duration.format` prints), or as
- * a plain integer of milliseconds ("1500"). A leading "-" makes it negative, so range checks can
- * say "negative" rather than "not a duration". Anything else, "Infinity" included, is `None`.
+ * Parses a duration as Effect writes it ("2 seconds", "1.5 minutes"), in short form ("2s", "500ms",
+ * "1h30m", "1m 30s": what `Duration.format` prints), or as an integer of milliseconds ("1500").
+ * A leading "-" makes it negative, so a range check can say "negative" rather than "not a duration".
  * @category parsers @since 0.1.0
  */
 export const parseDuration = (input: string): Option.Option<Duration.Duration> => {
   const text = input.trim().toLowerCase()
-  if (/^-?\d+$/.test(text)) {
-    const millis = Number(text)
-    return Number.isSafeInteger(millis) ? Option.some(Duration.millis(millis)) : Option.none()
-  }
-  const negative = text.startsWith("-")
-  const body = negative ? text.slice(1).trimStart() : text
-  if (body === "") return Option.none()
+  if (/^-?\d+$/.test(text)) return Number.isSafeInteger(+text) ? Option.some(Duration.millis(+text)) : Option.none()
+  const body = text.replace(/^-\s*/, "")
+  const terms = [...body.matchAll(/(\d+(?:\.\d+)?)\s*([a-zµ]+)\s*/g)]
+  // the terms must cover the whole text: "2 seconds ago" and "5 m s" are not durations
+  if (body === "" || terms.map((t) => t[0]).join("") !== body) return Option.none()
   let total = Duration.zero
-  TERM.lastIndex = 0
-  while (TERM.lastIndex < body.length) {
-    const at = TERM.lastIndex
-    const match = TERM.exec(body)
-    if (match === null || match.index !== at) return Option.none()
-    const unit = units[match[2]!]
-    if (unit === undefined) return Option.none()
+  for (const [, amount, unit] of terms) {
     // Effect's own parser keeps sub-millisecond precision exact
-    const term = Duration.fromInput(`${Number(match[1])} ${unit}`)
-    if (Option.isNone(term)) return Option.none()
+    const term = Duration.fromInput(`${Number(amount)} ${units[unit!] ?? unit}` as Duration.Input)
+    if (Option.isNone(term)) return term
     total = Duration.sum(total, term.value)
   }
-  return Option.some(negative ? Duration.negate(total) : total)
+  return Option.some(body === text ? total : Duration.negate(total))
 }
 
-/**
- * Parses a whole number ("42", "-1", "+3"); `None` for anything else or beyond 2^53.
- * @category parsers @since 0.1.0
- */
-export const parseInteger = (input: string): Option.Option<number> => {
-  const text = input.trim()
-  if (!/^[+-]?\d+$/.test(text)) return Option.none()
-  const n = Number(text)
-  return Number.isSafeInteger(n) ? Option.some(n) : Option.none()
-}
+/** A whole number ("42", "-1"); `None` for anything else or beyond 2^53. @category parsers @since 0.1.0 */
+export const parseInteger = (input: string): Option.Option<number> =>
+  /^[+-]?\d+$/.test(input.trim()) && Number.isSafeInteger(+input) ? Option.some(+input) : Option.none()
 
-/**
- * Splits a comma-separated list, trimming each item and dropping empty ones.
- * @category parsers @since 0.1.0
- */
+/** Splits a comma-separated list, trimming each item and dropping empty ones. @category parsers @since 0.1.0 */
 export const parseList = (input: string): ReadonlyArray<string> =>
   input.split(",").map((s) => s.trim()).filter((s) => s !== "")
 
-const HOST_PORT = /^(\[[0-9a-f:.]+\]|[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?)(?::(\d+))?$/i
+/**
+ * A byte count: an integer, or a size such as "512MB", "1GiB" or "1.5 GB".
+ * @category parsers @since 0.1.0
+ */
+export const parseBytes = (input: string): Option.Option<number> =>
+  Option.orElse(parseInteger(input), () => Option.flatMap(ByteSize.fromString(input), ByteSize.toNumber))
+
+/** Hides `user:password@` in anything that looks like a URL, so a bad value can be shown. */
+export const redactUrlCredentials = (text: string): string => text.replace(/\/\/[^/@\s]*@/g, "//<redacted>@")
 
 /**
  * Normalises one NATS server address: `nats://host:port` and `tls://host:port` stay as they are
@@ -80,53 +61,35 @@ const HOST_PORT = /^(\[[0-9a-f:.]+\]|[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?)(?::(\d+))
  */
 export const parseServer = (input: string): Result.Result<string, string> => {
   const text = input.trim()
-  if (text.includes("://")) {
-    let url: URL
-    try {
-      url = new URL(text)
-    } catch {
-      return Result.fail("not a URL")
-    }
-    if (url.protocol !== "nats:" && url.protocol !== "tls:") {
-      return Result.fail(`scheme ${url.protocol.slice(0, -1)} is not nats or tls`)
-    }
-    if (url.username !== "" || url.password !== "") {
-      return Result.fail("credentials in the URL")
-    }
-    if (url.hostname === "" || (url.pathname !== "" && url.pathname !== "/") || url.search !== "" || url.hash !== "") {
-      return Result.fail("not scheme://host:port")
-    }
-    return Result.succeed(`${url.protocol}//${url.host}`)
+  const bare = !text.includes("://")
+  const port = /:(\d+)\/?$/.exec(text)?.[1]
+  if (port !== undefined && (+port < 1 || +port > 65535)) return Result.fail(`port ${port} outside 1-65535`)
+  const notAddress = bare ? "not host:port or a nats:// URL" : "not scheme://host:port"
+  let url: URL
+  try {
+    url = new URL(bare ? `nats://${text}` : text)
+  } catch {
+    return Result.fail(bare ? notAddress : "not a URL")
   }
-  const match = HOST_PORT.exec(text)
-  if (match === null) return Result.fail("not host:port or a nats:// URL")
-  if (match[2] !== undefined) {
-    const port = Number(match[2])
-    if (port < 1 || port > 65535) return Result.fail(`port ${match[2]} outside 1-65535`)
+  if (url.protocol !== "nats:" && url.protocol !== "tls:") {
+    return Result.fail(`scheme ${url.protocol.slice(0, -1)} is not nats or tls`)
   }
-  return Result.succeed(`nats://${text}`)
+  if (url.username !== "" || url.password !== "") return Result.fail("credentials in the URL")
+  if (url.hostname === "" || !["", "/"].includes(url.pathname) || url.search !== "" || url.hash !== "") {
+    return Result.fail(notAddress)
+  }
+  return Result.succeed(`${url.protocol}//${url.host}`)
 }
 
-/**
- * Parses a comma-separated server list, every entry normalised by {@link parseServer}.
- * @category parsers @since 0.1.0
- */
+/** A comma-separated server list, each entry normalised by {@link parseServer}. @category parsers @since 0.1.0 */
 export const parseServers = (input: string): Result.Result<ReadonlyArray<string>, string> => {
-  const out: Array<string> = []
   const entries = parseList(input)
-  for (const entry of entries) {
-    const server = parseServer(entry)
+  if (entries.length === 0) return Result.fail("no server in the list")
+  return Result.all(entries.map((entry) =>
     // in a list, say which entry is wrong
-    if (Result.isFailure(server)) {
-      return Result.fail(entries.length > 1 ? `entry "${redactUrlCredentials(entry)}": ${server.failure}` : server.failure)
-    }
-    out.push(server.success)
-  }
-  return out.length === 0 ? Result.fail("no server in the list") : Result.succeed(out)
+    Result.mapError(parseServer(entry), (p) => entries.length > 1 ? `entry "${redactUrlCredentials(entry)}": ${p}` : p)
+  ))
 }
-
-/** Hides `user:password@` in anything that looks like a URL, so a bad value can be shown. */
-export const redactUrlCredentials = (text: string): string => text.replace(/\/\/[^/@\s]*@/g, "//<redacted>@")
 
 /** @category models @since 0.1.0 */
 export interface PoolBudget {
@@ -134,28 +97,9 @@ export interface PoolBudget {
   readonly concurrency: number
 }
 
-const POOL_NAME = /^[a-z0-9_-]+$/i
-
 /**
- * Checks a list of pool budgets: names are `[A-Za-z0-9_-]+` and unique, concurrency is an integer
+ * Parses "fast=32,slow=4,reports=2": names of `[A-Za-z0-9_-]`, each once, concurrency an integer
  * of at least 1.
- * @category parsers @since 0.1.0
- */
-export const checkPools = (pools: ReadonlyArray<PoolBudget>): Result.Result<ReadonlyArray<PoolBudget>, string> => {
-  const seen = new Set<string>()
-  for (const { name, concurrency } of pools) {
-    if (!POOL_NAME.test(name)) return Result.fail(`pool name "${name}" has characters other than A-Z a-z 0-9 _ -`)
-    if (seen.has(name)) return Result.fail(`pool "${name}" is listed twice`)
-    if (!Number.isSafeInteger(concurrency) || concurrency < 1) {
-      return Result.fail(`pool "${name}" has concurrency ${concurrency}, which is not an integer of at least 1`)
-    }
-    seen.add(name)
-  }
-  return Result.succeed(pools)
-}
-
-/**
- * Parses "fast=32,slow=4,reports=2" into pool budgets (see {@link checkPools}).
  * @category parsers @since 0.1.0
  */
 export const parsePools = (input: string): Result.Result<ReadonlyArray<PoolBudget>, string> => {
@@ -166,26 +110,21 @@ export const parsePools = (input: string): Result.Result<ReadonlyArray<PoolBudge
     const name = entry.slice(0, eq).trim()
     const concurrency = parseInteger(entry.slice(eq + 1))
     if (Option.isNone(concurrency)) return Result.fail(`entry "${entry}" has no integer concurrency`)
+    if (!/^[a-z0-9_-]+$/i.test(name)) return Result.fail(`pool name "${name}" has characters other than A-Z a-z 0-9 _ -`)
+    if (pools.some((p) => p.name === name)) return Result.fail(`pool "${name}" is listed twice`)
+    if (concurrency.value < 1) {
+      return Result.fail(`pool "${name}" has concurrency ${concurrency.value}, which is not an integer of at least 1`)
+    }
     pools.push({ name, concurrency: concurrency.value })
   }
-  if (pools.length === 0) return Result.fail("no pool in the list")
-  return checkPools(pools)
+  return pools.length === 0 ? Result.fail("no pool in the list") : Result.succeed(pools)
 }
 
-/**
- * Lays `overrides` over `base`: a pool named in both takes the override's concurrency, new pools
- * are appended in the order given.
- * @category combinators @since 0.1.0
- */
-export const mergePools = (
-  base: ReadonlyArray<PoolBudget>,
-  overrides: ReadonlyArray<PoolBudget>
-): ReadonlyArray<PoolBudget> => {
-  const byName = new Map(overrides.map((p) => [p.name, p]))
-  const merged = base.map((p) => byName.get(p.name) ?? p)
-  const known = new Set(base.map((p) => p.name))
-  return [...merged, ...overrides.filter((p) => !known.has(p.name))]
-}
+/** Lays `overrides` over `base`: a pool in both takes the override's size; new pools go last. */
+export const mergePools = (base: ReadonlyArray<PoolBudget>, overrides: ReadonlyArray<PoolBudget>) => [
+  ...base.map((p) => overrides.find((o) => o.name === p.name) ?? p),
+  ...overrides.filter((o) => !base.some((p) => p.name === o.name))
+]
 
 /** Levenshtein distance, for "did you mean" hints on misspelt variable names. */
 export const distance = (a: string, b: string): number => {

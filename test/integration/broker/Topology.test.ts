@@ -314,18 +314,96 @@ describe("Topology.apply", () => {
     })))
 })
 
-describe("Topology.describe", () => {
-  test("lists streams with their counts and consumers with pending and ack pending", () =>
+describe("Topology.apply and storage bounds", () => {
+  const limits = (name: string, extra: Partial<Topology.StreamSpec> = {}): Topology.Topology => ({
+    streams: [{ name, subjects: [`${name}.>`], retention: "limits", ...extra }],
+    consumers: [],
+    kv: []
+  })
+  const rejectedPublish = (subject: string) =>
+    Effect.flatMap(nats, (n) => Effect.promise(() => n.jetstream.publish(subject, new Uint8Array(200)).then(() => undefined, (e: Error) => e.message)))
+
+  test("bounding an existing stream and making it refuse when full is an update; then it refuses and keeps what it holds", () =>
     h.run(Effect.gen(function*() {
       const base = uniqueName("TOPO")
-      yield* Topology.apply(sample(base))
-      yield* publish(`${base}.a.1`, "x")
-      yield* publish(`${base}.b.1`, "y")
-      const overview = yield* Topology.describe(yield* nats, { prefix: base })
-      const stream = overview.streams.find((s) => s.name === base)
-      expect(stream).toMatchObject({ name: base, messages: 2, consumers: 2, retention: "workqueue" })
-      expect(overview.consumers.filter((c) => c.stream === base).map((c) => [c.name, c.filter, c.pending, c.ackPending]))
-        .toEqual([["a", `${base}.a.>`, 1, 0], ["b", `${base}.b.>`, 1, 0]])
-      expect(overview.streams.every((s) => s.name.startsWith(base))).toBe(true)
+      yield* Topology.apply(limits(base))
+      yield* publish(`${base}.x`, "first")
+      const changes = yield* Topology.apply(limits(base, { maxMsgs: 5, discard: "new" }))
+      expect(changes).toEqual([{ resource: `stream ${base}`, action: "updated", fields: ["maxMsgs", "discard"] }])
+      const outcomes: Array<string | undefined> = []
+      for (let i = 0; i < 6; i++) outcomes.push(yield* rejectedPublish(`${base}.x`))
+      expect(outcomes.slice(0, 4)).toEqual([undefined, undefined, undefined, undefined])
+      expect(outcomes[4]).toContain("maximum messages exceeded")
+      const info = yield* streamInfo(base)
+      expect(info.config.discard).toBe("new")
+      expect([info.state.first_seq, info.state.messages]).toEqual([1, 5])
+    })))
+
+  test("a byte bound on a stream that must refuse rather than drop is applied only where the server honours it (2.10.5+)", () =>
+    h.run(Effect.gen(function*() {
+      const base = uniqueName("TOPO")
+      const n = yield* nats
+      const changes = yield* Topology.apply(limits(base, { maxBytes: 2_000, discard: "new" }))
+      expect(changes).toEqual([{ resource: `stream ${base}`, action: "created" }])
+      const info = yield* streamInfo(base)
+      expect(info.config.discard).toBe("new")
+      expect(info.config.max_bytes).toBe(n.atLeast("2.10.5") ? 2_000 : -1)
+      // applying again changes nothing either way
+      expect(yield* Topology.apply(limits(base, { maxBytes: 2_000, discard: "new" })))
+        .toEqual([{ resource: `stream ${base}`, action: "unchanged" }])
+    })))
+
+  test("lowering maxBytes below what a stream holds is refused, and no message is deleted", () =>
+    h.run(Effect.gen(function*() {
+      const base = uniqueName("TOPO")
+      yield* Topology.apply(limits(base, { maxBytes: 100_000 }))
+      for (let i = 0; i < 20; i++) yield* publish(`${base}.x`, "x".repeat(100))
+      const error = yield* Effect.flip(Topology.apply(limits(base, { maxBytes: 1_000 })))
+      expect(error._tag).toBe("TopologyConflict")
+      if (error._tag !== "TopologyConflict") return
+      expect(error.field).toBe("maxBytes")
+      expect(error.message).toContain("so the server would delete the oldest messages to fit, which msgsys never does")
+      expect(error.message).toContain("Fix: raise the limit")
+      const info = yield* streamInfo(base)
+      expect(info.state.messages).toBe(20)
+      expect(info.config.max_bytes).toBe(100_000)
+    })))
+
+  test("a bucket's maxBytes bounds new keys: writes of new keys fail when it is full, existing keys stay writable", () =>
+    h.run(Effect.gen(function*() {
+      const bucket = uniqueName("topo_kv")
+      expect(yield* Topology.apply({ streams: [], consumers: [], kv: [{ bucket, maxBytes: 2_000 }] }))
+        .toEqual([{ resource: `kv bucket ${bucket}`, action: "created" }])
+      const n = yield* nats
+      const kv = yield* Effect.promise(() => n.kvm.open(bucket))
+      let failure: string | undefined
+      let written = 0
+      for (; written < 100 && failure === undefined; written++) {
+        failure = yield* Effect.promise(() => kv.put(`k${written}`, new Uint8Array(100)).then(() => undefined, (e: Error) => e.message))
+      }
+      expect(failure).toContain("maximum bytes exceeded")
+      yield* Effect.promise(() => kv.put("k0", new Uint8Array(100)))
+      const lower = yield* Effect.flip(Topology.apply({ streams: [], consumers: [], kv: [{ bucket, maxBytes: 500 }] }))
+      expect(lower.message).toContain(`kv bucket ${bucket} exists with maxBytes "2000" but msgsys declares "500"`)
+      expect((yield* streamInfo(`KV_${bucket}`)).state.messages).toBe(written - 1)
+    })))
+
+  test("a declaration the server refuses is a TopologyConflict carrying its reason, and nothing is created", () =>
+    h.run(Effect.gen(function*() {
+      const base = uniqueName("TOPO")
+      const window = yield* Effect.flip(Topology.apply(limits(base, { maxAge: "10 seconds", duplicateWindow: "1 minute" })))
+      expect(window._tag).toBe("TopologyConflict")
+      expect(window.message).toContain(`stream ${base}: the server refused settings`)
+      expect(window.message).toContain("duplicateWindow: 1m")
+      expect(yield* streamExists(base)).toBe(false)
+      yield* Topology.apply(limits(base))
+      const backoff = yield* Effect.flip(Topology.apply({
+        streams: [],
+        consumers: [{ stream: base, name: "c", backoff: ["1 second", "2 seconds"], maxDeliver: 2 }],
+        kv: []
+      }))
+      expect(backoff._tag).toBe("TopologyConflict")
+      expect(backoff.message).toContain(`consumer ${base}/c: the server refused settings`)
+      expect(backoff.message).toContain("maxDeliver: 2")
     })))
 })

@@ -30,6 +30,18 @@ describe("msgsys command", () => {
     }
   }, 30_000)
 
+  test("the built-in flags run on msgsys's own Bun services: --version, --completions, --wizard at end of input", async () => {
+    const version = await msgsys(["--version"])
+    expect([version.code, version.stdout.trim()]).toEqual([0, "msgsys v0.1.0"])
+    const completions = await msgsys(["--completions", "bash"])
+    expect(completions.code).toBe(0)
+    expect(completions.stdout).toContain("msgsys")
+    // stdin is closed: the first prompt ends, and the wizard says so
+    const wizard = await msgsys(["--wizard"])
+    expect(wizard.code).toBe(0)
+    expect(wizard.stdout).toContain("Wizard cancelled")
+  }, 30_000)
+
   test("status connects and prints the server version, the streams and the consumers", async () => {
     // declare an app's topology first, so there is something to list
     const env = { MSGSYS_NATS_URL: h.server.url, MSGSYS_STREAM_PREFIX: "CLITEST" }
@@ -86,6 +98,12 @@ describe("msgsys command", () => {
     expect(noApp.code).toBe(1)
     expect(noApp.stderr).toContain("it exports no app")
     expect(noApp.stderr).toContain("export default App.make")
+  }, 30_000)
+
+  test("a misspelt MSGSYS_* variable is a warning at start naming the closest real one", async () => {
+    const worker = await msgsys(["worker", "--actors", "nobody"], { MSGSYS_NATS_URL: h.server.url, MSGSYS_NATS_RECONECT_WAIT: "1s" })
+    expect(worker.stderr).toContain("MSGSYS_NATS_RECONECT_WAIT is not a msgsys variable; did you mean MSGSYS_NATS_RECONNECT_WAIT?")
+    expect(worker.stderr).toMatch(/WARN/)
   }, 30_000)
 
   test("a worker whose selection matches no actor lists the actors there are", async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test"
-import { ConfigProvider, Duration, Effect, Exit, Layer, Option, Redacted } from "effect"
+import { Config, ConfigProvider, Duration, Effect, Exit, Layer, Option, Redacted, Schema } from "effect"
 import * as MsgsysConfig from "../../../src/config/MsgsysConfig.ts"
 
 const ok = (env: Record<string, string | undefined>) => Effect.runSync(MsgsysConfig.load(env))
@@ -101,6 +101,9 @@ describe("defaults", () => {
     expect(s.auditPayload).toBe("redacted")
     expect(s.auditRedactFields).toEqual(["password", "token", "secret", "apiKey", "authorization"])
     expect(Option.map(s.auditRetention, ms)).toEqual(Option.some(90 * 86_400_000))
+    expect(s.dlqMaxBytes).toEqual(Option.some(1024 ** 3))
+    expect(s.dlqMaxAge).toEqual(Option.none())
+    expect(s.resultsMaxBytes).toEqual(Option.some(10 * 1024 ** 3))
   })
 
   test("an empty or blank value counts as unset", () => {
@@ -143,7 +146,10 @@ describe("every variable is read", () => {
     MSGSYS_IDEMPOTENCY_RETENTION: "36h",
     MSGSYS_AUDIT_PAYLOAD: "full",
     MSGSYS_AUDIT_REDACT: "ssn, iban",
-    MSGSYS_AUDIT_RETENTION: "30 days"
+    MSGSYS_AUDIT_RETENTION: "30 days",
+    MSGSYS_DLQ_MAX_BYTES: "512MB",
+    MSGSYS_DLQ_MAX_AGE: "30d",
+    MSGSYS_RESULTS_MAX_BYTES: "2147483648"
   }
 
   test("each variable lands in its field, normalised", () => {
@@ -186,6 +192,18 @@ describe("every variable is read", () => {
     expect(s.auditPayload).toBe("full")
     expect(s.auditRedactFields).toEqual(["ssn", "iban"])
     expect(Option.map(s.auditRetention, ms)).toEqual(Option.some(30 * 86_400_000))
+    expect(s.dlqMaxBytes).toEqual(Option.some(512_000_000))
+    expect(Option.map(s.dlqMaxAge, ms)).toEqual(Option.some(30 * 86_400_000))
+    expect(s.resultsMaxBytes).toEqual(Option.some(2_147_483_648))
+  })
+
+  test("storage bounds take binary and decimal units, and \"off\" lifts them", () => {
+    expect(ok({ MSGSYS_DLQ_MAX_BYTES: "1 GiB" }).dlqMaxBytes).toEqual(Option.some(1024 ** 3))
+    expect(ok({ MSGSYS_DLQ_MAX_BYTES: "off", MSGSYS_RESULTS_MAX_BYTES: "OFF" })).toMatchObject({
+      dlqMaxBytes: Option.none(),
+      resultsMaxBytes: Option.none()
+    })
+    expect(ok({ MSGSYS_DLQ_MAX_AGE: "off" }).dlqMaxAge).toEqual(Option.none())
   })
 
   test("a token, an nkey seed or a creds file are each read on their own", () => {
@@ -293,7 +311,11 @@ describe("bad values", () => {
     ["MSGSYS_IDEMPOTENCY_RETENTION", "0", "zero"],
     ["MSGSYS_AUDIT_PAYLOAD", "some", "not one of off, redacted, full"],
     ["MSGSYS_AUDIT_REDACT", " , ", "no field name in the list"],
-    ["MSGSYS_AUDIT_RETENTION", "never", "not a duration"]
+    ["MSGSYS_AUDIT_RETENTION", "never", "not a duration"],
+    ["MSGSYS_DLQ_MAX_BYTES", "lots", "not a byte size"],
+    ["MSGSYS_DLQ_MAX_BYTES", "0", "zero"],
+    ["MSGSYS_DLQ_MAX_AGE", "500ms", "shorter than 1s"],
+    ["MSGSYS_RESULTS_MAX_BYTES", "1.5B", "not a byte size"]
   ]
   for (const [variable, value, problem] of cases) {
     test(`rejects ${variable}=${JSON.stringify(value)}: ${problem}`, () => {
@@ -496,5 +518,15 @@ describe("unknownVariables", () => {
         "MSGSYS_NATS_UR is not a msgsys variable; did you mean MSGSYS_NATS_URL?",
         "MSGSYS_ZZZZZZZZZZZZ is not a msgsys variable"
       ])
+  })
+})
+
+describe("ShortDuration", () => {
+  test("is a schema any Config can use: short forms in, Duration.format out", () => {
+    const d = Effect.runSync(Config.schema(MsgsysConfig.ShortDuration, "T").parse(ConfigProvider.fromUnknown({ T: "1h30m" })))
+    expect(ms(d)).toBe(5_400_000)
+    expect(Schema.encodeSync(MsgsysConfig.ShortDuration)(d)).toBe("1h 30m")
+    expect(Exit.isFailure(Effect.runSyncExit(Config.schema(MsgsysConfig.ShortDuration, "T").parse(ConfigProvider.fromUnknown({ T: "soon" })))))
+      .toBe(true)
   })
 })
