@@ -106,6 +106,8 @@ const runOnce = async (env: Env, connection: Connection, n: number) => {
     const addMs = performance.now() - started
     const added = await oneByOne.count()
     if (added !== n) throw new Error(`BullMQ add one by one: ${added} jobs waiting after adding ${n}`)
+    // only the addBulk jobs are processed: Redis should hold nothing else meanwhile
+    await oneByOne.obliterate({ force: true })
 
     let completed = 0
     let resolve: () => void = () => {}
@@ -130,7 +132,7 @@ const runOnce = async (env: Env, connection: Connection, n: number) => {
     }
   } finally {
     await worker?.close()
-    await oneByOne.obliterate({ force: true }).catch(() => {})
+    await oneByOne.obliterate({ force: true }).catch(() => {}) // after a failure before the one above
     await queue.obliterate({ force: true }).catch(() => {})
     await oneByOne.close()
     await queue.close()
