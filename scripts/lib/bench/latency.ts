@@ -2,10 +2,11 @@
  * `latency`: enqueue -> handler start at a steady rate (1,000/s) for ~10 s, producer and worker in
  * separate processes, the send time carried in the payload (a clock all processes share, see
  * support/clock.ts). msgsys: a client process enqueues, a worker process runs the handler (audit,
- * idempotency and results on; one SQLite file for both, as on one host). Raw: a js.publish process
- * and a consume() process, in the same shape. The sender keeps its schedule whatever the
- * receiver does (open loop). The first second (--latency-rate messages) warms both sides up and is
- * not counted. Also reported: the receiving process's largest RSS while the run lasted.
+ * idempotency and results on; one SQLite file for both, as on one host, unless --separate-sqlite).
+ * Raw: a js.publish process and a consume() process, in the same shape. The sender keeps its
+ * schedule whatever the receiver does (open loop). The first second (--latency-rate messages)
+ * warms both sides up and is not counted. Also reported: the receiving process's largest RSS while
+ * the run lasted, and the rate the sender achieved (below the asked rate, the figure is void).
  */
 import { rmSync } from "node:fs"
 import { join } from "node:path"
@@ -61,7 +62,8 @@ const runSide = async (env: Env, c: Js.Connection, side: Side) => {
       receiver = Children.spawn("msgsys-worker", { ...common, concurrency: env.settings.concurrency, mode: "latency", total, warmup })
       children.push(receiver)
       await receiver.next("ready", 30_000)
-      sender = Children.spawn("msgsys-producer", { ...common, rate, total })
+      const producerDir = env.settings.separateSqlite ? join(dir, "producer") : dir
+      sender = Children.spawn("msgsys-producer", { ...common, dir: producerDir, rate, total })
     }
     children.push(sender)
     await sender.next("ready", 30_000)

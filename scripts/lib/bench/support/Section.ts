@@ -48,6 +48,8 @@ export interface Settings {
   readonly latencyRate: number
   readonly latencySeconds: number
   readonly latencyWarmup: number
+  /** Latency section: the producer process writes its own SQLite file instead of the worker's. */
+  readonly separateSqlite: boolean
   readonly memoryTasks: number
   /** Messages of the untimed warm-up run before the measured runs (0: none). */
   readonly warmup: number

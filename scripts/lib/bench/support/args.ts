@@ -20,6 +20,7 @@ Measures msgsys against raw nats.js and BullMQ on one embedded nats-server, and 
   --concurrency N      the drain actor's concurrency (default 256)
   --latency-rate N     tasks per second in the latency section (default 1000)
   --latency-seconds N  measured seconds of the latency section (default 10; --quick: 2)
+  --separate-sqlite    latency: the producer gets its own SQLite file (default: it shares the worker's)
   --memory-tasks N     slow tasks held in flight in the memory section (default 10000; --quick: 1000)
   --audit-scale ...    run the audit-scale bench instead (scripts/lib/bench/audit-scale.ts) with the other args
   --help               this text`
@@ -41,7 +42,7 @@ const positiveInt = (flag: string, value: string | undefined): number => {
 export const parse = (argv: ReadonlyArray<string>): Args | undefined => {
   const given = new Map<string, string | undefined>()
   const valued = new Set(["--tasks", "--runs", "--only", "--in-flight", "--concurrency", "--latency-rate", "--latency-seconds", "--memory-tasks"])
-  const flags = new Set(["--json", "--quick", "--help", "-h"])
+  const flags = new Set(["--json", "--quick", "--separate-sqlite", "--help", "-h"])
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
     const [name, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined]
@@ -80,6 +81,7 @@ export const parse = (argv: ReadonlyArray<string>): Args | undefined => {
       latencyRate,
       latencySeconds: int("--latency-seconds", 10, 2),
       // one second's worth (200 messages with --quick) is sent first and not counted
+      separateSqlite: given.has("--separate-sqlite"),
       latencyWarmup: quick ? Math.min(200, latencyRate) : latencyRate,
       memoryTasks: int("--memory-tasks", 10_000, 1_000),
       warmup: quick ? Math.min(200, Math.ceil(tasks / 5)) : Math.min(2_000, Math.max(200, Math.floor(tasks / 10))),
