@@ -6,7 +6,8 @@
  *
  *   ./scripts/bench [--json] [--quick] [--tasks N] [--runs N] [--only raw,drain] ...   (--help)
  *
- * Progress and logs go to stderr; stdout gets the table, or with --json exactly one JSON object.
+ * Progress and logs go to stderr; stdout gets the table, or with --json exactly one JSON object
+ * (with --markdown, Markdown tables for BENCHMARKS.md).
  * Nothing here is asserted: the tests never time anything.
  */
 import { Effect, Exit, Scope } from "effect"
@@ -24,7 +25,7 @@ import { section as raw } from "./raw.ts"
 import { BadArgument, parse, usage } from "./support/args.ts"
 import * as Js from "./support/jetstream.ts"
 import type { Outcome, SectionReport } from "./support/report.ts"
-import { toJson, toTable } from "./support/report.ts"
+import { toJson, toMarkdown, toTable } from "./support/report.ts"
 import type { Env, Runner, Sample, Section } from "./support/Section.ts"
 
 // stdout carries the result alone; anything a library prints goes to stderr
@@ -180,6 +181,9 @@ const main = async () => {
     if (args.json) {
       console.error(table)
       out(JSON.stringify(toJson(meta, reports), null, 2))
+    } else if (args.markdown) {
+      console.error(table)
+      out(toMarkdown(header, reports))
     } else out(table)
   } finally {
     await Effect.runPromise(Scope.close(serverScope, Exit.void))

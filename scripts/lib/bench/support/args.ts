@@ -3,6 +3,7 @@ import { type SectionName, sectionNames, type Settings } from "./Section.ts"
 
 export interface Args {
   readonly json: boolean
+  readonly markdown: boolean
   readonly only: ReadonlyArray<SectionName>
   readonly settings: Settings
 }
@@ -12,6 +13,7 @@ export const usage = `usage: ./scripts/bench [options]
 Measures msgsys against raw nats.js and BullMQ on one embedded nats-server, and prints a table.
 
   --json               print one JSON object on stdout (the table and logs go to stderr)
+  --markdown           print Markdown tables on stdout, for BENCHMARKS.md (the table goes to stderr)
   --tasks N            messages per throughput figure (default 20000; --quick: 2000)
   --runs N             runs per figure; each figure is the median (default 3; --quick: 1)
   --only a,b           sections to run: ${sectionNames.join(", ")}
@@ -42,7 +44,7 @@ const positiveInt = (flag: string, value: string | undefined): number => {
 export const parse = (argv: ReadonlyArray<string>): Args | undefined => {
   const given = new Map<string, string | undefined>()
   const valued = new Set(["--tasks", "--runs", "--only", "--in-flight", "--concurrency", "--latency-rate", "--latency-seconds", "--memory-tasks"])
-  const flags = new Set(["--json", "--quick", "--separate-sqlite", "--help", "-h"])
+  const flags = new Set(["--json", "--markdown", "--quick", "--separate-sqlite", "--help", "-h"])
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
     const [name, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined]
@@ -51,6 +53,7 @@ export const parse = (argv: ReadonlyArray<string>): Args | undefined => {
     else throw new BadArgument(`unknown argument ${JSON.stringify(arg)}; see --help`)
   }
   if (given.has("--help") || given.has("-h")) return undefined
+  if (given.has("--json") && given.has("--markdown")) throw new BadArgument("--json and --markdown exclude each other: pick one")
   const quick = given.has("--quick")
   const int = (flag: string, normal: number, fast: number) =>
     given.has(flag) ? positiveInt(flag, given.get(flag)) : quick ? fast : normal
@@ -72,6 +75,7 @@ export const parse = (argv: ReadonlyArray<string>): Args | undefined => {
   const latencyRate = int("--latency-rate", 1_000, 1_000)
   return {
     json: given.has("--json"),
+    markdown: given.has("--markdown"),
     only,
     settings: {
       tasks,

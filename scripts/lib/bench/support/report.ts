@@ -183,3 +183,36 @@ export const toTable = (header: string, reports: ReadonlyArray<SectionReport>): 
   }
   return lines.join("\n")
 }
+
+/** The same results as Markdown tables, to paste into BENCHMARKS.md. */
+export const toMarkdown = (header: string, reports: ReadonlyArray<SectionReport>): string => {
+  const lines = [header, "", "| section | figure | median | runs | unit |", "| --- | --- | ---: | --- | --- |"]
+  for (const report of reports) {
+    if (report.outcome.kind === "skipped") {
+      lines.push(`| ${report.name} | skipped: ${report.outcome.reason} | | | |`)
+      continue
+    }
+    if (report.outcome.kind === "failed") lines.push(`| ${report.name} | FAILED: ${report.outcome.error} | | | |`)
+    for (const f of report.figures) {
+      const v = valueOf(report, f.key)
+      const digits = f.digits ?? 0
+      lines.push("na" in v
+        ? `| ${report.name} | ${f.label} | n/a (${v.na}) | | ${f.unit} |`
+        : `| ${report.name} | ${f.label} | ${format(v.median, digits)} | ${v.runs.map((x) => format(x, digits)).join(" / ")} | ${f.unit} |`)
+    }
+  }
+  const shown = ratios.filter((r) => reports.some((s) => s.name === r.section))
+  if (shown.length > 0) {
+    lines.push("", "| ratio (of the medians) | value |", "| --- | ---: |")
+    for (const r of shown) {
+      const v = quotient(reports, r.of, r.to)
+      lines.push(`| ${r.label} | ${"na" in v ? `n/a (${v.na})` : format(v.median, 2)} |`)
+    }
+  }
+  lines.push("", "| target (issue 12) | value | |", "| --- | ---: | --- |")
+  for (const t of targets) {
+    const r = targetResult(reports, t)
+    lines.push(`| ${t.label} | ${r.value === null ? `n/a (${r.na})` : format(r.value, 2)} | ${r.met === null ? "n/a" : r.met ? "met" : "missed"} |`)
+  }
+  return lines.join("\n")
+}
