@@ -142,9 +142,9 @@ const runOnce = async (env: Env, connection: Connection, n: number) => {
 export const section: Section = {
   name: "bullmq",
   title: `BullMQ (redis AOF everysec, worker concurrency ${workerConcurrency})`,
-  figures: [
+  figures: (s) => [
     { key: "addBulk", label: "queue.addBulk, one call", unit: "jobs/s" },
-    { key: "addOneByOne", label: "queue.add, in flight as --in-flight", unit: "jobs/s" },
+    { key: "addOneByOne", label: `queue.add, ${s.inFlight} in flight`, unit: "jobs/s" },
     { key: "process", label: `Worker, concurrency ${workerConcurrency}, removeOnComplete`, unit: "jobs/s" }
   ],
   setup: async (env): Promise<Runner | string> => {

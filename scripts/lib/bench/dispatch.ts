@@ -8,7 +8,7 @@ import { na, type Runner, type Section } from "./support/Section.ts"
 export const section: Section = {
   name: "dispatch",
   title: "msgsys dispatch in-process",
-  figures: [{ key: "perMessage", label: "decode + route + handler + settle", unit: "µs/msg", digits: 2 }],
+  figures: () => [{ key: "perMessage", label: "decode + route + handler + settle", unit: "µs/msg", digits: 2 }],
   setup: async (): Promise<Runner> => ({
     run: async () => ({ perMessage: na("not yet") }),
     close: async () => {}

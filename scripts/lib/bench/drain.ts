@@ -53,8 +53,8 @@ const measure = async (env: Env, n: number, variant: Variant, checks: Js.Connect
 export const section: Section = {
   name: "drain",
   title: "msgsys drain (one worker)",
-  figures: [
-    { key: "results", label: "audit + idempotency, results stored", unit: "tasks/s" },
+  figures: (s) => [
+    { key: "results", label: `audit + idempotency, results stored, concurrency ${s.concurrency}`, unit: "tasks/s" },
     { key: "resultsOff", label: "the same, result: false", unit: "tasks/s" },
     { key: "auditOff", label: "results stored, audit off (layerNoop)", unit: "tasks/s" }
   ],

@@ -79,8 +79,8 @@ const measure = async (env: Env, n: number, how: "one" | "many", checks: Js.Conn
 export const section: Section = {
   name: "enqueue",
   title: "msgsys enqueue",
-  figures: [
-    { key: "oneByOne", label: "Client.enqueue, in flight as --in-flight", unit: "tasks/s" },
+  figures: (s) => [
+    { key: "oneByOne", label: `Client.enqueue, ${s.inFlight} in flight`, unit: "tasks/s" },
     { key: "many", label: "client.enqueueMany, one call", unit: "tasks/s" }
   ],
   setup: async (env): Promise<Runner> => {

@@ -90,15 +90,15 @@ const runSide = async (env: Env, c: Js.Connection, side: Side) => {
 export const section: Section = {
   name: "latency",
   title: "enqueue -> handler start, separate processes",
-  figures: [
+  figures: (s) => [
     { key: "rawP50", label: "raw nats.js p50", unit: "ms", digits: 2 },
     { key: "rawP99", label: "raw nats.js p99", unit: "ms", digits: 2 },
     { key: "rawMax", label: "raw nats.js max", unit: "ms", digits: 2 },
     { key: "msgsysP50", label: "msgsys p50", unit: "ms", digits: 2 },
     { key: "msgsysP99", label: "msgsys p99", unit: "ms", digits: 2 },
     { key: "msgsysMax", label: "msgsys max", unit: "ms", digits: 2 },
-    { key: "rawRss", label: "raw consumer RSS at this rate (largest)", unit: "MiB", digits: 1 },
-    { key: "msgsysRss", label: "msgsys worker RSS at this rate (largest)", unit: "MiB", digits: 1 },
+    { key: "rawRss", label: `raw consumer RSS at ${s.latencyRate}/s (largest)`, unit: "MiB", digits: 1 },
+    { key: "msgsysRss", label: `msgsys worker RSS at ${s.latencyRate}/s (largest)`, unit: "MiB", digits: 1 },
     // below the asked rate, the sender (a busy machine) and not the receiver set the pace
     { key: "rawSendRate", label: "raw sender's achieved rate", unit: "msgs/s" },
     { key: "msgsysSendRate", label: "msgsys sender's achieved rate", unit: "tasks/s" }

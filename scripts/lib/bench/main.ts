@@ -172,18 +172,18 @@ const main = async () => {
     const reports: Array<SectionReport> = chosen.map((s) => ({
       name: s.name,
       title: s.title,
-      figures: s.figures,
+      figures: s.figures(settings),
       outcome: outcomes.get(s)!
     }))
     const header = `msgsys bench: ${settings.tasks} tasks, median of ${settings.runs} run(s); Bun ${Bun.version}, ` +
       `nats-server ${natsServer}, ${cpus().length} cpus (${cpuModel()})`
-    const table = toTable(header, reports)
+    const table = toTable(header, reports, settings)
     if (args.json) {
       console.error(table)
-      out(JSON.stringify(toJson(meta, reports), null, 2))
+      out(JSON.stringify(toJson(meta, reports, settings), null, 2))
     } else if (args.markdown) {
       console.error(table)
-      out(toMarkdown(header, reports))
+      out(toMarkdown(header, reports, settings))
     } else out(table)
   } finally {
     await Effect.runPromise(Scope.close(serverScope, Exit.void))

@@ -63,9 +63,9 @@ const runSide = async (env: Env, c: Js.Connection, side: Side) => {
 export const section: Section = {
   name: "memory",
   title: "worker RSS with slow tasks in flight",
-  figures: [
-    { key: "rawRss", label: "raw consumer, --memory-tasks unacked", unit: "MiB", digits: 1 },
-    { key: "msgsysRss", label: "msgsys worker, --memory-tasks in flight", unit: "MiB", digits: 1 },
+  figures: (s) => [
+    { key: "rawRss", label: `raw consumer, ${s.memoryTasks} unacked`, unit: "MiB", digits: 1 },
+    { key: "msgsysRss", label: `msgsys worker, ${s.memoryTasks} in flight`, unit: "MiB", digits: 1 },
     { key: "rawIdleRss", label: "raw consumer, idle", unit: "MiB", digits: 1 },
     { key: "msgsysIdleRss", label: "msgsys worker, idle", unit: "MiB", digits: 1 }
   ],

@@ -116,10 +116,10 @@ const runOnce = async (c: Js.Connection, env: Env, n: number) => {
 export const section: Section = {
   name: "raw",
   title: "raw nats.js",
-  figures: [
-    { key: "publish", label: "js.publish, in flight as --in-flight", unit: "msgs/s" },
+  figures: (s) => [
+    { key: "publish", label: `js.publish, ${s.inFlight} in flight`, unit: "msgs/s" },
     { key: "consumeAck", label: "consume (max_messages 1024) + ack", unit: "msgs/s" },
-    { key: "consumeKvAck", label: "consume + KV put + ack", unit: "msgs/s" }
+    { key: "consumeKvAck", label: `consume + KV put + ack, ${s.concurrency} in hand`, unit: "msgs/s" }
   ],
   setup: async (env): Promise<Runner> => {
     const c = await Js.connect(env.url)

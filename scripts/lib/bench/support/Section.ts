@@ -66,7 +66,8 @@ export interface Runner {
 export interface Section {
   readonly name: SectionName
   readonly title: string
-  readonly figures: ReadonlyArray<FigureSpec>
+  /** The figures, labelled for these settings. */
+  readonly figures: (settings: Settings) => ReadonlyArray<FigureSpec>
   /** Prepares the runs (servers, warm-up). A string instead of a runner skips the section, with that reason. */
   readonly setup: (env: Env) => Promise<Runner | string>
 }
