@@ -89,12 +89,18 @@ type LedgerLayer = Layer.Layer<
   never,
   Database.Database | MsgsysConfig.MsgsysConfig | Idempotency.Idempotency | AuditLog.AuditLog
 >
-export const ledger: LedgerLayer = Layer.unwrap(
-  Effect.map(MsgsysConfig.MsgsysConfig, (c): LedgerLayer =>
-    c.idempotencyStore === "sqlite"
-      ? SqliteLedger.layer({ payload: c.auditPayload, redactFields: c.auditRedactFields })
-      : StoreLedger.layer)
-)
+export const ledgerWith = (options: { readonly audit: boolean }): LedgerLayer =>
+  Layer.unwrap(
+    Effect.map(MsgsysConfig.MsgsysConfig, (c): LedgerLayer =>
+      c.idempotencyStore === "sqlite"
+        ? SqliteLedger.layer({ audit: options.audit, payload: c.auditPayload, redactFields: c.auditRedactFields })
+        : options.audit
+        ? StoreLedger.layer
+        : StoreLedger.layer.pipe(Layer.provide(AuditLog.layerNoop)) as LedgerLayer)
+  )
+
+/** The ledger with the audit on. @category layers @since 0.1.0 */
+export const ledger: LedgerLayer = ledgerWith({ audit: true })
 
 /** Broker-side services: connection, results, control, client. @category layers @since 0.1.0 */
 export const broker = Layer.mergeAll(Results.layer, Control.layer).pipe(
@@ -105,9 +111,15 @@ export const broker = Layer.mergeAll(Results.layer, Control.layer).pipe(
  * Everything, given a config layer.
  * @category layers @since 0.1.0
  */
-export const layerWith = <E>(config: Layer.Layer<MsgsysConfig.MsgsysConfig, E>) =>
+export const layerWith = <E>(
+  config: Layer.Layer<MsgsysConfig.MsgsysConfig, E>,
+  options: {
+    /** False: no audit rows at all (for programs that want no trail, and to measure its cost). Default true. */
+    readonly audit?: boolean
+  } = {}
+) =>
   Layer.mergeAll(Client.layer).pipe(
-    Layer.provideMerge(Layer.mergeAll(idempotencyRetention, ledger)),
+    Layer.provideMerge(Layer.mergeAll(idempotencyRetention, ledgerWith({ audit: options.audit !== false }))),
     Layer.provideMerge(Layer.mergeAll(auditLog, idempotency, auditRetention)),
     Layer.provideMerge(database),
     Layer.provideMerge(broker),

@@ -7,7 +7,7 @@
 import { Context, Effect, Exit, Layer, Schema, Scope } from "effect"
 import { mkdirSync } from "node:fs"
 import { join } from "node:path"
-import { Actor, AuditLog, Client, Main, MsgsysConfig, Retry, Services, Subjects, Task, Worker } from "msgsys"
+import { Actor, Client, Main, MsgsysConfig, Retry, Services, Subjects, Task, Worker } from "msgsys"
 
 /** What every bench task carries: a number and, for the latency section, when it was sent. */
 export interface BenchInput {
@@ -61,7 +61,7 @@ export interface Options {
   readonly actor: string
   /** Actor concurrency; the `fast` pool is sized to hold it. */
   readonly concurrency: number
-  /** Audit in SQLite (true) or `AuditLog.layerNoop`. */
+  /** Audit rows in SQLite (true) or none (`Services.layerWith(config, { audit: false })`). */
   readonly audit: boolean
   /** Store each task's result (true) or create the task with `result: false`. */
   readonly results: boolean
@@ -103,14 +103,7 @@ export const make = async (options: Options): Promise<Runtime> => {
   mkdirSync(options.dir, { recursive: true })
   const task = defineTask(options.actor, options.results)
   const config = Layer.succeed(MsgsysConfig.MsgsysConfig, settingsOf(options))
-  const services = options.audit
-    ? Services.layerWith(config)
-    : Client.layer.pipe(
-      Layer.provideMerge(Layer.mergeAll(AuditLog.layerNoop, Services.idempotency)),
-      Layer.provideMerge(Services.database),
-      Layer.provideMerge(Services.broker),
-      Layer.provideMerge(config)
-    )
+  const services = Services.layerWith(config, { audit: options.audit })
   const run = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(effect.pipe(Effect.provide(logging)))
   const scope = await Effect.runPromise(Scope.make())
   const close = () => run(Scope.close(scope, Exit.void))
