@@ -14,7 +14,7 @@ import type { Names } from "../broker/Subjects.ts"
 import * as Envelope from "../envelope/Envelope.ts"
 import type { AuditLog } from "../audit/AuditLog.ts"
 import type { Results } from "../task/Results.ts"
-import * as DeadLetter from "./DeadLetter.ts"
+import * as DeadLetters from "./DeadLetters.ts"
 
 interface Advisory {
   readonly stream: string
@@ -68,23 +68,24 @@ export const run = (options: {
         }
         const previous = yield* options.results.get(envelope.id).pipe(Effect.orElseSucceed(() => Option.none()))
         const history = Option.isSome(previous) ? previous.value.history ?? [] : []
-        yield* DeadLetter.send(options.js, options.names, {
+        yield* DeadLetters.move(options.js, options.names, {
+          stream: a.stream,
+          sequence: a.stream_seq,
+          storedSubject: stored.subject,
+          headers,
+          body: stored.data,
+          storedAt: stored.time.getTime()
+        }, {
           taskId: envelope.id,
           subject,
-          storedSubject: stored.subject,
           actor: options.actor,
           tenant: envelope.tenant,
           reason: "max_deliveries",
           error,
           attempts: a.deliveries,
           history: [...history, { attempt: a.deliveries, at: now, error }],
-          headers,
-          payload: Buffer.from(stored.data).toString("base64"),
-          stream: a.stream,
-          streamSequence: a.stream_seq,
-          storedAt: stored.time.getTime(),
           deadLetteredAt: now
-        }, headers)
+        })
         // the status before the delete: if either fails, the advisory comes back and finds the message again
         yield* options.results.put({
           id: envelope.id,
@@ -123,6 +124,8 @@ export const run = (options: {
         }
         yield* rescue(a).pipe(
           Effect.andThen(d.ack),
+          // a full dead-letter stream: the message stays in its stream; move logged and counted it
+          Effect.catchTag("DeadLetterStreamFull", () => d.nak(Duration.toMillis(DeadLetters.retryWhenFull))),
           Effect.catchCause((cause) =>
             Effect.logWarning("could not move a message that ran out of deliveries; retrying", cause).pipe(
               Effect.andThen(d.nak(5000))

@@ -22,7 +22,8 @@ import * as Actor from "../actor/Actor.ts"
 import type { AuditLog, AuditRecord, AuditStep } from "../audit/AuditLog.ts"
 import type { Delivery } from "../broker/Pull.ts"
 import type { Names } from "../broker/Subjects.ts"
-import * as DeadLetter from "../dlq/DeadLetter.ts"
+import type * as DeadLetter from "../dlq/DeadLetter.ts"
+import * as DeadLetters from "../dlq/DeadLetters.ts"
 import * as Envelope from "../envelope/Envelope.ts"
 import * as Payload from "../envelope/Payload.ts"
 import type { Idempotency } from "../idempotency/Idempotency.ts"
@@ -141,25 +142,20 @@ export const dispatch = (ctx: Context, d: Delivery): Effect.Effect<void> =>
           ...(Option.isSome(previous) ? previous.value.history ?? [] : []),
           { attempt, at: now, error: err }
         ]
-        const letter: DeadLetter.DeadLetter = {
-          taskId,
-          subject,
-          storedSubject: d.subject,
-          actor: ctx.actor.name,
-          tenant: envelope.tenant,
-          reason,
-          error: err,
-          attempts: attempt,
-          history,
-          headers: { ...d.headers },
-          payload: Buffer.from(d.data).toString("base64"),
-          stream: d.stream,
-          streamSequence: d.streamSequence,
-          storedAt: d.storedAt,
-          deadLetteredAt: now
-        }
         // publish first, deduplicated per stored message, then drop the original: never zero letters, never two
-        yield* DeadLetter.send(ctx.js, ctx.names, letter, Envelope.toHeaders(envelope))
+        const moved = yield* DeadLetters.move(ctx.js, ctx.names, {
+          stream: d.stream,
+          sequence: d.streamSequence,
+          storedSubject: d.subject,
+          headers: d.headers,
+          body: d.data,
+          storedAt: d.storedAt
+        }, { taskId, subject, actor: ctx.actor.name, tenant: envelope.tenant, reason, error: err, attempts: attempt, history,
+          deadLetteredAt: now }).pipe(
+          // a full dead-letter stream: the message stays here and comes back (move logged and counted it)
+          Effect.catchTag("DeadLetterStreamFull", () => Effect.as(d.nak(Duration.toMillis(DeadLetters.retryWhenFull)), false))
+        )
+        if (moved === false) return
         yield* putFinal(yield* record({ status: "dead", error: err, history, endedAt: now }))
         yield* ctx.audit.record(auditRow("dead_lettered", { at: now, error: err.message }))
         yield* d.term

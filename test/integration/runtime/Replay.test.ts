@@ -45,19 +45,20 @@ describe("dead letters", () => {
       const dead = yield* client.wait(handle.id, "10 seconds")
       expect(dead.status).toBe("dead")
 
-      const letters = yield* withNats(DeadLetters.list(names, { actor: name }))
+      const { letters } = yield* withNats(DeadLetters.list(names, { actor: name }))
       expect(letters).toHaveLength(1)
       const { sequence, letter } = letters[0]!
       expect(letter.taskId).toBe(handle.id)
       expect(letter.reason).toBe("exhausted")
       expect(letter.error.message).toContain("gateway down")
-      expect(new TextDecoder().decode(Uint8Array.from(Buffer.from(letter.payload, "base64")))).toContain("a-1")
+      const { body } = yield* withNats(DeadLetters.read(names, sequence))
+      expect(new TextDecoder().decode(body)).toContain("a-1")
 
       broken = false
       expect(yield* withNats(DeadLetters.replay(names, sequence))).toBe(handle.id)
       const out = yield* client.result(handle, "10 seconds")
       expect(out).toEqual({ charged: true })
-      expect(yield* withNats(DeadLetters.list(names, { actor: name }))).toHaveLength(0)
+      expect((yield* withNats(DeadLetters.list(names, { actor: name }))).letters).toHaveLength(0)
       // replaying a letter that is gone names the problem
       const again = yield* Effect.flip(withNats(DeadLetters.replay(names, sequence)))
       expect(again._tag).toBe("LetterNotFound")
