@@ -156,12 +156,13 @@ const boundError = (error: StoredError, max: number): { readonly json: string; r
   const whole = asciiJson(error)
   if (whole.length <= max) return { json: whole, trimmed: false }
   const tag = cut(error.tag, 200)
-  let keep = error.message.length
-  for (let i = 0; i < 8; i++) {
+  // a character costs at least a byte: no more than `max` of them can fit
+  let keep = Math.min(error.message.length, max)
+  for (let i = 0; i < 24; i++) {
     const json = asciiJson({ tag, message: cut(error.message, keep) })
     if (json.length <= max) return { json, trimmed: true }
-    // every character dropped saves at least one byte; the marker needs room too
-    keep -= json.length - max + 64
+    // escapes make a character cost 1 to 6 bytes: shrink in proportion, at least 5% a round
+    keep = Math.floor(keep * Math.min(0.95, (max - 128) / json.length))
   }
   return { json: asciiJson({ tag, message: cut(error.message, 0) }), trimmed: true }
 }
@@ -173,17 +174,16 @@ const boundHistory = (history: ReadonlyArray<FailedAttempt>) => {
     trimmed ||= e.trimmed
     return e.trimmed ? { ...a, error: JSON.parse(e.json) as StoredError } : a
   })
-  // keep the newest attempts that fit
-  let dropped = 0
-  let json = asciiJson(entries)
-  while (json.length > bounds.history && dropped < entries.length - 1) {
-    dropped++
-    json = asciiJson(entries.slice(dropped))
+  // keep the newest attempts that fit: each entry's size plus a comma, from the newest back
+  const sizes = entries.map((e) => asciiJson(e).length + 1)
+  let used = 1
+  let kept = 0
+  while (kept < entries.length && used + sizes[entries.length - 1 - kept]! <= bounds.history) {
+    used += sizes[entries.length - 1 - kept]!
+    kept++
   }
-  if (json.length > bounds.history) {
-    dropped = entries.length
-    json = "[]"
-  }
+  const dropped = entries.length - kept
+  const json = asciiJson(entries.slice(dropped))
   return { json, dropped, trimmed: trimmed || dropped > 0 }
 }
 

@@ -458,14 +458,24 @@ export const replay = (names: Names, sequence: number) =>
       enqueuedAt: now,
       history: letter.history
     })
-    // the task keeps its id even when its publisher named it only by Nats-Msg-Id (not replayed)
+    // The task keeps its id even when its publisher named it only by Nats-Msg-Id (not replayed),
+    // and the replay is deduplicated per letter; an original that filled max_payload has no room
+    // for either, and goes as it was stored (a crash before the letter is deleted could then
+    // replay it twice).
     const hasId = Object.keys(headers).some((k) => k.toLowerCase() === EnvelopeHeaders.Id.toLowerCase())
-    yield* Publish.publish(nats.jetstream, {
-      subject: letter.storedSubject,
-      data: body,
-      headers: hasId ? headers : { ...headers, [EnvelopeHeaders.Id]: letter.taskId },
-      msgId: `replay:${stream}:${sequence}`
-    })
+    const withId = hasId ? headers : { ...headers, [EnvelopeHeaders.Id]: letter.taskId }
+    const tries: ReadonlyArray<Publish.Message> = [
+      { subject: letter.storedSubject, data: body, headers: withId, msgId: `replay:${stream}:${sequence}` },
+      { subject: letter.storedSubject, data: body, headers: withId },
+      { subject: letter.storedSubject, data: body, headers }
+    ]
+    for (const [i, message] of tries.entries()) {
+      const sent = yield* Publish.publish(nats.jetstream, message).pipe(
+        Effect.as(true),
+        Effect.catchIf((e) => e._tag === "BrokerError" && tooLarge(e.cause) && i < tries.length - 1, () => Effect.succeed(false))
+      )
+      if (sent) break
+    }
     yield* Effect.tryPromise({
       try: () => nats.manager.streams.deleteMessage(stream, sequence, false),
       catch: brokerFailure(`delete dead letter #${sequence}`)

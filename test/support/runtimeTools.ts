@@ -15,6 +15,7 @@ import * as App from "../../src/runtime/App.ts"
 import * as Control from "../../src/runtime/Control.ts"
 import * as Worker from "../../src/runtime/Worker.ts"
 import * as Client from "../../src/task/Client.ts"
+import * as Results from "../../src/task/Results.ts"
 import type * as Task from "../../src/task/Task.ts"
 import { startRuntime } from "./runtime.ts"
 
@@ -68,6 +69,7 @@ export interface Runtime {
   readonly worker: Worker.Worker["Service"]
   readonly nats: Nats.Nats["Service"]
   readonly control: Control.Control["Service"]
+  readonly results: Results.Results["Service"]
   readonly names: Subjects.Names
   readonly settings: MsgsysConfig.MsgsysSettings
 }
@@ -83,6 +85,7 @@ export const start = <Actors extends ReadonlyArray<Actor.Any>, E>(
     worker: Context.get(ctx, Worker.Worker),
     nats: Context.get(ctx, Nats.Nats),
     control: Context.get(ctx, Control.Control),
+    results: Context.get(ctx, Results.Results),
     names: Subjects.make(settings.streamPrefix),
     settings
   }))
@@ -125,6 +128,10 @@ export interface ReadLetter extends DeadLetter.Letter {
   readonly headers: Readonly<Record<string, string>>
   readonly body: Uint8Array | undefined
 }
+
+/** Provides what reading and replaying dead letters needs, from a started runtime. */
+export const withBroker = (rt: Runtime) => <A, E>(effect: Effect.Effect<A, E, Nats.Nats | Results.Results>) =>
+  effect.pipe(Effect.provideService(Nats.Nats, rt.nats), Effect.provideService(Results.Results, rt.results))
 
 /** Every dead letter of `actor` and `tenant`, with its body, oldest first; dies on one that does not read. */
 export const deadLetters = (rt: Runtime, actor: string, tenant = "default"): Effect.Effect<ReadonlyArray<ReadLetter>> =>

@@ -101,6 +101,27 @@ describe("poison messages", () => {
     }))
   }, 30_000)
 
+  test("a 900 KB payload (server max_payload 1 MB) ends in a dead letter with its reason, its status dead, its stream empty", async () => {
+    const { name, Work, app, runs } = setup("big")
+    await runTest(Effect.gen(function*() {
+      const rt = yield* start(app, settings(), { pollInterval: "100 millis" })
+      expect(rt.nats.server.maxPayload).toBe(1024 * 1024)
+      // a JSON string where an object is expected: poison, as issue 13 found it
+      const body = JSON.stringify("r".repeat(900 * 1024))
+      yield* publishRaw(rt, Work.subject, body)
+      yield* waitFor("a dead letter", Effect.map(deadLetters(rt, name), (ls) => ls.length > 0))
+      yield* waitFor("the task stream to empty", Effect.map(taskCount(rt, name), (n) => n === 0))
+      const [letter, ...others] = yield* deadLetters(rt, name)
+      expect(others).toHaveLength(0)
+      expect(letter!.reason).toBe("poison")
+      expect(letter!.error.tag).toBe("PayloadDecodeError")
+      expect(letter!.bodySize).toBe(body.length)
+      expect(new TextDecoder().decode(letter!.body)).toBe(body)
+      expect((yield* rt.client.status(letter!.taskId)).status).toBe("dead")
+      expect(runs.total).toBe(0)
+    }))
+  }, 30_000)
+
   test("a poison message does not stop the actor: a good task published after it runs once", async () => {
     const { name, Work, app, runs } = setup("after")
     await runTest(Effect.gen(function*() {
