@@ -38,8 +38,8 @@ const list = Command.make("list", {
     const actor = Option.getOrUndefined(args.actor)
     const tenant = Option.getOrUndefined(args.tenant)
     const page = yield* DeadLetters.list(yield* names, { actor, tenant, limit: args.limit, after: args.after })
-    const next = page.more > 0 && page.last !== undefined
-      ? ["msgsys dlq list", `--after ${page.last}`, args.limit !== defaultLimit ? `--limit ${args.limit}` : "",
+    const next = page.more > 0
+      ? ["msgsys dlq list", `--after ${page.last ?? args.after}`, args.limit !== defaultLimit ? `--limit ${args.limit}` : "",
         actor !== undefined ? `--actor ${actor}` : "", tenant !== undefined ? `--tenant ${tenant}` : "",
         args.json ? "--json" : ""].filter((s) => s.length > 0).join(" ")
       : undefined
@@ -51,7 +51,7 @@ const list = Command.make("list", {
         next: next ?? null
       }, null, 2))
     }
-    if (page.letters.length === 0 && page.unreadable.length === 0) {
+    if (page.letters.length === 0 && page.unreadable.length === 0 && page.more === 0) {
       return yield* Console.log(args.after > 0 ? `no dead letters after #${args.after}` : "no dead letters")
     }
     for (const { sequence, letter } of page.letters) yield* Console.log(line(sequence, letter))

@@ -95,7 +95,12 @@ type Attempt =
   | { readonly _tag: "Stored"; readonly ack: Publish.Ack }
   | { readonly _tag: "TooLarge" }
 
-const storeFailed = (e: unknown) => e instanceof JetStreamApiError && (e.code === 10077 || e.code === 10023)
+// 10077 wraps any store failure: a limit reached under `discard: new` names it ("maximum bytes
+// exceeded", "maximum messages exceeded", "... per subject exceeded"); 10023: the server's or
+// account's JetStream storage is used up
+const isFull = (e: unknown) =>
+  e instanceof JetStreamApiError &&
+  (e.code === 10023 || (e.code === 10077 && /maximum .*exceeded/i.test(e.apiError().description ?? e.message)))
 const tooLarge = (e: unknown) =>
   // the client checks max_payload before sending; 10054: the stream's max_msg_size
   (e instanceof InvalidArgumentError && e.message.includes("max_payload")) ||
@@ -119,7 +124,7 @@ export const move = (
     const refused = (e: BrokerError | Publish.NoStreamForSubject): MoveError => {
       const cause = e._tag === "BrokerError" ? e.cause : undefined
       const reason = cause instanceof JetStreamApiError ? cause.apiError().description ?? cause.message : e.message
-      return cause !== undefined && storeFailed(cause)
+      return isFull(cause)
         ? new DeadLetterStreamFull({ stream, taskId: metadata.taskId, subject: metadata.subject, reason })
         : new DeadLetterNotStored({ stream, taskId: metadata.taskId, reason, cause: e })
     }
@@ -163,7 +168,8 @@ export const move = (
       return yield* new DeadLetterNotStored({
         stream,
         taskId: metadata.taskId,
-        reason: `its body of ${original.body.length} bytes is larger than the server accepts in one message`
+        reason: `its body of ${original.body.length} bytes is larger than the server accepts in one message ` +
+          "(max_payload, or the stream's max_msg_size)"
       })
     }
     const bodySequence = body.sequence

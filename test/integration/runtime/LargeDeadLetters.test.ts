@@ -12,6 +12,7 @@ import * as Actor from "../../../src/actor/Actor.ts"
 import * as Pull from "../../../src/broker/Pull.ts"
 import * as DeadLetters from "../../../src/dlq/DeadLetters.ts"
 import * as Retry from "../../../src/retry/Retry.ts"
+import * as ActorTopology from "../../../src/runtime/ActorTopology.ts"
 import * as Task from "../../../src/task/Task.ts"
 import { natsHarness } from "../../support/harness.ts"
 import { actorName } from "../../support/runtime.ts"
@@ -150,6 +151,13 @@ describe("dead letters of messages that fill max_payload", () => {
   }, 60_000)
 })
 
+/** What MSGSYS_DLQ_MAX_BYTES with `discard: new` does once reached: the stream refuses new letters. */
+const fill = (rt: Runtime) =>
+  Effect.promise(async () => {
+    const { config } = await rt.nats.manager.streams.info(rt.names.deadLetterStream)
+    await rt.nats.manager.streams.update(rt.names.deadLetterStream, { ...config, discard: "new" as never, max_bytes: 1 })
+  })
+
 describe("a full dead-letter stream", () => {
   test("leaves the messages in their task stream, logs it at error level once, and counts every refusal", async () => {
     const { name, Render, app, runs } = setup("full")
@@ -157,11 +165,7 @@ describe("a full dead-letter stream", () => {
     const refused = Metric.withAttributes(DeadLetters.refusedCounter, { actor: name })
     await runTest(Effect.gen(function*() {
       const rt = yield* start(app, settings(), { pollInterval: "100 millis" })
-      // what MSGSYS_DLQ_MAX_BYTES with `discard: new` does once reached: refuse new letters
-      yield* Effect.promise(async () => {
-        const { config } = await rt.nats.manager.streams.info(rt.names.deadLetterStream)
-        await rt.nats.manager.streams.update(rt.names.deadLetterStream, { ...config, discard: "new" as never, max_bytes: 1 })
-      })
+      yield* fill(rt)
       for (const n of [1, 2, 3]) yield* publish(rt, Render.subject, `not json ${n}`)
       yield* waitFor("three refusals", Effect.map(Metric.value(refused), (s) => s.count >= 3))
       // the nak delay is long: nothing comes back within the test, nothing is lost either
@@ -178,4 +182,38 @@ describe("a full dead-letter stream", () => {
       expect(runs.total).toBe(0)
     }), logs)
   }, 30_000)
+
+  test("the max-deliveries sweeper keeps the advisory when the stream is full: the message is not stranded", async () => {
+    const { name, Render, app, runs } = setup("sweepfull")
+    const logs: Array<LogLine> = []
+    const refused = Metric.withAttributes(DeadLetters.refusedCounter, { actor: name })
+    await runTest(Effect.gen(function*() {
+      const rt = yield* start(app, settings(), { pollInterval: "100 millis" })
+      yield* rt.worker.setPaused({ kind: "actor", name }, true)
+      yield* fill(rt)
+      const taskId = `sweepfull-${name}`
+      yield* publish(rt, Render.subject, jsonOfSize(1_000), { "Msgsys-Id": taskId })
+      const crashing = yield* Pull.make(
+        rt.nats.connection,
+        rt.names.taskStream(name),
+        rt.names.taskConsumer(name, "normal"),
+        Effect.succeed(true)
+      )
+      yield* waitFor("a refusal", Effect.gen(function*() {
+        yield* crashing.pull(1)
+        return (yield* Metric.value(refused)).count >= 1
+      }), "30 seconds", "200 millis")
+      yield* Effect.sleep("500 millis")
+      // the advisory is kept (nak'ed, not acked) so the sweeper tries again; the message is still there
+      expect(yield* streamCount(rt, ActorTopology.advisoryStream(rt.names, name))).toBe(1)
+      expect(yield* taskCount(rt, name)).toBe(1)
+      expect(yield* streamCount(rt, rt.names.deadLetterStream)).toBe(0)
+      // never marked dead (a raw publish has no status record until it settles)
+      expect((yield* Effect.flip(rt.client.status(taskId)))._tag).toBe("TaskNotFound")
+      expect(runs.total).toBe(0)
+      // said once at error level, not as a warning with a stack per try
+      expect(logs.filter((l) => l.level === "Error" && l.message.includes("is full"))).toHaveLength(1)
+      expect(logs.filter((l) => l.message.includes("could not move"))).toHaveLength(0)
+    }), logs)
+  }, 60_000)
 })
