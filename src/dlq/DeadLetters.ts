@@ -22,7 +22,7 @@
 import { AckPolicy, DeliverPolicy, JetStreamApiError, type JetStreamClient, type StoredMsg } from "@nats-io/jetstream"
 import { InvalidArgumentError, nanos } from "@nats-io/transport-node"
 import { Clock, Data, Duration, Effect, Metric, Option } from "effect"
-import { BrokerError, brokerFailure } from "../broker/BrokerError.ts"
+import { type BrokerError, brokerFailure } from "../broker/BrokerError.ts"
 import { Nats } from "../broker/Nats.ts"
 import * as Publish from "../broker/Publish.ts"
 import * as Pull from "../broker/Pull.ts"
@@ -183,10 +183,9 @@ export const move = (
         // refused for sure: no letter names this body part, so take it back (a body part an
         // earlier move stored, or one whose fate is unknown, stays: an orphan, never a loss)
         e._tag === "DeadLetterStreamFull" && !body.duplicate
-          ? Effect.ignore(Effect.tryPromise(async () => {
-            const jsm = await js.jetstreamManager(false)
-            await jsm.streams.deleteMessage(stream, bodySequence, false)
-          }))
+          ? Effect.ignore(Effect.tryPromise(() =>
+            js.jetstreamManager(false).then((jsm) => jsm.streams.deleteMessage(stream, bodySequence, false))
+          ))
           : Effect.void
       )
     )
@@ -380,12 +379,14 @@ export const list = (names: Names, options: ListOptions = {}) =>
     const limit = Math.max(0, options.limit ?? 100)
     const after = Math.max(0, options.after ?? 0)
     const info = yield* Effect.tryPromise({
-      try: () => nats.manager.streams.info(stream).then((i) => i, (e) => {
-        if (e instanceof JetStreamApiError && e.code === 10059) return undefined // never created: nothing to list
-        throw e
-      }),
-      catch: brokerFailure(`read ${stream}`)
-    })
+      try: () => nats.manager.streams.info(stream),
+      catch: (e) => e
+    }).pipe(
+      Effect.catch((e) =>
+        // never created (no worker ever ran): nothing to list
+        e instanceof JetStreamApiError && e.code === 10059 ? Effect.succeed(undefined) : Effect.fail(brokerFailure(`read ${stream}`)(e))
+      )
+    )
     if (info === undefined || info.state.messages === 0) return emptyPage
 
     const consumer = yield* Effect.acquireRelease(
@@ -494,6 +495,3 @@ export const replay = (names: Names, sequence: number) =>
     }
     return letter.taskId
   })
-
-/** @category errors @since 0.1.0 */
-export type ReadError = LetterNotFound | LetterUnreadable | BrokerError
