@@ -9,6 +9,7 @@
  * at once, and each caller learns its own outcome.
  * @since 0.1.0
  */
+import { JetStreamApiError } from "@nats-io/jetstream"
 import { createInbox, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node"
 import { Data, Effect } from "effect"
 import { BrokerError } from "./BrokerError.ts"
@@ -145,7 +146,9 @@ const parseAck = (message: Message, m: Msg): Outcome => {
   }
   if (body.error !== undefined) {
     const e = body.error
-    return failure(message, `${e.description ?? "refused"} (code ${e.code ?? "?"}, err_code ${e.err_code ?? "?"})`, e)
+    // the stream refused it: the cause carries JetStream's error code for callers to classify
+    const apiError = new JetStreamApiError({ code: e.code ?? 0, err_code: e.err_code ?? 0, description: e.description ?? "refused" })
+    return failure(message, `${e.description ?? "refused"} (code ${e.code ?? "?"}, err_code ${e.err_code ?? "?"})`, apiError)
   }
   if (typeof body.stream !== "string" || typeof body.seq !== "number") return failure(message, "invalid ack")
   return { ok: true, ack: { stream: body.stream, sequence: body.seq, duplicate: body.duplicate === true } }
@@ -219,7 +222,8 @@ export const make = (nc: NatsConnection, defaults: Options = {}): Publisher => {
     }
     const timeoutMs = options.timeoutMs ?? defaults.timeoutMs ?? 5000
     const id = (next++).toString(36)
-    const hasHeaders = message.headers !== undefined || message.msgId !== undefined
+    // no header block at all when there is nothing to say: a body that fills max_payload has no room for one
+    const hasHeaders = message.msgId !== undefined || (message.headers !== undefined && Object.keys(message.headers).length > 0)
     const p: Pending = {
       message,
       headers: hasHeaders ? new EncodedHeaders(encodeHeaders(message.headers, message.msgId)) as unknown as MsgHdrs : undefined,

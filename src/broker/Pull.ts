@@ -252,3 +252,43 @@ export const follow = (
       failed = (e) => resume(Effect.fail(e))
     })
   })
+
+/** @category models @since 0.1.0 */
+export interface Batches {
+  /** Up to `max` messages there now; an empty array when there are none. */
+  readonly next: (max: number) => Effect.Effect<ReadonlyArray<Delivery>, PullFailed>
+}
+
+/**
+ * Reads a consumer in `no_wait` batches, for tools that walk a stream (listing dead letters).
+ * The subscription lives in the scope.
+ * @category constructors @since 0.1.0
+ */
+export const batches = (
+  nc: NatsConnection,
+  stream: string,
+  consumer: string,
+  options: Options = {}
+): Effect.Effect<Batches, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    let got: Array<Delivery> = []
+    let done: ((result: ReadonlyArray<Delivery> | PullFailed) => void) | undefined
+    const feed = yield* make(nc, stream, consumer, {
+      onMessage: (d) => got.push(d),
+      onEnd: () => done?.(got),
+      onFailure: (e) => done?.(e)
+    }, { consumerExists: () => Promise.resolve(true), ...options })
+    const timer = setInterval(() => feed.check(Date.now()), 250)
+    yield* Effect.addFinalizer(() => Effect.sync(() => clearInterval(timer)))
+    return {
+      next: (max) =>
+        max <= 0 ? Effect.succeed([]) : Effect.callback<ReadonlyArray<Delivery>, PullFailed>((resume) => {
+          got = []
+          done = (result) => {
+            done = undefined
+            resume(result instanceof PullFailed ? Effect.fail(result) : Effect.succeed(result))
+          }
+          feed.fetch(max)
+        })
+    }
+  })

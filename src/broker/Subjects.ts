@@ -56,6 +56,12 @@ export interface Names {
   readonly parseTaskSubject: (stored: string) => { readonly subject: string; readonly priority: Priority | "delayed" }
   readonly deadLetterStream: string
   readonly deadLetterSubject: (actor: string, tenant: string) => string
+  /** Where a dead letter's original is stored apart when it and the letter's metadata exceed max_payload. */
+  readonly deadLetterBodySubject: (actor: string, tenant: string) => string
+  /** Whether a subject of the dead-letter stream holds a body part rather than a letter. */
+  readonly isDeadLetterBody: (subject: string) => boolean
+  /** The letters (not the body parts) of one actor and/or tenant, or all. */
+  readonly deadLetterFilter: (actor?: string, tenant?: string) => string
   readonly deadLetterSubjects: string
   readonly advisoryStream: string
   readonly maxDeliveriesAdvisory: (stream: string) => string
@@ -90,6 +96,10 @@ export const make = (prefix: string): Names => {
         : { subject: stored, priority: "normal" },
     deadLetterStream: `${prefix}_DLQ`,
     deadLetterSubject: (actor, tenant) => `${prefix}.dlq.${actor}.${tenant}`,
+    // `$body` is no actor name, and one token longer than a letter's subject: letter filters never match it
+    deadLetterBodySubject: (actor, tenant) => `${prefix}.dlq.$body.${actor}.${tenant}`,
+    isDeadLetterBody: (subject) => subject.startsWith(`${prefix}.dlq.$body.`),
+    deadLetterFilter: (actor, tenant) => `${prefix}.dlq.${actor ?? "*"}.${tenant ?? "*"}`,
     deadLetterSubjects: `${prefix}.dlq.>`,
     advisoryStream: `${prefix}_ADVISORIES`,
     maxDeliveriesAdvisory: (stream) => `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${stream}.*`,

@@ -386,9 +386,9 @@ const variablesByKey = {
       "(it never drops one). Applied on nats-server 2.10.5 and later only (see Dead letters); \"off\" for no bound"),
   dlqMaxAge: setting(offOr(atLeastOneSecond), Option.none())("dlqMaxAge", "off",
     "How long dead letters are kept; \"off\" keeps them until replayed or deleted"),
-  resultsMaxBytes: setting(offOr(bytes), Option.some(10 * GiB))("resultsMaxBytes", "10GiB",
-    "Bytes the results bucket may hold; when full, storing the status of a new task fails (see Results); " +
-      "\"off\" for no bound")
+  resultsMaxBytes: setting(offOr(bytes), Option.none())("resultsMaxBytes", "off",
+    "Bytes the results bucket may hold (JetStream reserves them on the server); when full, storing the status of a " +
+      "new task fails (see Results); \"off\": bounded by MSGSYS_RESULT_TTL only")
 }
 
 type Values = { readonly [K in keyof typeof variablesByKey]: (typeof variablesByKey)[K] extends Var<infer A> ? A : never }

@@ -1,84 +1,459 @@
 /**
- * Reading and replaying the dead-letter stream: list letters (by actor and tenant), show one,
- * replay one (republish the original subject, headers and payload under the same task id, then
- * delete the letter). A replay is deduplicated per letter, so replaying twice by accident runs the
- * task once.
+ * The dead-letter stream: moving a message into it (the one code path every caller uses), and
+ * listing, reading and replaying its letters (`DeadLetter.ts` holds the format).
+ *
+ * Moving (`move`) publishes the letter and waits for the stream's ack; the caller settles the
+ * original (term, delete) only after `move` succeeded, so a crash in between leaves the original in
+ * its task stream, to be moved again: the letter is deduplicated per stored message
+ * (`dlq:<stream>:<seq>`, within the stream's duplicate window), so that makes one letter.
+ *
+ * When the original and the metadata do not fit in one message (`max_payload`), the original is
+ * stored first as a body part, then the letter naming its sequence. A crash between the two leaves
+ * an orphan body part and the original in its task stream: the next move stores the letter
+ * (reusing the body part when its dedup id fitted beside the body, else storing another). An
+ * orphan body part costs space, never a letter.
+ *
+ * A full dead-letter stream (`discard: new` with its max_bytes or max_msgs reached) refuses the
+ * letter: `move` fails with `DeadLetterStreamFull`, counts it in `msgsys_dlq_refused_total`, and
+ * logs it at error level at most once a minute per stream; the caller leaves the original in its
+ * task stream (nak with `retryWhenFull`), never terms it.
  * @since 0.1.0
  */
-import { Clock, Data, Effect, Exit } from "effect"
-import { brokerFailure } from "../broker/BrokerError.ts"
+import { AckPolicy, DeliverPolicy, JetStreamApiError, type StoredMsg } from "@nats-io/jetstream"
+import { InvalidArgumentError, nanos } from "@nats-io/transport-node"
+import { Clock, Data, Duration, Effect, Metric, Option } from "effect"
+import { type BrokerError, brokerFailure } from "../broker/BrokerError.ts"
 import { Nats } from "../broker/Nats.ts"
 import * as Publish from "../broker/Publish.ts"
-import type { Names } from "../broker/Subjects.ts"
+import * as Pull from "../broker/Pull.ts"
+import { isName, type Names } from "../broker/Subjects.ts"
+import { Headers as EnvelopeHeaders, isValidTenant } from "../envelope/Envelope.ts"
 import { Results } from "../task/Results.ts"
 import * as DeadLetter from "./DeadLetter.ts"
 
-/** A dead letter and where it sits in the dead-letter stream. @category models @since 0.1.0 */
-export interface Stored {
-  readonly sequence: number
-  readonly letter: DeadLetter.DeadLetter
-}
+// ---------------------------------------------------------------------------------------------
+// moving
 
-/** No dead letter at that sequence. @category errors @since 0.1.0 */
-export class LetterNotFound extends Data.TaggedError("LetterNotFound")<{ readonly sequence: number; readonly stream: string }> {
+/** How long a caller waits before trying a move the full stream refused again. @category constants @since 0.1.0 */
+export const retryWhenFull: Duration.Duration = Duration.seconds(30)
+
+const fullLogInterval = Duration.toMillis(Duration.minutes(1))
+
+/** @category metrics @since 0.1.0 */
+export const refusedCounter = Metric.counter("msgsys_dlq_refused_total", {
+  description: "Dead letters the full dead-letter stream refused (the message stayed in its task stream), by actor",
+  incremental: true
+})
+
+/**
+ * The dead-letter stream refused the letter because it is full. Nothing is lost: the message stays
+ * in its task stream and is tried again.
+ * @category errors @since 0.1.0
+ */
+export class DeadLetterStreamFull extends Data.TaggedError("DeadLetterStreamFull")<{
+  readonly stream: string
+  readonly taskId: string
+  readonly subject: string
+  /** The server's words, e.g. "maximum bytes exceeded". */
+  readonly reason: string
+}> {
   override get message() {
-    return `no dead letter #${this.sequence} in ${this.stream}: list them with \`msgsys dlq list\``
+    return `the dead-letter stream ${this.stream} is full (${this.reason}): task ${this.taskId} (${this.subject}) ` +
+      `stays in its task stream and is tried again every ${Duration.format(retryWhenFull)}. Fix: replay or delete ` +
+      "dead letters (`msgsys dlq list`, `msgsys dlq replay ID`), or raise MSGSYS_DLQ_MAX_BYTES (or shorten " +
+      "MSGSYS_DLQ_MAX_AGE) and restart a worker so the stream is updated"
   }
 }
 
+/** The letter could not be stored for another reason (broker away, stream missing). @category errors @since 0.1.0 */
+export class DeadLetterNotStored extends Data.TaggedError("DeadLetterNotStored")<{
+  readonly stream: string
+  readonly taskId: string
+  readonly reason: string
+  readonly cause?: unknown
+}> {
+  override get message() {
+    return `could not store the dead letter of task ${this.taskId} in ${this.stream}: ${this.reason}. The message ` +
+      "stays in its task stream and is tried again; check that the broker is up and the stream exists (`msgsys topology`)"
+  }
+}
 
-const read = (names: Names, sequence: number) =>
+/** @category errors @since 0.1.0 */
+export type MoveError = DeadLetterStreamFull | DeadLetterNotStored
+
+/** Where the letter went. @category models @since 0.1.0 */
+export interface Moved {
+  /** The letter's sequence in the dead-letter stream. */
+  readonly sequence: number
+  /** The body part's sequence, when the original was stored apart. */
+  readonly bodySequence: number | undefined
+  /** An earlier move of the same stored message had already stored the letter. */
+  readonly duplicate: boolean
+}
+
+type Attempt =
+  | { readonly _tag: "Stored"; readonly ack: Publish.Ack }
+  | { readonly _tag: "TooLarge" }
+
+// 10077 wraps any store failure: a limit reached under `discard: new` names it ("maximum bytes
+// exceeded", "maximum messages exceeded", "... per subject exceeded"); 10023: the server's or
+// account's JetStream storage is used up
+const isFull = (e: unknown) =>
+  e instanceof JetStreamApiError &&
+  (e.code === 10023 || (e.code === 10077 && /maximum .*exceeded/i.test(e.apiError().description ?? e.message)))
+const tooLarge = (e: unknown) =>
+  // the client checks max_payload before sending; 10054: the stream's max_msg_size
+  (e instanceof InvalidArgumentError && e.message.includes("max_payload")) ||
+  (e instanceof JetStreamApiError && e.code === 10054)
+
+/**
+ * Moves one stored message to the dead-letter stream: publishes its letter (and, when the
+ * original and the metadata exceed `max_payload`, the original apart first) and waits for the
+ * acks. Deduplicated per stored message. The caller terms or deletes the original only after this
+ * succeeded; on `DeadLetterStreamFull` it leaves the original (nak it with `retryWhenFull`).
+ * @category moving @since 0.1.0
+ */
+export const move = (
+  nats: Nats["Service"],
+  names: Names,
+  original: DeadLetter.Original,
+  metadata: DeadLetter.Metadata
+): Effect.Effect<Moved, MoveError> =>
+  Effect.gen(function*() {
+    const stream = names.deadLetterStream
+    const refused = (e: BrokerError | Publish.NoStreamForSubject): MoveError => {
+      const cause = e._tag === "BrokerError" ? e.cause : undefined
+      const reason = cause instanceof JetStreamApiError ? cause.apiError().description ?? cause.message : e.message
+      return isFull(cause)
+        ? new DeadLetterStreamFull({ stream, taskId: metadata.taskId, subject: metadata.subject, reason })
+        : new DeadLetterNotStored({ stream, taskId: metadata.taskId, reason, cause: e })
+    }
+    const attempt = (message: Publish.Message): Effect.Effect<Attempt, MoveError> =>
+      Publish.publish(nats.publisher, message).pipe(
+        Effect.map((ack): Attempt => ({ _tag: "Stored", ack })),
+        Effect.catch((e) =>
+          e._tag === "BrokerError" && tooLarge(e.cause) ? Effect.succeed<Attempt>({ _tag: "TooLarge" }) : Effect.fail(refused(e))
+        )
+      )
+
+    const { carried, held } = DeadLetter.splitHeaders(original.headers)
+    const meta = DeadLetter.metadataHeaders(metadata, original, held)
+    const letterSubject = names.deadLetterSubject(metadata.actor, metadata.tenant)
+    const msgId = DeadLetter.dedupId(original.stream, original.sequence)
+
+    // one message: the original with the metadata beside its headers
+    const whole = yield* attempt({ subject: letterSubject, data: original.body, headers: { ...carried, ...meta }, msgId })
+    if (whole._tag === "Stored") {
+      return { sequence: whole.ack.sequence, bodySequence: undefined, duplicate: whole.ack.duplicate }
+    }
+
+    // apart: the original first (it fitted in its task stream, so without our headers it fits here),
+    // marked and deduplicated when that still fits, then the letter naming it
+    const bodySubject = names.deadLetterBodySubject(metadata.actor, metadata.tenant)
+    const tries: ReadonlyArray<Publish.Message> = [
+      { subject: bodySubject, data: original.body, headers: { ...carried, ...DeadLetter.bodyPartHeaders(original) },
+        msgId: DeadLetter.bodyDedupId(original.stream, original.sequence) },
+      { subject: bodySubject, data: original.body, headers: carried },
+      { subject: bodySubject, data: original.body, headers: {} }
+    ]
+    let body: Publish.Ack | undefined
+    for (const message of tries) {
+      const r = yield* attempt(message)
+      if (r._tag === "Stored") {
+        body = r.ack
+        break
+      }
+    }
+    if (body === undefined) {
+      return yield* new DeadLetterNotStored({
+        stream,
+        taskId: metadata.taskId,
+        reason: `its body of ${original.body.length} bytes is larger than the server accepts in one message ` +
+          "(max_payload, or the stream's max_msg_size)"
+      })
+    }
+    const bodySequence = body.sequence
+    const letter = yield* attempt({
+      subject: letterSubject,
+      data: new Uint8Array(0),
+      headers: { ...meta, [DeadLetter.Headers.BodySequence]: String(bodySequence) },
+      msgId
+    }).pipe(
+      Effect.tapError((e) =>
+        // refused for sure: no letter names this body part, so take it back (a body part an
+        // earlier move stored, or one whose fate is unknown, stays: an orphan, never a loss)
+        e._tag === "DeadLetterStreamFull" && !body.duplicate
+          ? Effect.ignore(Effect.tryPromise(() =>
+            nats.manager.streams.deleteMessage(stream, bodySequence, false)
+          ))
+          : Effect.void
+      )
+    )
+    if (letter._tag === "TooLarge") {
+      return yield* new DeadLetterNotStored({
+        stream,
+        taskId: metadata.taskId,
+        reason: "its metadata alone is larger than the server accepts in one message (is max_payload below 32 KB?)"
+      })
+    }
+    return { sequence: letter.ack.sequence, bodySequence, duplicate: letter.ack.duplicate }
+  }).pipe(
+    Effect.tapError((e) => e._tag === "DeadLetterStreamFull" ? reportFull(e, metadata.actor) : Effect.void)
+  )
+
+// Reports of a full stream, per stream: the first at once, then at most one a minute with the count.
+const fullReports = new Map<string, { at: number; refused: number }>()
+
+const reportFull = (e: DeadLetterStreamFull, actor: string) =>
+  Effect.gen(function*() {
+    yield* Metric.update(Metric.withAttributes(refusedCounter, { actor }), 1)
+    const now = yield* Clock.currentTimeMillis
+    const last = fullReports.get(e.stream)
+    if (last !== undefined && now - last.at < fullLogInterval) {
+      last.refused++
+      return
+    }
+    fullReports.set(e.stream, { at: now, refused: 0 })
+    const others = last?.refused ?? 0
+    yield* Effect.logError(others > 0 ? `${e.message} (${others} more refused in the last minute)` : e.message)
+  })
+
+// ---------------------------------------------------------------------------------------------
+// reading
+
+/** No dead letter at that sequence. @category errors @since 0.1.0 */
+export class LetterNotFound extends Data.TaggedError("LetterNotFound")<{
+  readonly sequence: number
+  readonly stream: string
+  /** Why, when it is not simply absent. */
+  readonly detail?: string
+}> {
+  override get message() {
+    return `no dead letter #${this.sequence} in ${this.stream}${this.detail ? ` (${this.detail})` : ""}: ` +
+      "list them with `msgsys dlq list`"
+  }
+}
+
+/** The message at that sequence is not a letter any version of msgsys wrote. @category errors @since 0.1.0 */
+export class LetterUnreadable extends Data.TaggedError("LetterUnreadable")<{
+  readonly sequence: number
+  readonly stream: string
+}> {
+  override get message() {
+    return `dead letter #${this.sequence} in ${this.stream} cannot be read as a msgsys dead letter: look at it with ` +
+      `\`nats stream get ${this.stream} ${this.sequence}\``
+  }
+}
+
+/** The letter's body part is gone. @category errors @since 0.1.0 */
+export class LetterBodyMissing extends Data.TaggedError("LetterBodyMissing")<{
+  readonly sequence: number
+  readonly bodySequence: number
+  readonly stream: string
+}> {
+  override get message() {
+    return `dead letter #${this.sequence} stores its body apart as #${this.bodySequence} in ${this.stream}, ` +
+      "which is gone (deleted, or expired by the stream's max age): the letter cannot be replayed; " +
+      "`msgsys dlq show` still prints its metadata"
+  }
+}
+
+/** A bad `--actor` or `--tenant`. @category errors @since 0.1.0 */
+export class InvalidFilter extends Data.TaggedError("InvalidFilter")<{
+  readonly field: "actor" | "tenant"
+  readonly value: string
+}> {
+  override get message() {
+    return `invalid ${this.field} ${JSON.stringify(this.value)}: use 1 to 64 characters of A-Z, a-z, 0-9, '_' or '-'`
+  }
+}
+
+/** A dead letter's metadata and where it sits. @category models @since 0.1.0 */
+export interface Stored {
+  readonly sequence: number
+  readonly letter: DeadLetter.Letter
+}
+
+/** A letter with the original message. @category models @since 0.1.0 */
+export interface Full extends Stored {
+  /** The original's headers, as replay sends them. */
+  readonly headers: Readonly<Record<string, string>>
+  /** The original body; `undefined` when its body part is gone. */
+  readonly body: Uint8Array | undefined
+}
+
+/** One page of letters. @category models @since 0.1.0 */
+export interface Page {
+  readonly letters: ReadonlyArray<Stored>
+  /** Messages in the range that are no msgsys letter, by sequence (shown, never hidden). */
+  readonly unreadable: ReadonlyArray<number>
+  /** Letters matching the filter after this page. */
+  readonly more: number
+  /** The sequence to pass as `after` for the next page; `undefined` when the page is empty. */
+  readonly last: number | undefined
+}
+
+/** @category models @since 0.1.0 */
+export interface ListOptions {
+  readonly actor?: string | undefined
+  readonly tenant?: string | undefined
+  /** Default 100. */
+  readonly limit?: number | undefined
+  /** Only letters after this stream sequence; default 0 (from the start). */
+  readonly after?: number | undefined
+}
+
+const headersOf = (m: StoredMsg): Record<string, string> => {
+  const out: Record<string, string> = {}
+  for (const k of m.header?.keys() ?? []) out[k] = m.header.get(k)
+  return out
+}
+
+const getMessage = (stream: string, sequence: number) =>
   Effect.gen(function*() {
     const nats = yield* Nats
-    // null means no letter at that sequence; a broker error is reported as one, not as "missing"
-    const stored = yield* Effect.tryPromise({
-      try: () => nats.manager.streams.getMessage(names.deadLetterStream, { seq: sequence }),
-      catch: brokerFailure(`read dead letter #${sequence}`)
+    // sequence 0 answers "bad request" rather than "not found" (PITFALLS §10)
+    if (!Number.isSafeInteger(sequence) || sequence < 1) return undefined
+    const m = yield* Effect.tryPromise({
+      try: () => nats.manager.streams.getMessage(stream, { seq: sequence }),
+      catch: brokerFailure(`read #${sequence} of ${stream}`)
     })
-    if (stored === null) return undefined
-    const decoded = DeadLetter.decode(new TextDecoder().decode(stored.data))
-    return Exit.isSuccess(decoded) ? { sequence, letter: decoded.value } : undefined
+    return m ?? undefined
   })
 
 /**
- * Dead letters in stream order, optionally of one actor or tenant.
+ * One dead letter with its original headers and body, in either format.
  * @category reading @since 0.1.0
  */
-export const list = (names: Names, filter: { readonly actor?: string; readonly tenant?: string; readonly limit?: number } = {}) =>
+export const read = (names: Names, sequence: number) =>
   Effect.gen(function*() {
-    const nats = yield* Nats
-    const info = yield* Effect.tryPromise({
-      try: () => nats.manager.streams.info(names.deadLetterStream),
-      catch: brokerFailure(`read ${names.deadLetterStream}`)
-    })
-    const out: Array<Stored> = []
-    const limit = filter.limit ?? 100
-    for (let seq = info.state.first_seq; seq <= info.state.last_seq && out.length < limit; seq++) {
-      const stored = yield* read(names, seq)
-      if (!stored) continue
-      if (filter.actor !== undefined && stored.letter.actor !== filter.actor) continue
-      if (filter.tenant !== undefined && stored.letter.tenant !== filter.tenant) continue
-      out.push(stored)
+    const stream = names.deadLetterStream
+    const m = yield* getMessage(stream, sequence)
+    if (m === undefined) return yield* new LetterNotFound({ sequence, stream })
+    if (names.isDeadLetterBody(m.subject)) {
+      return yield* new LetterNotFound({ sequence, stream, detail: "that is the body of a letter stored apart, not a letter" })
     }
-    return out as ReadonlyArray<Stored>
+    const headers = headersOf(m)
+    if (DeadLetter.isLetter(headers)) {
+      const letter = DeadLetter.fromHeaders(headers)
+      if (Option.isNone(letter)) return yield* new LetterUnreadable({ sequence, stream })
+      const l = letter.value
+      if (l.bodySequence === undefined) {
+        return { sequence, letter: l, headers: DeadLetter.originalHeadersOf(headers), body: m.data } satisfies Full
+      }
+      const part = yield* getMessage(stream, l.bodySequence)
+      return part === undefined
+        ? { sequence, letter: l, headers: {}, body: undefined } satisfies Full
+        : { sequence, letter: l, headers: DeadLetter.originalHeadersOf(headersOf(part)), body: part.data } satisfies Full
+    }
+    const legacy = DeadLetter.fromLegacy(m.data)
+    if (Option.isNone(legacy)) return yield* new LetterUnreadable({ sequence, stream })
+    return { sequence, ...legacy.value } satisfies Full
   })
 
-/** One dead letter. @category reading @since 0.1.0 */
+/** One dead letter's metadata. @category reading @since 0.1.0 */
 export const get = (names: Names, sequence: number) =>
-  Effect.flatMap(read(names, sequence), (stored) =>
-    stored ? Effect.succeed(stored) : Effect.fail(new LetterNotFound({ sequence, stream: names.deadLetterStream })))
+  Effect.map(read(names, sequence), ({ letter }): Stored => ({ sequence, letter }))
+
+const emptyPage: Page = { letters: [], unreadable: [], more: 0, last: undefined }
+
+/** How many messages one pull asks for. */
+const pullBatch = 256
+
+/**
+ * A page of dead letters in stream order, optionally of one actor and/or tenant. Reads headers
+ * only (a headers-only ephemeral consumer), so listing never downloads bodies; letters written in
+ * format 1 are read whole. An empty or missing dead-letter stream is an empty page.
+ * @category reading @since 0.1.0
+ */
+export const list = (names: Names, options: ListOptions = {}) =>
+  Effect.scoped(Effect.gen(function*() {
+    const nats = yield* Nats
+    const stream = names.deadLetterStream
+    if (options.actor !== undefined && !isName(options.actor)) {
+      return yield* new InvalidFilter({ field: "actor", value: options.actor })
+    }
+    if (options.tenant !== undefined && !isValidTenant(options.tenant)) {
+      return yield* new InvalidFilter({ field: "tenant", value: options.tenant })
+    }
+    const limit = Math.max(0, options.limit ?? 100)
+    const after = Math.max(0, options.after ?? 0)
+    const info = yield* Effect.tryPromise({
+      try: () => nats.manager.streams.info(stream),
+      catch: (e) => e
+    }).pipe(
+      Effect.catch((e) =>
+        // never created (no worker ever ran): nothing to list
+        e instanceof JetStreamApiError && e.code === 10059 ? Effect.succeed(undefined) : Effect.fail(brokerFailure(`read ${stream}`)(e))
+      )
+    )
+    if (info === undefined || info.state.messages === 0) return emptyPage
+
+    const consumer = yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: () =>
+          nats.manager.consumers.add(stream, {
+            ack_policy: AckPolicy.None,
+            headers_only: true,
+            deliver_policy: DeliverPolicy.StartSequence,
+            opt_start_seq: after + 1,
+            filter_subject: names.deadLetterFilter(options.actor, options.tenant),
+            inactive_threshold: nanos(30_000),
+            mem_storage: true,
+            num_replicas: 1
+          }),
+        catch: brokerFailure(`read ${stream}`)
+      }),
+      (ci) => Effect.ignore(Effect.tryPromise(() => nats.manager.consumers.delete(stream, ci.name)))
+    )
+    if (consumer.num_pending === 0 || limit === 0) return { ...emptyPage, more: consumer.num_pending }
+    const puller = yield* Pull.batches(nats.connection, stream, consumer.name)
+
+    const letters: Array<Stored> = []
+    const unreadable: Array<number> = []
+    let more = consumer.num_pending
+    let last: number | undefined
+    while (letters.length + unreadable.length < limit) {
+      const batch = yield* puller.next(Math.min(pullBatch, limit - letters.length - unreadable.length))
+      if (batch.length === 0) break
+      for (const d of batch) {
+        more = d.pending
+        last = d.streamSequence
+        const fromHeaders = DeadLetter.fromHeaders(d.headers ?? {})
+        if (Option.isSome(fromHeaders)) {
+          letters.push({ sequence: d.streamSequence, letter: fromHeaders.value })
+          continue
+        }
+        // format 1 keeps everything in the body
+        const whole = yield* read(names, d.streamSequence).pipe(Effect.option)
+        if (Option.isSome(whole)) letters.push({ sequence: d.streamSequence, letter: whole.value.letter })
+        else unreadable.push(d.streamSequence)
+      }
+      if (more === 0) break
+    }
+    return { letters, unreadable, more, last } satisfies Page
+  }))
+
+// ---------------------------------------------------------------------------------------------
+// replaying
 
 /**
  * Republishes a dead letter's original message (same subject, headers and task id), then deletes
- * the letter. The task's status goes back to queued first, so a client waiting on it sees the new
- * run's outcome, not the old one. Returns the task id.
+ * the letter, then its body part if it has one (a crash between the two leaves an orphan body part,
+ * never a letter without its body). The task's status goes back to queued first, so a client
+ * waiting on it sees the new run's outcome, not the old one. Deduplicated per letter: replaying
+ * twice within the duplicate window enqueues once. Returns the task id.
  * @category replaying @since 0.1.0
  */
 export const replay = (names: Names, sequence: number) =>
   Effect.gen(function*() {
     const nats = yield* Nats
     const results = yield* Results
-    const { letter } = yield* get(names, sequence)
+    const stream = names.deadLetterStream
+    const { letter, headers, body } = yield* read(names, sequence)
+    if (body === undefined) {
+      return yield* new LetterBodyMissing({ sequence, bodySequence: letter.bodySequence ?? 0, stream })
+    }
     const now = yield* Clock.currentTimeMillis
     yield* results.put({
       id: letter.taskId,
@@ -90,15 +465,33 @@ export const replay = (names: Names, sequence: number) =>
       enqueuedAt: now,
       history: letter.history
     })
-    yield* Publish.publish(nats.publisher, {
-      subject: letter.storedSubject,
-      data: DeadLetter.payloadBytes(letter),
-      headers: letter.headers,
-      msgId: `replay:${names.deadLetterStream}:${sequence}`
-    })
+    // The task keeps its id even when its publisher named it only by Nats-Msg-Id (not replayed),
+    // and the replay is deduplicated per letter; an original that filled max_payload has no room
+    // for either, and goes as it was stored (a crash before the letter is deleted could then
+    // replay it twice).
+    const hasId = Object.keys(headers).some((k) => k.toLowerCase() === EnvelopeHeaders.Id.toLowerCase())
+    const withId = hasId ? headers : { ...headers, [EnvelopeHeaders.Id]: letter.taskId }
+    const tries: ReadonlyArray<Publish.Message> = [
+      { subject: letter.storedSubject, data: body, headers: withId, msgId: `replay:${stream}:${sequence}` },
+      { subject: letter.storedSubject, data: body, headers: withId },
+      { subject: letter.storedSubject, data: body, headers }
+    ]
+    for (const [i, message] of tries.entries()) {
+      const sent = yield* Publish.publish(nats.publisher, message).pipe(
+        Effect.as(true),
+        Effect.catchIf((e) => e._tag === "BrokerError" && tooLarge(e.cause) && i < tries.length - 1, () => Effect.succeed(false))
+      )
+      if (sent) break
+    }
     yield* Effect.tryPromise({
-      try: () => nats.manager.streams.deleteMessage(names.deadLetterStream, sequence, false),
+      try: () => nats.manager.streams.deleteMessage(stream, sequence, false),
       catch: brokerFailure(`delete dead letter #${sequence}`)
     })
+    if (letter.bodySequence !== undefined) {
+      const bodySequence = letter.bodySequence
+      yield* Effect.tryPromise(() => nats.manager.streams.deleteMessage(stream, bodySequence, false)).pipe(
+        Effect.catch(() => Effect.logWarning(`could not delete #${bodySequence}, the body of replayed dead letter #${sequence}`))
+      )
+    }
     return letter.taskId
   })

@@ -7,18 +7,16 @@
  * the dead-letter stream, then deletes it from the task stream.
  * @since 0.1.0
  */
-import type { JetStreamManager } from "@nats-io/jetstream"
-import type { NatsConnection } from "@nats-io/transport-node"
-import { Clock, Effect, Option, type Scope } from "effect"
+import { Clock, Duration, Effect, Option, type Scope } from "effect"
 import type { Delivery } from "../broker/Delivery.ts"
-import type * as Publish from "../broker/Publish.ts"
+import type { Nats } from "../broker/Nats.ts"
 import * as Pull from "../broker/Pull.ts"
 import type { PullFailed } from "../broker/Pull.ts"
-import type { Ledger } from "../ledger/Ledger.ts"
 import type { Names } from "../broker/Subjects.ts"
 import * as Envelope from "../envelope/Envelope.ts"
+import type { Ledger } from "../ledger/Ledger.ts"
 import type { Results } from "../task/Results.ts"
-import * as DeadLetter from "./DeadLetter.ts"
+import * as DeadLetters from "./DeadLetters.ts"
 
 interface Advisory {
   readonly stream: string
@@ -38,12 +36,11 @@ const parseAdvisory = (data: Uint8Array): Advisory | undefined => {
 
 /** Runs until the scope closes; fails when the consumer fails (the supervisor restarts it). @category loops @since 0.1.0 */
 export const run = (options: {
-  readonly nc: NatsConnection
-  readonly publisher: Publish.Publisher
-  readonly jsm: JetStreamManager
+  readonly nats: Nats["Service"]
   readonly names: Names
   readonly actor: string
   readonly pool: string
+  /** The advisory stream and its consumer. */
   readonly stream: string
   readonly consumer: string
   readonly results: Results["Service"]
@@ -51,12 +48,13 @@ export const run = (options: {
   readonly consumerExists?: () => Promise<boolean>
 }): Effect.Effect<never, PullFailed, Scope.Scope> =>
   Effect.gen(function*() {
+    const { nats } = options
     const context = yield* Effect.context<never>()
     const rescue = (a: Advisory) =>
       Effect.gen(function*() {
         // null: gone already (settled by a worker after all, or rescued before). Any other error
         // (a broker restart, a timeout) fails the rescue, so the advisory is nak'ed and tried again.
-        const stored = yield* Effect.tryPromise(() => options.jsm.streams.getMessage(a.stream, { seq: a.stream_seq }))
+        const stored = yield* Effect.tryPromise(() => nats.manager.streams.getMessage(a.stream, { seq: a.stream_seq }))
         if (stored === null) return
         const headers: Record<string, string> = {}
         for (const k of stored.header?.keys() ?? []) headers[k] = stored.header.get(k)
@@ -75,23 +73,24 @@ export const run = (options: {
         // never overwrite the history with less: a failed read fails the rescue, which is retried
         const previous = yield* options.results.get(envelope.id)
         const history = Option.isSome(previous) ? previous.value.history ?? [] : []
-        yield* DeadLetter.send(options.publisher, options.names, {
+        yield* DeadLetters.move(nats, options.names, {
+          stream: a.stream,
+          sequence: a.stream_seq,
+          storedSubject: stored.subject,
+          headers,
+          body: stored.data,
+          storedAt: stored.time.getTime()
+        }, {
           taskId: envelope.id,
           subject,
-          storedSubject: stored.subject,
           actor: options.actor,
           tenant: envelope.tenant,
           reason: "max_deliveries",
           error,
           attempts: a.deliveries,
           history: [...history, { attempt: a.deliveries, at: now, error }],
-          headers,
-          payload: Buffer.from(stored.data).toString("base64"),
-          stream: a.stream,
-          streamSequence: a.stream_seq,
-          storedAt: stored.time.getTime(),
           deadLetteredAt: now
-        }, headers)
+        })
         // the status before the delete: if either fails, the advisory comes back and finds the message again
         yield* options.results.put({
           id: envelope.id,
@@ -119,7 +118,7 @@ export const run = (options: {
             error: error.message
           }]
         }])
-        yield* Effect.tryPromise(() => options.jsm.streams.deleteMessage(a.stream, a.stream_seq, false))
+        yield* Effect.tryPromise(() => nats.manager.streams.deleteMessage(a.stream, a.stream_seq, false))
         yield* Effect.logWarning(`task ${envelope.id} (${subject}) ran out of deliveries; moved to dead letters`)
       })
 
@@ -128,13 +127,16 @@ export const run = (options: {
       if (a === undefined) return d.term()
       Effect.runForkWith(context)(rescue(a)).addObserver((exit) => {
         if (exit._tag === "Success") return d.ack()
+        const full = exit.cause.reasons.some((r) => r._tag === "Fail" && (r.error as { _tag?: string })._tag === "DeadLetterStreamFull")
+        // a full dead-letter stream: the message stays in its stream; move logged and counted it
+        if (full) return d.nak(Duration.toMillis(DeadLetters.retryWhenFull))
         Effect.runForkWith(context)(
           Effect.logWarning("could not move a message that ran out of deliveries; retrying", exit.cause)
         )
         d.nak(5000)
       })
     }
-    return yield* Pull.follow(options.nc, options.stream, options.consumer, onAdvisory, {
+    return yield* Pull.follow(nats.connection, options.stream, options.consumer, onAdvisory, {
       batch: 32,
       ...(options.consumerExists ? { consumerExists: options.consumerExists } : {})
     })

@@ -21,7 +21,7 @@
  * the `Clock`, so a TestClock drives leases, heartbeats and timeouts in unit tests.
  * @since 0.1.0
  */
-import { Clock, Deferred, Duration, Effect, Exit, Schedule, type Scope } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Exit, Option, Schedule, type Scope } from "effect"
 import * as Actor from "../actor/Actor.ts"
 import type { AuditRecord, AuditStep } from "../audit/AuditLog.ts"
 import type { Delivery } from "../broker/Delivery.ts"
@@ -160,6 +160,8 @@ interface FeedState {
 }
 
 const PRIORITIES: ReadonlyArray<Priority> = ["high", "normal", "low"]
+/** How long a message waits before trying a full dead-letter stream again. */
+const deadLetterStreamFullRetryMs = 30_000
 const rank = (p: Priority | "delayed") => (p === "high" ? 0 : p === "low" ? 2 : 1)
 
 /**
@@ -356,6 +358,10 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
       })
       runEffect(effect).addObserver((exit) => {
         if (Exit.isSuccess(exit)) return finish(h, "term")
+        // a full dead-letter stream: the message waits in its stream; the move logged and counted it
+        if (Cause.findErrorOption(exit.cause).pipe(Option.exists((e) => (e as { _tag?: string })?._tag === "DeadLetterStreamFull"))) {
+          return finish(h, "nak", deadLetterStreamFullRetryMs)
+        }
         log(Effect.logError(
           `could not move task ${what.envelope.id} (${what.subject}) to dead letters; it stays in its stream and is tried again`,
           exit.cause

@@ -18,9 +18,8 @@ import * as Pull from "../broker/Pull.ts"
 import * as Subjects from "../broker/Subjects.ts"
 import * as Topology from "../broker/Topology.ts"
 import { MsgsysConfig } from "../config/MsgsysConfig.ts"
-import * as DeadLetter from "../dlq/DeadLetter.ts"
+import * as DeadLetters from "../dlq/DeadLetters.ts"
 import * as MaxDeliveries from "../dlq/MaxDeliveries.ts"
-import * as Envelope from "../envelope/Envelope.ts"
 import * as MessageId from "../envelope/MessageId.ts"
 import { Ledger } from "../ledger/Ledger.ts"
 import * as Pool from "../pool/Pool.ts"
@@ -148,23 +147,24 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(options: Opt
       )
 
     const moveToDeadLetters = (r: Dispatcher.DeadLetterRequest) =>
-      DeadLetter.send(nats.publisher, names, {
+      DeadLetters.move(nats, names, {
+        stream: r.delivery.stream,
+        sequence: r.delivery.streamSequence,
+        storedSubject: r.delivery.subject,
+        headers: r.delivery.headers,
+        body: r.delivery.data,
+        storedAt: r.delivery.storedAt
+      }, {
         taskId: r.envelope.id,
         subject: r.subject,
-        storedSubject: r.delivery.subject,
         actor: r.actor,
         tenant: r.envelope.tenant,
         reason: r.reason,
         error: r.error,
         attempts: r.attempts,
         history: r.history,
-        headers: { ...r.delivery.headers },
-        payload: Buffer.from(r.delivery.data).toString("base64"),
-        stream: r.delivery.stream,
-        streamSequence: r.delivery.streamSequence,
-        storedAt: r.delivery.storedAt,
         deadLetteredAt: Date.now()
-      }, Envelope.toHeaders(r.envelope))
+      })
 
     const dispatchers = new Map<string, Dispatcher.Dispatcher>()
     const restarts = new Map<string, number>()
@@ -250,9 +250,7 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(options: Opt
       })))
       const advisories = ActorTopology.advisoryStream(names, actor.name)
       loops.push(yield* supervised(actor, "max-deliveries sweeper", MaxDeliveries.run({
-        nc: nats.connection,
-        publisher: nats.publisher,
-        jsm: nats.manager,
+        nats,
         names,
         actor: actor.name,
         pool: actor.pool,

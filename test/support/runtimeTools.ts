@@ -4,16 +4,19 @@
  * stream and consumer state and audit rows, and poll until a condition holds.
  */
 import { Database } from "bun:sqlite"
-import { Clock, Context, Duration, Effect, Exit, Layer, Logger, Schedule, type Scope } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Logger, Schedule, type Scope } from "effect"
 import type * as Actor from "../../src/actor/Actor.ts"
 import * as Nats from "../../src/broker/Nats.ts"
+import * as Pull from "../../src/broker/Pull.ts"
 import * as Subjects from "../../src/broker/Subjects.ts"
 import type * as MsgsysConfig from "../../src/config/MsgsysConfig.ts"
-import * as DeadLetter from "../../src/dlq/DeadLetter.ts"
+import type * as DeadLetter from "../../src/dlq/DeadLetter.ts"
+import * as DeadLetters from "../../src/dlq/DeadLetters.ts"
 import * as App from "../../src/runtime/App.ts"
 import * as Control from "../../src/runtime/Control.ts"
 import * as Worker from "../../src/runtime/Worker.ts"
 import * as Client from "../../src/task/Client.ts"
+import * as Results from "../../src/task/Results.ts"
 import type * as Task from "../../src/task/Task.ts"
 import { startRuntime } from "./runtime.ts"
 
@@ -67,6 +70,7 @@ export interface Runtime {
   readonly worker: Worker.Worker["Service"]
   readonly nats: Nats.Nats["Service"]
   readonly control: Control.Control["Service"]
+  readonly results: Results.Results["Service"]
   readonly names: Subjects.Names
   readonly settings: MsgsysConfig.MsgsysSettings
 }
@@ -81,6 +85,7 @@ export const start = <Actors extends ReadonlyArray<Actor.Any>, E>(
     worker: Context.get(ctx, Worker.Worker),
     nats: Context.get(ctx, Nats.Nats),
     control: Context.get(ctx, Control.Control),
+    results: Context.get(ctx, Results.Results),
     names: Subjects.make(settings.streamPrefix),
     settings
   }))
@@ -117,23 +122,25 @@ export const ackPending = (rt: Runtime, actor: string) =>
     Effect.promise(() => rt.nats.manager.consumers.info(rt.names.taskStream(actor), rt.names.taskConsumer(actor, p)))
   ).pipe(Effect.map((infos) => infos.reduce((n, i) => n + i.num_ack_pending, 0)))
 
-/** Every dead letter on `<prefix>.dlq.<actor>.<tenant>`, decoded, oldest first. */
-export const deadLetters = (rt: Runtime, actor: string, tenant = "default") =>
-  Effect.promise(async () => {
-    const stream = rt.names.deadLetterStream
-    const subject = rt.names.deadLetterSubject(actor, tenant)
-    const { state } = await rt.nats.manager.streams.info(stream)
-    const out: Array<DeadLetter.DeadLetter> = []
-    if (state.messages === 0) return out
-    for (let seq = state.first_seq; seq <= state.last_seq; seq++) {
-      const m = await rt.nats.manager.streams.getMessage(stream, { seq }).catch(() => null)
-      if (m === null || m.subject !== subject) continue
-      const decoded = DeadLetter.decode(new TextDecoder().decode(m.data))
-      if (Exit.isFailure(decoded)) throw new Error(`dead letter ${seq} does not decode`)
-      out.push(decoded.value)
-    }
-    return out
-  })
+/** A dead letter as the tests read it: its metadata, the original's headers and body, and its number. */
+export interface ReadLetter extends DeadLetter.Letter {
+  readonly sequence: number
+  readonly headers: Readonly<Record<string, string>>
+  readonly body: Uint8Array | undefined
+}
+
+/** Provides what reading and replaying dead letters needs, from a started runtime. */
+export const withBroker = (rt: Runtime) => <A, E>(effect: Effect.Effect<A, E, Nats.Nats | Results.Results>) =>
+  effect.pipe(Effect.provideService(Nats.Nats, rt.nats), Effect.provideService(Results.Results, rt.results))
+
+/** Every dead letter of `actor` and `tenant`, with its body, oldest first; dies on one that does not read. */
+export const deadLetters = (rt: Runtime, actor: string, tenant = "default"): Effect.Effect<ReadonlyArray<ReadLetter>> =>
+  Effect.gen(function*() {
+    const page = yield* DeadLetters.list(rt.names, { actor, tenant, limit: 100_000 })
+    if (page.unreadable.length > 0) return yield* Effect.die(new Error(`dead letters ${page.unreadable.join(", ")} do not read`))
+    return yield* Effect.forEach(page.letters, ({ sequence }) =>
+      Effect.map(DeadLetters.read(rt.names, sequence), (f) => ({ ...f.letter, sequence, headers: f.headers, body: f.body })))
+  }).pipe(Effect.provideService(Nats.Nats, rt.nats), Effect.orDie)
 
 /** One row of the audit log. */
 export interface AuditRow {
@@ -182,3 +189,22 @@ export class Runs {
     return [...this.byKey].filter(([, n]) => n > 1).map(([k]) => k)
   }
 }
+
+/**
+ * A "worker" that takes messages from a consumer and never settles them (it crashes on each):
+ * every `take` asks for one more. A pull after the last ack_wait is when the server finds a
+ * message's deliveries exhausted and announces it.
+ */
+export const neverSettling = (rt: Runtime, stream: string, consumer: string) =>
+  Effect.map(
+    Pull.make(rt.nats.connection, stream, consumer, { onMessage: () => {}, onEnd: () => {}, onFailure: () => {} }, {
+      answerTimeoutMs: 150,
+      consumerExists: () => Promise.resolve(true)
+    }),
+    (feed) => ({
+      take: Effect.sync(() => {
+        feed.check(Date.now())
+        feed.fetch(1)
+      })
+    })
+  )

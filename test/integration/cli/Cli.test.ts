@@ -1,6 +1,13 @@
 import { describe, expect, test } from "bun:test"
 import { Effect } from "effect"
 import * as EmbeddedNats from "../../../src/broker/EmbeddedNats.ts"
+import { Nats } from "../../../src/broker/Nats.ts"
+import * as Subjects from "../../../src/broker/Subjects.ts"
+import * as Topology from "../../../src/broker/Topology.ts"
+import { MsgsysConfig } from "../../../src/config/MsgsysConfig.ts"
+import type * as DeadLetter from "../../../src/dlq/DeadLetter.ts"
+import * as DeadLetters from "../../../src/dlq/DeadLetters.ts"
+import * as ActorTopology from "../../../src/runtime/ActorTopology.ts"
 import { natsHarness, tempDir } from "../../support/harness.ts"
 
 const h = natsHarness()
@@ -112,4 +119,103 @@ describe("msgsys command", () => {
     expect(none.stderr).toContain("no actor matches the selection")
     expect(none.stderr).toContain("actors: etl, reports")
   }, 30_000)
+})
+
+describe("msgsys dlq", () => {
+  const metadata = (i: number): DeadLetter.Metadata => ({
+    taskId: `task-${i}`,
+    subject: "etl.extract",
+    actor: "etl",
+    tenant: i % 2 === 0 ? "acme" : "globex",
+    reason: "poison",
+    error: { tag: "PayloadDecodeError", message: `cannot decode #${i}` },
+    attempts: 1,
+    history: [],
+    deadLetteredAt: 1_000 + i
+  })
+  /** Dead letters made in this process for the CLI to read: the given bodies, in order; their sequences. */
+  const letters = (prefix: string, bodies: ReadonlyArray<Uint8Array>) =>
+    h.run(Effect.gen(function*() {
+      const config = yield* MsgsysConfig
+      const nats = yield* Nats
+      const names = Subjects.make(prefix)
+      yield* Topology.apply(ActorTopology.shared(names, config))
+      return yield* Effect.forEach(bodies, (body, i) =>
+        Effect.map(DeadLetters.move(nats, names, {
+          stream: `${prefix}_TASKS_etl`,
+          sequence: i + 1,
+          storedSubject: "etl.extract",
+          headers: { "Msgsys-Id": `task-${i}` },
+          body,
+          storedAt: 1
+        }, metadata(i)), (m) => m.sequence))
+    }), { streamPrefix: prefix })
+
+  test("list on a server where nothing was ever dead-lettered prints an empty list, exit 0", async () => {
+    const env = { MSGSYS_NATS_URL: h.server.url, MSGSYS_STREAM_PREFIX: "CLIDLQEMPTY" }
+    // no dead-letter stream at all
+    const missing = await msgsys(["dlq", "list"], env)
+    expect(missing.stderr).toBe("")
+    expect(missing.code).toBe(0)
+    expect(missing.stdout.trim()).toBe("no dead letters")
+    // the stream exists and never held a letter (reading #0 used to fail with "bad request")
+    await letters("CLIDLQEMPTY", [])
+    const empty = await msgsys(["dlq", "list"], env)
+    expect(empty.code).toBe(0)
+    expect(empty.stdout.trim()).toBe("no dead letters")
+    const json = await msgsys(["dlq", "list", "--json"], env)
+    expect(JSON.parse(json.stdout)).toEqual({ letters: [], unreadable: [], more: 0, next: null })
+  }, 30_000)
+
+  test("list pages, says how many more there are and the command that shows them; show prints metadata and body", async () => {
+    const prefix = "CLIDLQPAGE"
+    const env = { MSGSYS_NATS_URL: h.server.url, MSGSYS_STREAM_PREFIX: prefix }
+    const jsonBody = new TextEncoder().encode(JSON.stringify({ account: "a-1", amount: 3 }))
+    const binary = Uint8Array.from({ length: 5_000 }, (_, i) => i % 251)
+    const seqs = await letters(prefix, [jsonBody, binary, jsonBody, jsonBody, jsonBody])
+
+    const first = await msgsys(["dlq", "list", "--limit", "2"], env)
+    expect(first.code).toBe(0)
+    const lines = first.stdout.trim().split("\n")
+    expect(lines).toHaveLength(3)
+    expect(lines[0]).toStartWith(`#${seqs[0]}  `)
+    expect(lines[0]).toContain("etl.extract  tenant=acme  task=task-0  poison after 1 attempt(s): cannot decode #0  [body 28 B]")
+    expect(lines[1]).toContain("[body 4.9 KB]")
+    expect(lines[2]).toBe(`3 more: msgsys dlq list --after ${seqs[1]} --limit 2`)
+    // following the command shows the rest, each letter once
+    const rest = await msgsys(["dlq", "list", "--after", String(seqs[1]), "--limit", "2"], env)
+    expect(rest.stdout.trim().split("\n")).toEqual([
+      expect.stringMatching(new RegExp(`^#${seqs[2]}  `)),
+      expect.stringMatching(new RegExp(`^#${seqs[3]}  `)),
+      `1 more: msgsys dlq list --after ${seqs[3]} --limit 2`
+    ])
+    const last = await msgsys(["dlq", "list", "--after", String(seqs[3]), "--limit", "2"], env)
+    expect(last.stdout.trim().split("\n")).toEqual([expect.stringMatching(new RegExp(`^#${seqs[4]}  `))])
+    // filters
+    const globex = await msgsys(["dlq", "list", "--tenant", "globex", "--json"], env)
+    expect(JSON.parse(globex.stdout).letters.map((l: { sequence: number }) => l.sequence)).toEqual([seqs[1], seqs[3]])
+    const bad = await msgsys(["dlq", "list", "--tenant", "a.b"], env)
+    expect(bad.code).toBe(1)
+    expect(bad.stderr).toContain('invalid tenant "a.b"')
+
+    const shownJson = await msgsys(["dlq", "show", String(seqs[0])], env)
+    expect(shownJson.code).toBe(0)
+    const parsed = JSON.parse(shownJson.stdout)
+    expect(parsed).toMatchObject({
+      sequence: seqs[0],
+      taskId: "task-0",
+      reason: "poison",
+      error: { tag: "PayloadDecodeError", message: "cannot decode #0" },
+      headers: { "Msgsys-Id": "task-0" },
+      bodySize: jsonBody.length,
+      body: { account: "a-1", amount: 3 }
+    })
+    const shownBinary = JSON.parse((await msgsys(["dlq", "show", String(seqs[1])], env)).stdout)
+    expect(shownBinary.bodySize).toBe(5_000)
+    expect(shownBinary.body).toBeUndefined()
+    expect(shownBinary.bodyPreview.length).toBeLessThan(300)
+    const none = await msgsys(["dlq", "show", "0"], env)
+    expect(none.code).toBe(1)
+    expect(none.stderr).toContain("no dead letter #0")
+  }, 60_000)
 })

@@ -47,7 +47,7 @@ describe("max_deliver", () => {
       expect(letter!.reason).toBe("max_deliveries")
       expect(letter!.attempts).toBe(3)
       expect(letter!.error.message).toContain("without being settled")
-      expect(JSON.parse(Buffer.from(letter!.payload, "base64").toString())).toEqual({ n: 7 })
+      expect(JSON.parse(new TextDecoder().decode(letter!.body))).toEqual({ n: 7 })
       // nothing left behind in the work queue, and the client learns the outcome
       yield* waitFor("the original to be deleted", Effect.map(taskCount(rt, name), (n) => n === 0))
       expect((yield* rt.client.wait(handle.id, "5 seconds")).status).toBe("dead")

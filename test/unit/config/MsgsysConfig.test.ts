@@ -103,7 +103,8 @@ describe("defaults", () => {
     expect(Option.map(s.auditRetention, ms)).toEqual(Option.some(90 * 86_400_000))
     expect(s.dlqMaxBytes).toEqual(Option.some(1024 ** 3))
     expect(s.dlqMaxAge).toEqual(Option.none())
-    expect(s.resultsMaxBytes).toEqual(Option.some(10 * 1024 ** 3))
+    // a byte bound is reserved on the server: none unless asked for (the TTL bounds it in time)
+    expect(s.resultsMaxBytes).toEqual(Option.none())
   })
 
   test("an empty or blank value counts as unset", () => {
