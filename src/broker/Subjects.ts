@@ -36,6 +36,20 @@ export const invalidSubject = (subject: string): string | undefined => {
   return undefined
 }
 
+/**
+ * Whether a subject (no wildcards) matches a NATS filter: `*` matches one token, a final `>` one
+ * or more. @category subjects @since 0.1.0
+ */
+export const matchesFilter = (subject: string, filter: string): boolean => {
+  const s = subject.split(".")
+  const f = filter.split(".")
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === ">") return i === f.length - 1 && s.length > i
+    if (i >= s.length || (f[i] !== "*" && f[i] !== s[i])) return false
+  }
+  return s.length === f.length
+}
+
 /** The actor (domain) that owns a subject: its first token. @category subjects @since 0.1.0 */
 export const domainOf = (subject: string): string => subject.split(".", 1)[0]!
 

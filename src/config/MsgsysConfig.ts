@@ -63,6 +63,8 @@ export interface MsgsysSettings {
   readonly ackWait: Duration.Duration
   readonly shutdownGrace: Duration.Duration
   readonly resultTtl: Duration.Duration
+  /** How often a worker sweeps settled leftovers out of its task streams (see `StreamSweeper`). */
+  readonly sweepInterval: Duration.Duration
   /** Always holds `fast` and `slow`. */
   readonly pools: ReadonlyArray<{ readonly name: string; readonly concurrency: number }>
   readonly idempotencyStore: "sqlite" | "kv"
@@ -151,6 +153,7 @@ export interface Overrides {
   readonly ackWait?: DurationInput
   readonly shutdownGrace?: DurationInput
   readonly resultTtl?: DurationInput
+  readonly sweepInterval?: DurationInput
   /** Added to (or resizing) the default `fast=32, slow=4`. */
   readonly pools?: ReadonlyArray<PoolBudget> | Readonly<Record<string, number>> | string
   readonly idempotencyStore?: MsgsysSettings["idempotencyStore"]
@@ -251,6 +254,7 @@ const decode = (source: Source): Result.Result<MsgsysSettings, ReadonlyArray<Con
     ackWait: get(s.ackWait),
     shutdownGrace: get(s.shutdownGrace),
     resultTtl: get(s.resultTtl),
+    sweepInterval: get(s.sweepInterval),
     pools: get(s.pools),
     idempotencyStore: get(s.idempotencyStore),
     idempotencyRetention: get(s.idempotencyRetention),
@@ -427,7 +431,8 @@ export const describe = (s: MsgsysSettings): string => {
     ["data", `${s.dataDir} (sqlite ${s.sqlitePath}, synchronous ${s.sqliteSynchronous})`],
     ["http", s.httpPort === 0 ? "disabled" : `port ${s.httpPort}`],
     ["log", `${s.logLevel}, ${s.logFormat}`],
-    ["messages", `ack wait ${d(s.ackWait)}, shutdown grace ${d(s.shutdownGrace)}, results kept ${d(s.resultTtl)}`],
+    ["messages", `ack wait ${d(s.ackWait)}, shutdown grace ${d(s.shutdownGrace)}, results kept ${d(s.resultTtl)}, ` +
+      `swept every ${d(s.sweepInterval)}`],
     ["pools", s.pools.map((p) => `${p.name}=${p.concurrency}`).join(", ")],
     ["idempotency", `${s.idempotencyStore}, kept ${d(s.idempotencyRetention)}`],
     ["audit", `payload ${s.auditPayload}` +

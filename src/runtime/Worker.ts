@@ -30,6 +30,7 @@ import { Control, type Target } from "./Control.ts"
 import * as DelayMover from "./DelayMover.ts"
 import * as Dispatch from "./Dispatch.ts"
 import * as Partitions from "./Partitions.ts"
+import * as StreamSweeper from "./StreamSweeper.ts"
 
 /** Which of the given actors this worker runs. Empty lists mean "all". @category models @since 0.1.0 */
 export interface Selection {
@@ -245,6 +246,13 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(options: Opt
           results,
           audit
         })
+      })))
+      loops.push(yield* supervised("stream sweeper", StreamSweeper.run({
+        jsm: nats.manager,
+        names,
+        stream,
+        results,
+        interval: config.sweepInterval
       })))
     }
 

@@ -281,6 +281,12 @@ export const specs = {
     default: "7 days",
     description: "How long task status and results are kept"
   }, Duration.days(7), "1 second", "of at least 1 second"),
+  sweepInterval: duration({
+    name: "MSGSYS_SWEEP_INTERVAL",
+    path: "sweepInterval",
+    default: "1 minute",
+    description: "How often a worker removes settled messages a crashed nats-server 2.9 left in its task streams"
+  }, Duration.minutes(1), "1 second", "of at least 1 second"),
   pools,
   idempotencyStore: literal({
     name: "MSGSYS_IDEMPOTENCY_STORE",
