@@ -91,6 +91,41 @@ export const validateTenant = (tenant: string): Effect.Effect<string, InvalidTen
   TENANT.test(tenant) ? Effect.succeed(tenant) : Effect.fail(new InvalidTenant({ tenant }))
 
 // ---------------------------------------------------------------------------------------------
+// task ids
+
+// Ids become KV keys and subject tokens: letters, digits, '-', '_', '=' and inner dots.
+const ID = /^[A-Za-z0-9_=-]+(?:\.[A-Za-z0-9_=-]+)*$/
+const isId = (s: string | undefined): s is string => s !== undefined && s.length <= 128 && ID.test(s)
+
+/**
+ * A task id that cannot be one. Ids become KV keys and subjects, so a wildcard would reach every
+ * task's record.
+ * @category errors @since 0.1.0
+ */
+export class InvalidTaskId extends Schema.TaggedError<InvalidTaskId>()("InvalidTaskId", {
+  taskId: Schema.String
+}) {
+  override get message() {
+    const shown = this.taskId.length > 80 ? `${JSON.stringify(this.taskId.slice(0, 80))}...` : JSON.stringify(this.taskId)
+    return `invalid task id ${shown}: use the id enqueue returned (e.g. 01M8QD7SY1W2GCTYCADADXCTW6): ` +
+      "1 to 128 characters of A-Z, a-z, 0-9, '_', '-', '=' and inner dots, no spaces or wildcards (* >)"
+  }
+}
+
+/**
+ * Whether `id` can be a task id: what `fromHeaders` accepts as an id, and every id it makes.
+ * @category guards @since 0.1.0
+ */
+export const isTaskId = (id: string): boolean => isId(id)
+
+/**
+ * Succeeds with the id when it can be a task id, else fails with `InvalidTaskId`.
+ * @category validation @since 0.1.0
+ */
+export const validateTaskId = (id: string): Effect.Effect<string, InvalidTaskId> =>
+  isId(id) ? Effect.succeed(id) : Effect.fail(new InvalidTaskId({ taskId: id }))
+
+// ---------------------------------------------------------------------------------------------
 // trace context
 
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/
@@ -239,9 +274,6 @@ export const toHeaders = (e: Envelope): Record<string, string> => {
   return h
 }
 
-// Ids become KV keys and subject tokens: letters, digits, '-', '_', '=' and inner dots.
-const ID = /^[A-Za-z0-9_=-]+(?:\.[A-Za-z0-9_=-]+)*$/
-const isId = (s: string | undefined): s is string => s !== undefined && s.length <= 128 && ID.test(s)
 // Free-form references (correlation, causation, type): printable, no spaces, bounded.
 const REF = /^[\x21-\x7e]+$/
 const isRef = (s: string | undefined): s is string => s !== undefined && s.length <= 256 && REF.test(s)

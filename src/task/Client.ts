@@ -68,7 +68,13 @@ export class OutputMismatch extends Data.TaggedError("OutputMismatch")<{ readonl
 }
 
 /** @category models @since 0.1.0 */
-export type EnqueueError = Payload.PayloadEncodeError | Payload.PayloadTooLarge | Publish.NoStreamForSubject | BrokerError | Envelope.InvalidTenant
+export type EnqueueError =
+  | Payload.PayloadEncodeError
+  | Payload.PayloadTooLarge
+  | Publish.NoStreamForSubject
+  | BrokerError
+  | Envelope.InvalidTenant
+  | Subjects.InvalidSubject
 
 /** @category services @since 0.1.0 */
 export class Client extends Context.Service<Client, {
@@ -83,16 +89,19 @@ export class Client extends Context.Service<Client, {
     json: unknown,
     options?: EnqueueOptions
   ) => Effect.Effect<{ readonly id: string; readonly duplicate: boolean }, EnqueueError>
-  readonly status: (taskId: string) => Effect.Effect<TaskRecord, TaskNotFound | BrokerError>
+  readonly status: (taskId: string) => Effect.Effect<TaskRecord, TaskNotFound | BrokerError | Envelope.InvalidTaskId>
   /** Waits for a final status and returns the record. */
-  readonly wait: (taskId: string, timeout: Duration.Input) => Effect.Effect<TaskRecord, ResultTimeout | BrokerError>
+  readonly wait: (
+    taskId: string,
+    timeout: Duration.Input
+  ) => Effect.Effect<TaskRecord, ResultTimeout | BrokerError | Envelope.InvalidTaskId>
   /** Waits for the typed output. */
   readonly result: <T extends Task.Any>(
     handle: Handle<T>,
     timeout: Duration.Input
   ) => Effect.Effect<Task.Output<T>, TaskFailed | OutputMismatch | ResultTimeout | BrokerError>
   /** A queued task is skipped when it arrives; a running one is interrupted. */
-  readonly cancel: (taskId: string) => Effect.Effect<void, BrokerError>
+  readonly cancel: (taskId: string) => Effect.Effect<void, BrokerError | Envelope.InvalidTaskId>
 }>()("msgsys/Client") {}
 
 const keyIndex = (subject: string, key: string) =>
@@ -182,7 +191,8 @@ export const make = Effect.gen(function*() {
   })
 
   const status = (taskId: string) =>
-    results.get(taskId).pipe(
+    Envelope.validateTaskId(taskId).pipe(
+      Effect.andThen(results.get(taskId)),
       Effect.flatMap(Option.match({
         onNone: () => Effect.fail(new TaskNotFound({ taskId })),
         onSome: Effect.succeed
@@ -196,11 +206,12 @@ export const make = Effect.gen(function*() {
         Effect.map(({ id, duplicate }) => ({ id, task, duplicate }))
       ),
     enqueueJson: (subject, json, options = {}) =>
-      Payload.encode(Schema.Json, subject, json as Schema.Json, nats.server.maxPayload).pipe(
+      Subjects.validateSubject(subject, names.prefix).pipe(
+        Effect.andThen(Payload.encode(Schema.Json, subject, json as Schema.Json, nats.server.maxPayload)),
         Effect.flatMap((data) => send(subject, data, options, undefined))
       ),
     status,
-    wait: (taskId, timeout) => results.awaitFinal(taskId, timeout),
+    wait: (taskId, timeout) => Effect.andThen(Envelope.validateTaskId(taskId), results.awaitFinal(taskId, timeout)),
     result: (handle, timeout) =>
       Effect.gen(function*() {
         const record = yield* results.awaitFinal(handle.id, timeout)
@@ -215,7 +226,7 @@ export const make = Effect.gen(function*() {
           ? Effect.succeed(output.value)
           : Effect.fail(new OutputMismatch({ taskId: handle.id, reason: String((Cause.squash(output.cause) as Error).message) }))
       }),
-    cancel: (taskId) => results.requestCancel(taskId)
+    cancel: (taskId) => Effect.andThen(Envelope.validateTaskId(taskId), results.requestCancel(taskId))
   })
 })
 

@@ -78,6 +78,21 @@ describe("msgsys command", () => {
     expect(stderr).toContain("not valid JSON")
   }, 30_000)
 
+  test("a task id or subject with wildcards is refused before it reaches the broker, naming the problem", async () => {
+    const env = { MSGSYS_NATS_URL: h.server.url }
+    // `result '>' --wait` would otherwise subscribe to every task's record, `cancel '>'` write a wildcard key
+    for (const args of [["result", ">", "--wait", "2s"], ["result", "*"], ["cancel", ">"]]) {
+      const { stderr, code } = await msgsys(args, env)
+      expect({ args, code }).toEqual({ args, code: 1 })
+      expect(stderr).toContain(`invalid task id ${JSON.stringify(args[1])}`)
+      expect(stderr).toContain("no spaces or wildcards")
+    }
+    const { stdout, stderr, code } = await msgsys(["enqueue", "etl.>", "{}"], env)
+    expect(code).toBe(1)
+    expect(stdout).toBe("")
+    expect(stderr).toContain('invalid task subject "etl.>"')
+  }, 60_000)
+
   test("a worker whose entry module is missing or exports no app names the file and the fix", async () => {
     const missing = await msgsys(["worker", "--entry", "nope/missing.ts"], { MSGSYS_NATS_URL: h.server.url })
     expect(missing.code).toBe(1)

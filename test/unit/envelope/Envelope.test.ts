@@ -262,3 +262,23 @@ describe("tenant validation", () => {
     }
   })
 })
+
+describe("task id validation", () => {
+  test("accepts every id msgsys gives a task: message ids, fallback ids, Nats-Msg-Id keys", () => {
+    for (const id of [MessageId.makeUnsafe(Date.now()), "MSGSYS_TASKS_etl-42", "order-7", "a.b=c", "x".repeat(128)]) {
+      expect(Envelope.isTaskId(id)).toBe(true)
+      expect(Effect.runSync(Envelope.validateTaskId(id))).toBe(id)
+      // and fromHeaders keeps it as the id
+      expect(Envelope.fromHeaders("etl.x", { "Msgsys-Id": id }, receive).id).toBe(id)
+    }
+  })
+
+  test("refuses wildcards, spaces and empty tokens, naming the problem and what an id looks like", () => {
+    for (const id of [">", "*", "etl.>", "a b", "", ".a", "a..b", "a.", "x".repeat(129), "id\n"]) {
+      const err = Effect.runSync(Effect.flip(Envelope.validateTaskId(id)))
+      expect(err._tag).toBe("InvalidTaskId")
+      expect(err.message).toContain("invalid task id")
+      expect(err.message).toContain("no spaces or wildcards")
+    }
+  })
+})
