@@ -31,6 +31,16 @@ export const Headers = {
 /** The prefix of msgsys headers; unknown ones are kept in `extra`. @category constants @since 0.1.0 */
 export const HeaderPrefix = "Msgsys-"
 
+/**
+ * At most this many extension headers (`Msgsys-*` beyond the envelope's own) are read into
+ * `extra`; any publisher can send them, and each is held while the message is handled.
+ * @category constants @since 0.1.0
+ */
+export const maxExtraHeaders = 32
+
+/** At most this many characters (names and values together) of extension headers are read into `extra`. @category constants @since 0.1.0 */
+export const maxExtraSize = 8 * 1024
+
 /** The tenant of a message that names none. @category constants @since 0.1.0 */
 export const defaultTenant = "default"
 
@@ -314,7 +324,8 @@ export interface ReceiveInfo {
  * Reads an envelope from received headers. Never fails: missing or malformed values get defaults
  * (id: `Nats-Msg-Id`, else `fallbackId`; type: `subject`; version 1; createdAt: `now`; tenant
  * `"default"`; correlation id: the id; attempt: the delivery count, else 1), and a `traceparent`
- * that is not W3C version 00 is dropped with its `tracestate`.
+ * that is not W3C version 00 is dropped with its `tracestate`. Extension headers are read in
+ * order up to `maxExtraHeaders` and `maxExtraSize`; the rest are not read.
  * @category decoding @since 0.1.0
  */
 export const fromHeaders = (
@@ -334,6 +345,8 @@ export const fromHeaders = (
   let traceparent: string | undefined
   let tracestate: string | undefined
   let extra: Record<string, string> | undefined
+  let extraCount = 0
+  let extraSize = 0
   if (headers !== undefined) {
     // one pass, case-insensitive: other clients may send `Traceparent` or `msgsys-id`
     for (const key in headers) {
@@ -353,6 +366,11 @@ export const fromHeaders = (
         case "tracestate": tracestate = value; break
         default:
           if (key.length > HeaderPrefix.length && key.slice(0, HeaderPrefix.length).toLowerCase() === "msgsys-") {
+            // beyond the caps, extensions stay on the message (and go with it to dead letters) unread
+            const size = key.length + value.length
+            if (extraCount >= maxExtraHeaders || extraSize + size > maxExtraSize) break
+            extraCount++
+            extraSize += size
             ;(extra ??= {})[canonical(key)] = value
           }
       }

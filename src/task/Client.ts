@@ -154,12 +154,14 @@ export const make = Effect.gen(function*() {
       enqueuedAt: now,
       ...(delayed ? { runAt } : {})
     }
+    const headers = Envelope.toHeaders(envelope)
+    yield* Payload.checkSize(subject, data, headers, nats.server.maxPayload)
     // the status record and the key index go out beside the message, not after it
     const [ack, , owner] = yield* Effect.all([
       Publish.publish(nats.jetstream, {
         subject: delayed ? names.delayedSubject(subject) : names.taskSubject(subject, priority),
         data,
-        headers: Envelope.toHeaders(envelope),
+        headers,
         msgId: envelope.dedupKey ?? envelope.id
       }),
       results.create(record).pipe(Effect.ignore),

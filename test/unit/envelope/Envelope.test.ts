@@ -155,6 +155,21 @@ describe("Envelope headers", () => {
     expect(e.extra).toEqual({ "Msgsys-Run-At": "123" })
   })
 
+  test("a publisher cannot make the envelope hold unbounded extension headers: their number and size are capped", () => {
+    const many: Record<string, string> = { "Msgsys-Id": "abc", "Msgsys-Run-At": "123" }
+    for (let i = 0; i < 500; i++) many[`Msgsys-X-${i}`] = "v".repeat(100)
+    const e = Envelope.fromHeaders("a.b", many, receive)
+    const entries = Object.entries(e.extra)
+    expect(entries.length).toBe(Envelope.maxExtraHeaders)
+    expect(entries.reduce((n, [k, v]) => n + k.length + v.length, 0)).toBeLessThanOrEqual(Envelope.maxExtraSize)
+    // read in order: the first ones are kept, and the core fields are read whatever follows
+    expect(e.extra["Msgsys-Run-At"]).toBe("123")
+    expect(e.id).toBe("abc")
+
+    const huge = Envelope.fromHeaders("a.b", { "Msgsys-Blob": "x".repeat(1_000_000), "Msgsys-Priority": "high" }, receive)
+    expect(huge.extra).toEqual({ "Msgsys-Priority": "high" })
+  })
+
   test("extras cannot override core headers, and CR/LF cannot break the header frame", async () => {
     const e = await runAt(1_000, Envelope.make("a.b", {
       extra: { "Msgsys-Id": "forged", "msgsys-tenant": "forged", "Msgsys-Note": "line1\r\nline2" },

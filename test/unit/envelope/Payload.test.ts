@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test"
 import { Effect, Schema } from "effect"
 import * as Payload from "../../../src/envelope/Payload.ts"
+import { headers as natsHeaders } from "@nats-io/transport-node"
 
 const MB = 1024 * 1024
 const Extract = Schema.Struct({
@@ -101,6 +102,24 @@ describe("Payload", () => {
     const body = run(Payload.encode(Schema.String, "a.b", "x".repeat(98), 100))
     expect(body.length).toBe(100)
     expect(fail(Payload.encode(Schema.String, "a.b", "x".repeat(99), 100))._tag).toBe("PayloadTooLarge")
+  })
+
+  test("headers are sized as the NATS client frames them", () => {
+    const h = { "Msgsys-Id": "01M8QD7SY1W2GCTYCADADXCTW6", "Msgsys-Tenant": "acme", "Msgsys-Note": "größe", "Nats-Msg-Id": "k" }
+    const framed = natsHeaders()
+    for (const [k, v] of Object.entries(h)) framed.set(k, v)
+    expect(Payload.headerSize(h)).toBe((framed as unknown as { encode(): Uint8Array }).encode().length)
+    expect(Payload.headerSize({})).toBe(0)
+  })
+
+  test("a body that fits max_payload only without its headers is PayloadTooLarge, naming both shares", () => {
+    const h = { "Msgsys-Id": "01M8QD7SY1W2GCTYCADADXCTW6" }
+    const size = Payload.headerSize(h)
+    Effect.runSync(Payload.checkSize("a.b", new Uint8Array(100 - size), h, 100))
+    const err = fail(Payload.checkSize("a.b", new Uint8Array(101 - size), h, 100))
+    expect(err._tag).toBe("PayloadTooLarge")
+    expect(err.size).toBe(101)
+    expect(err.message).toContain(`payload for a.b is 101 bytes (body ${101 - size} bytes, headers ${size} bytes), over`)
   })
 
   test("an empty body decodes as undefined for Void and Undefined payloads", () => {
