@@ -17,6 +17,7 @@ import * as SqliteIdempotency from "../idempotency/SqliteIdempotency.ts"
 import * as Client from "../task/Client.ts"
 import * as Results from "../task/Results.ts"
 import * as Control from "./Control.ts"
+import * as Main from "./Main.ts"
 
 /** The SQLite file, opened as the config says. @category layers @since 0.1.0 */
 export const database: Layer.Layer<Database.Database, Database.DatabaseError, MsgsysConfig.MsgsysConfig> = Layer.unwrap(
@@ -82,7 +83,7 @@ export const broker = Layer.mergeAll(Results.layer, Control.layer).pipe(
 )
 
 /**
- * Everything, given a config layer.
+ * Everything, given a config layer; logs go to stderr at the configured level and format.
  * @category layers @since 0.1.0
  */
 export const layerWith = <E>(config: Layer.Layer<MsgsysConfig.MsgsysConfig, E>) =>
@@ -91,6 +92,7 @@ export const layerWith = <E>(config: Layer.Layer<MsgsysConfig.MsgsysConfig, E>) 
     Layer.provideMerge(Layer.mergeAll(auditLog, idempotency, auditRetention)),
     Layer.provideMerge(database),
     Layer.provideMerge(broker),
+    Layer.provideMerge(Main.loggingFromConfig),
     Layer.provideMerge(config)
   )
 
