@@ -101,13 +101,13 @@ const codecsOf = (schema: AnyCodec): Codecs => {
   return c
 }
 
-// The JSON codec of a number also accepts "Infinity" / "-Infinity" / "NaN"; say what was meant.
-const NON_FINITE = /^Expected "Infinity" \| "-Infinity" \| "NaN"/
-const leafHook: SchemaIssue.LeafHook = (issue) => {
-  const m = SchemaIssue.defaultLeafHook(issue)
-  return NON_FINITE.test(m) ? m.replace(NON_FINITE, "Expected number") : m
-}
-const formatter = SchemaIssue.makeFormatterStandardSchemaV1({ leafHook })
+// The JSON codec of a number also accepts "Infinity" / "-Infinity" / "NaN", and a mismatch names
+// those literals wherever a number sits (a field, an array item, a union member), not "number":
+// say what was meant. The union messages bypass the leaf hook, so this rewrites every message.
+const NON_FINITE = '"Infinity" | "-Infinity" | "NaN"'
+const plainNumbers = (message: string): string =>
+  message.includes(NON_FINITE) ? message.replaceAll(NON_FINITE, "number").replaceAll("number | number", "number") : message
+const formatter = SchemaIssue.makeFormatterStandardSchemaV1()
 
 const formatPath = (path: ReadonlyArray<PropertyKey>): string => {
   if (path.length === 0) return "the root"
@@ -126,7 +126,7 @@ const formatPath = (path: ReadonlyArray<PropertyKey>): string => {
  */
 export const formatSchemaError = (error: Schema.SchemaError): string =>
   formatter(error.issue).issues
-    .map((i) => `at ${formatPath((i.path ?? []).map((p) => typeof p === "object" ? p.key : p))}: ${i.message}`)
+    .map((i) => `at ${formatPath((i.path ?? []).map((p) => typeof p === "object" ? p.key : p))}: ${plainNumbers(i.message)}`)
     .join("; ")
 
 const schemaReason = <A>(exit: Exit.Exit<A, Schema.SchemaError>): string => {

@@ -71,6 +71,30 @@ describe("Payload", () => {
     expect(err.reason.split("; ")).toHaveLength(4)
   })
 
+  test("a number of the wrong type reads 'Expected number' wherever it sits: field, array, record, tuple, union", () => {
+    const Numbers = Schema.Struct({
+      n: Schema.Number,
+      xs: Schema.Array(Schema.Number),
+      o: Schema.optional(Schema.Number),
+      nn: Schema.NullOr(Schema.Number),
+      r: Schema.Record(Schema.String, Schema.Number),
+      t: Schema.Tuple([Schema.Number]),
+      u: Schema.Union([Schema.Number, Schema.String])
+    })
+    const body = bytes(JSON.stringify({ n: "x", xs: [1, "a"], o: "z", nn: "w", r: { k: "v" }, t: ["q"], u: true }))
+    const reason = fail(Payload.decode(Numbers, "a.b", body)).reason
+    expect(reason.split("; ")).toEqual([
+      "at .n: Expected number",
+      "at .xs[1]: Expected number",
+      "at .o: Expected number",
+      "at .nn: Expected number",
+      "at .r.k: Expected number",
+      "at .t[0]: Expected number",
+      "at .u: Expected number | string"
+    ])
+    expect(reason).not.toContain("Infinity")
+  })
+
   test("a missing key and a non-object body are reported with their path", () => {
     expect(fail(Payload.decode(Extract, "etl.extract", bytes(`{"tenant":"t","since":"2026-01-01T00:00:00Z","tags":[]}`))).reason)
       .toBe("at .rows: Missing key")
