@@ -30,6 +30,25 @@ describe("msgsys command", () => {
     }
   }, 30_000)
 
+  test("an unknown command, with --help or without, is named with the commands there are, exit 1", async () => {
+    const cases = [[["frobnicate", "--help"], "frobnicate"], [["frobnicate"], "frobnicate"], [["--log-level", "debug", "frob", "-h"], "frob"]] as const
+    for (const [args, name] of cases) {
+      const { stdout, stderr, code } = await msgsys(args)
+      expect({ args, code }).toEqual({ args, code: 1 })
+      expect(stdout).toBe("")
+      expect(stderr).toContain(`unknown command "${name}" for msgsys: use one of dev, worker`)
+    }
+    const nested = await msgsys(["dlq", "frob", "--help"])
+    expect(nested.code).toBe(1)
+    expect(nested.stderr).toContain('unknown command "frob" for msgsys dlq: use one of list, show, replay')
+    // known commands still show their help and exit 0
+    for (const args of [["dlq", "--help"], ["--log-level", "debug", "--help"], ["enqueue", "--help"]]) {
+      const { code, stdout } = await msgsys(args)
+      expect({ args, code }).toEqual({ args, code: 0 })
+      expect(stdout).toContain("USAGE")
+    }
+  }, 60_000)
+
   test("status connects and prints the server version, the streams and the consumers", async () => {
     // declare an app's topology first, so there is something to list
     const env = { MSGSYS_NATS_URL: h.server.url, MSGSYS_STREAM_PREFIX: "CLITEST" }
