@@ -80,7 +80,7 @@ describe("acked leftovers", () => {
       const done = () => readLog(log).filter((l) => l.kind === "done").length
       for (const share of [0.2, 0.5]) {
         const before = done()
-        await waitFor(`${share * 100}% of the tasks to finish`, () => done() >= before + total * 0.15 && done() >= total * share, 60_000, 2)
+        await waitFor(`${share * 100}% of the tasks to finish`, () => done() >= before + total * 0.15 && done() >= total * share, 60_000, 5)
         await Effect.runPromise(h.server.restart)
       }
 
