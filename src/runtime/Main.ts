@@ -35,6 +35,19 @@ export const loggingFromConfig: Layer.Layer<never, never, MsgsysConfig> = Layer.
   Effect.map(MsgsysConfig, logging)
 )
 
+/**
+ * The configured minimum level, and console logs on stderr, for layers embedded in a program
+ * that may have loggers of its own: they are kept (`loggingFromConfig` replaces them).
+ * @category layers @since 0.1.0
+ */
+export const levelFromConfig: Layer.Layer<never, never, MsgsysConfig> = Layer.unwrap(
+  Effect.map(MsgsysConfig, (settings) =>
+    Layer.mergeAll(
+      Layer.succeed(References.LogToStderr, true),
+      Layer.succeed(References.MinimumLogLevel, settings.logLevel)
+    ))
+)
+
 /** One readable line (or a few) for a failure: the error's own message, not a stack. @category utils @since 0.1.0 */
 export const describeFailure = (cause: Cause.Cause<unknown>): string => {
   const error = Cause.squash(cause)

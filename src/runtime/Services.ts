@@ -83,7 +83,8 @@ export const broker = Layer.mergeAll(Results.layer, Control.layer).pipe(
 )
 
 /**
- * Everything, given a config layer; logs go to stderr at the configured level and format.
+ * Everything, given a config layer; logs go to stderr at the configured level (the program's
+ * own loggers are kept).
  * @category layers @since 0.1.0
  */
 export const layerWith = <E>(config: Layer.Layer<MsgsysConfig.MsgsysConfig, E>) =>
@@ -92,7 +93,7 @@ export const layerWith = <E>(config: Layer.Layer<MsgsysConfig.MsgsysConfig, E>) 
     Layer.provideMerge(Layer.mergeAll(auditLog, idempotency, auditRetention)),
     Layer.provideMerge(database),
     Layer.provideMerge(broker),
-    Layer.provideMerge(Main.loggingFromConfig),
+    Layer.provideMerge(Main.levelFromConfig),
     Layer.provideMerge(config)
   )
 

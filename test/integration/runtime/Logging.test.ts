@@ -3,8 +3,13 @@
  * own processes: stdout stays the program's own.
  */
 import { describe, expect, test } from "bun:test"
+import { Effect, Schema } from "effect"
 import { join } from "node:path"
+import * as Actor from "../../../src/actor/Actor.ts"
+import * as Task from "../../../src/task/Task.ts"
 import { natsHarness, tempDir } from "../../support/harness.ts"
+import { actorName } from "../../support/runtime.ts"
+import { appOf, type LogLine, runTest, start } from "../../support/runtimeTools.ts"
 
 const h = natsHarness()
 const fixture = join(import.meta.dir, "..", "..", "fixtures", "loggingClient.ts")
@@ -30,4 +35,16 @@ describe("logging", () => {
       expect(info.stderr).toContain("connected to")
     }, 30_000)
   }
+
+  test("App.layer keeps a program's own logger and applies the configured level to it", async () => {
+    for (const [level, expectRunning] of [["Info", true], ["Warn", false]] as const) {
+      const name = actorName("logs")
+      const Ping = Task.make(`${name}.ping`, { input: Schema.Void, output: Schema.Void })
+      const app = appOf([Actor.make(name, { protocol: [Ping] }), { [Ping.subject]: () => Effect.void }])
+      const logs: Array<LogLine> = []
+      await runTest(Effect.asVoid(start(app, h.settings({ logLevel: level }))), logs)
+      expect(logs.some((l) => /worker \S+ running/.test(l.message))).toBe(expectRunning)
+      expect(logs.some((l) => l.level === "Info")).toBe(expectRunning)
+    }
+  }, 30_000)
 })
