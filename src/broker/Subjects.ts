@@ -17,6 +17,8 @@
  * @since 0.1.0
  */
 
+import { Data, Effect } from "effect"
+
 /** @category models @since 0.1.0 */
 export type Priority = "high" | "normal" | "low"
 
@@ -34,6 +36,46 @@ export const invalidSubject = (subject: string): string | undefined => {
   if (bad !== undefined) return `has an empty token or one with spaces or wildcards (${JSON.stringify(bad)})`
   if (!nameToken.test(tokens[0]!)) return "its first token (the actor) may hold only letters, digits, _ and -"
   return undefined
+}
+
+/** A subject given to enqueue cannot name a task. @category errors @since 0.1.0 */
+export class InvalidSubject extends Data.TaggedError("InvalidSubject")<{
+  readonly subject: string
+  readonly problem: string
+}> {
+  override get message() {
+    const shown = this.subject.length > 80 ? `${JSON.stringify(this.subject.slice(0, 80))}...` : JSON.stringify(this.subject)
+    return `invalid task subject ${shown}: it ${this.problem}. Give the subject of one task, e.g. ` +
+      "\"etl.extract.salesforce\" (wildcards * and > select many subjects and cannot be enqueued to)"
+  }
+}
+
+/**
+ * Succeeds with the subject when a task can be enqueued to it: valid tokens (see `invalidSubject`)
+ * and, given the stream prefix, not one of msgsys's internal subjects (priorities, delays, dead
+ * letters live under the prefix).
+ * @category validation @since 0.1.0
+ */
+export const validateSubject = (subject: string, prefix?: string): Effect.Effect<string, InvalidSubject> => {
+  const problem = invalidSubject(subject) ??
+    (prefix !== undefined && domainOf(subject) === prefix
+      ? `starts with the stream prefix ${prefix}, which is kept for msgsys's internal subjects`
+      : undefined)
+  return problem === undefined ? Effect.succeed(subject) : Effect.fail(new InvalidSubject({ subject, problem }))
+}
+
+/**
+ * Whether a subject (no wildcards) matches a NATS filter: `*` matches one token, a final `>` one
+ * or more. @category subjects @since 0.1.0
+ */
+export const matchesFilter = (subject: string, filter: string): boolean => {
+  const s = subject.split(".")
+  const f = filter.split(".")
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === ">") return i === f.length - 1 && s.length > i
+    if (i >= s.length || (f[i] !== "*" && f[i] !== s[i])) return false
+  }
+  return s.length === f.length
 }
 
 /** The actor (domain) that owns a subject: its first token. @category subjects @since 0.1.0 */

@@ -11,6 +11,7 @@ import { cancel, enqueue, pause, result, resume } from "./TaskCommands.ts"
 import { dev, status, topology, worker } from "./WorkerCommands.ts"
 import { audit } from "./AuditCommands.ts"
 import { dlq } from "./DlqCommands.ts"
+import * as UnknownCommand from "./UnknownCommand.ts"
 
 /** @category commands @since 0.1.0 */
 export const msgsys = Command.make("msgsys").pipe(
@@ -19,5 +20,10 @@ export const msgsys = Command.make("msgsys").pipe(
 )
 
 if (import.meta.main) {
-  Main.run(Command.run(msgsys, { version: "0.1.0" }).pipe(Effect.provide(BunServices.layer)))
+  Main.run(
+    UnknownCommand.check(msgsys, process.argv.slice(2)).pipe(
+      Effect.andThen(Command.run(msgsys, { version: "0.1.0" })),
+      Effect.provide(BunServices.layer)
+    )
+  )
 }

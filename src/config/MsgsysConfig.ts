@@ -63,6 +63,8 @@ export interface MsgsysSettings {
   readonly ackWait: Duration.Duration
   readonly shutdownGrace: Duration.Duration
   readonly resultTtl: Duration.Duration
+  /** How often a worker removes settled messages a crashed nats-server 2.9 left in its task streams. */
+  readonly sweepInterval: Duration.Duration
   /** Always holds `fast` and `slow`. */
   readonly pools: ReadonlyArray<{ readonly name: string; readonly concurrency: number }>
   readonly idempotencyStore: "sqlite" | "kv"
@@ -158,6 +160,7 @@ export interface Overrides {
   readonly ackWait?: DurationInput
   readonly shutdownGrace?: DurationInput
   readonly resultTtl?: DurationInput
+  readonly sweepInterval?: DurationInput
   /** Added to (or resizing) the default `fast=32, slow=4`. */
   readonly pools?: ReadonlyArray<Parse.PoolBudget> | Readonly<Record<string, number>> | string
   readonly idempotencyStore?: MsgsysSettings["idempotencyStore"]
@@ -369,6 +372,8 @@ const variablesByKey = {
   shutdownGrace: setting(duration(Duration.zero, "of 0 or more"), Duration.seconds(30))("shutdownGrace", "30 seconds",
     "On SIGTERM/SIGINT, how long in-flight work may run before it is nak'ed"),
   resultTtl: setting(atLeastOneSecond, Duration.days(7))("resultTtl", "7 days", "How long task status and results are kept"),
+  sweepInterval: setting(atLeastOneSecond, Duration.minutes(1))("sweepInterval", "1 minute",
+    "How often a worker removes settled messages a crashed nats-server 2.9 left in its task streams"),
   pools: setting(pools, defaultPools)("pools", "fast=32,slow=4",
     "Concurrency budget per pool; fast and slow always exist, this list adds pools or resizes them"),
   idempotencyStore: setting(oneOf(["sqlite", "kv"]), "sqlite")("idempotencyStore", "sqlite",
@@ -430,7 +435,7 @@ const assemble = ({ natsTlsCa: ca, natsTlsCert: cert, natsTlsKey: key, ...x }: V
   streamPrefix: x.streamPrefix, dataDir: x.dataDir, sqliteSynchronous: x.sqliteSynchronous,
   sqlitePath: Option.getOrElse(x.sqlitePath, () => join(x.dataDir, "msgsys.sqlite")),
   httpPort: x.httpPort, logLevel: x.logLevel, logFormat: x.logFormat,
-  ackWait: x.ackWait, shutdownGrace: x.shutdownGrace, resultTtl: x.resultTtl, pools: x.pools,
+  ackWait: x.ackWait, shutdownGrace: x.shutdownGrace, resultTtl: x.resultTtl, sweepInterval: x.sweepInterval, pools: x.pools,
   idempotencyStore: x.idempotencyStore, idempotencyRetention: x.idempotencyRetention,
   auditPayload: x.auditPayload, auditRedactFields: x.auditRedact, auditRetention: x.auditRetention,
   dlqMaxBytes: x.dlqMaxBytes, dlqMaxAge: x.dlqMaxAge, resultsMaxBytes: x.resultsMaxBytes

@@ -31,6 +31,16 @@ export const Headers = {
 /** The prefix of msgsys headers; unknown ones are kept in `extra`. @category constants @since 0.1.0 */
 export const HeaderPrefix = "Msgsys-"
 
+/**
+ * At most this many extension headers (`Msgsys-*` beyond the envelope's own) are read into
+ * `extra`; any publisher can send them, and each is held while the message is handled.
+ * @category constants @since 0.1.0
+ */
+export const maxExtraHeaders = 32
+
+/** At most this many characters (names and values together) of extension headers are read into `extra`. @category constants @since 0.1.0 */
+export const maxExtraSize = 8 * 1024
+
 /** The tenant of a message that names none. @category constants @since 0.1.0 */
 export const defaultTenant = "default"
 
@@ -89,6 +99,41 @@ export const isValidTenant = (tenant: string): boolean => TENANT.test(tenant)
  */
 export const validateTenant = (tenant: string): Effect.Effect<string, InvalidTenant> =>
   TENANT.test(tenant) ? Effect.succeed(tenant) : Effect.fail(new InvalidTenant({ tenant }))
+
+// ---------------------------------------------------------------------------------------------
+// task ids
+
+// Ids become KV keys and subject tokens: letters, digits, '-', '_', '=' and inner dots.
+const ID = /^[A-Za-z0-9_=-]+(?:\.[A-Za-z0-9_=-]+)*$/
+const isId = (s: string | undefined): s is string => s !== undefined && s.length <= 128 && ID.test(s)
+
+/**
+ * A task id that cannot be one. Ids become KV keys and subjects, so a wildcard would reach every
+ * task's record.
+ * @category errors @since 0.1.0
+ */
+export class InvalidTaskId extends Schema.TaggedError<InvalidTaskId>()("InvalidTaskId", {
+  taskId: Schema.String
+}) {
+  override get message() {
+    const shown = this.taskId.length > 80 ? `${JSON.stringify(this.taskId.slice(0, 80))}...` : JSON.stringify(this.taskId)
+    return `invalid task id ${shown}: use the id enqueue returned (e.g. 01M8QD7SY1W2GCTYCADADXCTW6): ` +
+      "1 to 128 characters of A-Z, a-z, 0-9, '_', '-', '=' and inner dots, no spaces or wildcards (* >)"
+  }
+}
+
+/**
+ * Whether `id` can be a task id: what `fromHeaders` accepts as an id, and every id it makes.
+ * @category guards @since 0.1.0
+ */
+export const isTaskId = (id: string): boolean => isId(id)
+
+/**
+ * Succeeds with the id when it can be a task id, else fails with `InvalidTaskId`.
+ * @category validation @since 0.1.0
+ */
+export const validateTaskId = (id: string): Effect.Effect<string, InvalidTaskId> =>
+  isId(id) ? Effect.succeed(id) : Effect.fail(new InvalidTaskId({ taskId: id }))
 
 // ---------------------------------------------------------------------------------------------
 // trace context
@@ -271,9 +316,6 @@ export const toHeaders = (e: Envelope, options: HeaderOptions = {}): Record<stri
   return h
 }
 
-// Ids become KV keys and subject tokens: letters, digits, '-', '_', '=' and inner dots.
-const ID = /^[A-Za-z0-9_=-]+(?:\.[A-Za-z0-9_=-]+)*$/
-const isId = (s: string | undefined): s is string => s !== undefined && s.length <= 128 && ID.test(s)
 // Free-form references (correlation, causation, type): printable, no spaces, bounded.
 const REF = /^[\x21-\x7e]+$/
 const isRef = (s: string | undefined): s is string => s !== undefined && s.length <= 256 && REF.test(s)
@@ -314,7 +356,8 @@ export interface ReceiveInfo {
  * Reads an envelope from received headers. Never fails: missing or malformed values get defaults
  * (id: `Nats-Msg-Id`, else `fallbackId`; type: `subject`; version 1; createdAt: `now`; tenant
  * `"default"`; correlation id: the id; attempt: the delivery count, else 1), and a `traceparent`
- * that is not W3C version 00 is dropped with its `tracestate`.
+ * that is not W3C version 00 is dropped with its `tracestate`. Extension headers are read in
+ * order up to `maxExtraHeaders` and `maxExtraSize`; the rest are not read.
  * @category decoding @since 0.1.0
  */
 export const fromHeaders = (
@@ -334,6 +377,8 @@ export const fromHeaders = (
   let traceparent: string | undefined
   let tracestate: string | undefined
   let extra: Record<string, string> | undefined
+  let extraCount = 0
+  let extraSize = 0
   if (headers !== undefined) {
     // one pass, case-insensitive: other clients may send `Traceparent` or `msgsys-id`
     for (const key in headers) {
@@ -353,6 +398,11 @@ export const fromHeaders = (
         case "tracestate": tracestate = value; break
         default:
           if (key.length > HeaderPrefix.length && key.slice(0, HeaderPrefix.length).toLowerCase() === "msgsys-") {
+            // beyond the caps, extensions stay on the message (and go with it to dead letters) unread
+            const size = key.length + value.length
+            if (extraCount >= maxExtraHeaders || extraSize + size > maxExtraSize) break
+            extraCount++
+            extraSize += size
             ;(extra ??= {})[canonical(key)] = value
           }
       }

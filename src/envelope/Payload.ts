@@ -37,16 +37,22 @@ export class PayloadEncodeError extends Schema.TaggedError<PayloadEncodeError>()
 }
 
 /**
- * An encoded body larger than the server accepts.
+ * An encoded body (with its headers, where they are known) larger than the server accepts.
  * @category errors @since 0.1.0
  */
 export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("PayloadTooLarge", {
   subject: Schema.String,
+  /** Body and headers together, as the server counts them. */
   size: Schema.Number,
-  maxPayload: Schema.Number
+  maxPayload: Schema.Number,
+  /** The headers' share of `size`, when they were counted. */
+  headerSize: Schema.optional(Schema.Number)
 }) {
   override get message() {
-    return `payload for ${this.subject} is ${formatBytes(this.size)}, over the server's max_payload of ` +
+    const parts = this.headerSize !== undefined
+      ? ` (body ${formatBytes(this.size - this.headerSize)}, headers ${formatBytes(this.headerSize)})`
+      : ""
+    return `payload for ${this.subject} is ${formatBytes(this.size)}${parts}, over the server's max_payload of ` +
       `${formatBytes(this.maxPayload)}: store the data elsewhere (object store, S3) and send a reference, ` +
       "or raise max_payload in nats-server.conf"
   }
@@ -95,13 +101,13 @@ const codecsOf = (schema: AnyCodec): Codecs => {
   return c
 }
 
-// The JSON codec of a number also accepts "Infinity" / "-Infinity" / "NaN"; say what was meant.
-const NON_FINITE = /^Expected "Infinity" \| "-Infinity" \| "NaN"/
-const leafHook: SchemaIssue.LeafHook = (issue) => {
-  const m = SchemaIssue.defaultLeafHook(issue)
-  return NON_FINITE.test(m) ? m.replace(NON_FINITE, "Expected number") : m
-}
-const formatter = SchemaIssue.makeFormatterStandardSchemaV1({ leafHook })
+// The JSON codec of a number also accepts "Infinity" / "-Infinity" / "NaN", and a mismatch names
+// those literals wherever a number sits (a field, an array item, a union member), not "number":
+// say what was meant. The union messages bypass the leaf hook, so this rewrites every message.
+const NON_FINITE = '"Infinity" | "-Infinity" | "NaN"'
+const plainNumbers = (message: string): string =>
+  message.includes(NON_FINITE) ? message.replaceAll(NON_FINITE, "number").replaceAll("number | number", "number") : message
+const formatter = SchemaIssue.makeFormatterStandardSchemaV1()
 
 const formatPath = (path: ReadonlyArray<PropertyKey>): string => {
   if (path.length === 0) return "the root"
@@ -120,7 +126,7 @@ const formatPath = (path: ReadonlyArray<PropertyKey>): string => {
  */
 export const formatSchemaError = (error: Schema.SchemaError): string =>
   formatter(error.issue).issues
-    .map((i) => `at ${formatPath((i.path ?? []).map((p) => typeof p === "object" ? p.key : p))}: ${i.message}`)
+    .map((i) => `at ${formatPath((i.path ?? []).map((p) => typeof p === "object" ? p.key : p))}: ${plainNumbers(i.message)}`)
     .join("; ")
 
 const schemaReason = <A>(exit: Exit.Exit<A, Schema.SchemaError>): string => {
@@ -205,6 +211,35 @@ export const decodeSync = <A, I>(
   }
   return Result.succeed(exit.value as A)
 }
+
+/**
+ * The bytes `headers` take in a NATS message (`NATS/1.0`, a `Name: value` line each, a blank
+ * line): the server counts them with the body against `max_payload`.
+ * @category sizing @since 0.1.0
+ */
+export const headerSize = (headers: Readonly<Record<string, string>>): number => {
+  let n = 0
+  for (const k in headers) n += encoder.encode(k).length + encoder.encode(headers[k]!).length + 4 // "\r\n" + ": "
+  return n === 0 ? 0 : "NATS/1.0".length + n + 4 // the closing "\r\n\r\n"
+}
+
+/**
+ * Fails with `PayloadTooLarge` when the body and its headers together exceed `maxPayload` (the
+ * server's `max_payload`), which the publish would otherwise fail with a bare client error.
+ * @category sizing @since 0.1.0
+ */
+export const checkSize = (
+  subject: string,
+  body: Uint8Array,
+  headers: Readonly<Record<string, string>>,
+  maxPayload: number
+): Effect.Effect<void, PayloadTooLarge> =>
+  Effect.suspend(() => {
+    const h = headerSize(headers)
+    return body.length + h > maxPayload
+      ? Effect.fail(new PayloadTooLarge({ subject, size: body.length + h, maxPayload, headerSize: h }))
+      : Effect.void
+  })
 
 /**
  * Decodes a JSON body with `schema`, reporting every schema issue with its path.

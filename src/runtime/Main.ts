@@ -6,7 +6,7 @@
  * @since 0.1.0
  */
 import { Cause, Effect, Exit, Layer, Logger, References, Runtime } from "effect"
-import type { MsgsysSettings } from "../config/MsgsysConfig.ts"
+import { MsgsysConfig, type MsgsysSettings } from "../config/MsgsysConfig.ts"
 
 /**
  * The logger and minimum level the settings ask for. Logs go to stderr, so a command's output on
@@ -25,6 +25,28 @@ export const logging = (settings: Pick<MsgsysSettings, "logLevel" | "logFormat">
     Layer.succeed(References.LogToStderr, true),
     Layer.succeed(References.MinimumLogLevel, settings.logLevel)
   )
+
+/**
+ * `logging` as the `MsgsysConfig` in context says: provide it under the layers of a program so
+ * their own start-up lines follow it too.
+ * @category layers @since 0.1.0
+ */
+export const loggingFromConfig: Layer.Layer<never, never, MsgsysConfig> = Layer.unwrap(
+  Effect.map(MsgsysConfig, logging)
+)
+
+/**
+ * The configured minimum level, and console logs on stderr, for layers embedded in a program
+ * that may have loggers of its own: they are kept (`loggingFromConfig` replaces them).
+ * @category layers @since 0.1.0
+ */
+export const levelFromConfig: Layer.Layer<never, never, MsgsysConfig> = Layer.unwrap(
+  Effect.map(MsgsysConfig, (settings) =>
+    Layer.mergeAll(
+      Layer.succeed(References.LogToStderr, true),
+      Layer.succeed(References.MinimumLogLevel, settings.logLevel)
+    ))
+)
 
 /** One readable line (or a few) for a failure: the error's own message, not a stack. @category utils @since 0.1.0 */
 export const describeFailure = (cause: Cause.Cause<unknown>): string => {

@@ -20,6 +20,7 @@ import * as StoreLedger from "../ledger/StoreLedger.ts"
 import * as Client from "../task/Client.ts"
 import * as Results from "../task/Results.ts"
 import * as Control from "./Control.ts"
+import * as Main from "./Main.ts"
 
 /** The SQLite file, opened as the config says. @category layers @since 0.1.0 */
 export const database: Layer.Layer<Database.Database, Database.DatabaseError, MsgsysConfig.MsgsysConfig> = Layer.unwrap(
@@ -108,7 +109,8 @@ export const broker = Layer.mergeAll(Results.layer, Control.layer).pipe(
 )
 
 /**
- * Everything, given a config layer.
+ * Everything, given a config layer; logs go to stderr at the configured level (the program's
+ * own loggers are kept).
  * @category layers @since 0.1.0
  */
 export const layerWith = <E>(
@@ -123,6 +125,7 @@ export const layerWith = <E>(
     Layer.provideMerge(Layer.mergeAll(auditLog, idempotency, auditRetention)),
     Layer.provideMerge(database),
     Layer.provideMerge(broker),
+    Layer.provideMerge(Main.levelFromConfig),
     Layer.provideMerge(config)
   )
 

@@ -28,6 +28,7 @@ import * as ActorTopology from "./ActorTopology.ts"
 import { Control, type Target } from "./Control.ts"
 import * as DelayMover from "./DelayMover.ts"
 import * as Dispatcher from "./Dispatcher.ts"
+import * as StreamSweeper from "./StreamSweeper.ts"
 
 /** Which of the given actors this worker runs. Empty lists mean "all". @category models @since 0.1.0 */
 export interface Selection {
@@ -259,6 +260,13 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(options: Opt
         results,
         ledger,
         consumerExists: consumerExists(advisories, ActorTopology.advisoryConsumer)
+      })))
+      loops.push(yield* supervised(actor, "stream sweeper", StreamSweeper.run({
+        jsm: nats.manager,
+        names,
+        stream,
+        results,
+        interval: config.sweepInterval
       })))
     }
 

@@ -103,6 +103,7 @@ export type EnqueueError =
   | Publish.NoStreamForSubject
   | BrokerError
   | Envelope.InvalidTenant
+  | Subjects.InvalidSubject
 
 /**
  * Some tasks of an `enqueueMany` could not be enqueued: `handles[i]` is the task made from
@@ -142,16 +143,19 @@ export class Client extends Context.Service<Client, {
     json: unknown,
     options?: EnqueueOptions
   ) => Effect.Effect<{ readonly id: string; readonly duplicate: boolean }, EnqueueError>
-  readonly status: (taskId: string) => Effect.Effect<TaskRecord, TaskNotFound | BrokerError>
+  readonly status: (taskId: string) => Effect.Effect<TaskRecord, TaskNotFound | BrokerError | Envelope.InvalidTaskId>
   /** Waits for a final status and returns the record. */
-  readonly wait: (taskId: string, timeout: Duration.Input) => Effect.Effect<TaskRecord, ResultTimeout | BrokerError>
+  readonly wait: (
+    taskId: string,
+    timeout: Duration.Input
+  ) => Effect.Effect<TaskRecord, ResultTimeout | BrokerError | Envelope.InvalidTaskId>
   /** Waits for the typed output. */
   readonly result: <T extends Task.Any>(
     handle: Handle<T>,
     timeout: Duration.Input
   ) => Effect.Effect<Task.Output<T>, TaskFailed | OutputMismatch | NoResultStored | ResultTimeout | BrokerError>
   /** A queued task is skipped when it arrives; a running one is interrupted. */
-  readonly cancel: (taskId: string) => Effect.Effect<void, BrokerError>
+  readonly cancel: (taskId: string) => Effect.Effect<void, BrokerError | Envelope.InvalidTaskId>
 }>()("msgsys/Client") {}
 
 /** The results-bucket key recording which task an enqueue key created. */
@@ -208,8 +212,8 @@ export const make = Effect.gen(function*() {
     data: Uint8Array,
     options: EnqueueOptions,
     task: Pick<Task.Any, "priority" | "result"> | undefined
-  ): Effect.Effect<Prepared, Envelope.InvalidTenant> =>
-    Effect.suspend(() => {
+  ): Effect.Effect<Prepared, Envelope.InvalidTenant | Payload.PayloadTooLarge> =>
+    Effect.suspend((): Effect.Effect<Prepared, Envelope.InvalidTenant | Payload.PayloadTooLarge> => {
       const now = clock.currentTimeMillisUnsafe()
       const tenant = options.tenant ?? options.parent?.tenant ?? Envelope.defaultTenant
       if (!Envelope.isValidTenant(tenant)) return Effect.fail(new Envelope.InvalidTenant({ tenant }))
@@ -249,13 +253,15 @@ export const make = Effect.gen(function*() {
           ...(delayed ? { runAt } : {})
         }
         : undefined
-      return Effect.succeed({
+      // a delayed task is released later: it carries its creation time with it
+      const headers = Envelope.toHeaders(envelope, { compact: !delayed })
+      // the server counts headers with the body against max_payload
+      return Effect.as(Payload.checkSize(subject, data, { ...headers, "Nats-Msg-Id": envelope.dedupKey ?? envelope.id }, maxPayload()), {
         subject,
         publishSubject: delayed ? names.delayedSubject(subject) : names.taskSubject(subject, priority),
         data,
         envelope,
-        // a delayed task is released later: it carries its creation time with it
-        headers: Envelope.toHeaders(envelope, { compact: !delayed }),
+        headers,
         msgId: envelope.dedupKey ?? envelope.id,
         key: options.key,
         tenant,
@@ -351,7 +357,7 @@ export const make = Effect.gen(function*() {
     })
 
   const status = (taskId: string) =>
-    results.get(taskId).pipe(
+    Effect.andThen(Envelope.validateTaskId(taskId), results.get(taskId)).pipe(
       Effect.flatMap(Option.match({
         onNone: () => {
           const queued = enqueued.get(taskId)
@@ -372,12 +378,13 @@ export const make = Effect.gen(function*() {
       ),
     enqueueMany,
     enqueueJson: (subject, json, options = {}) =>
-      Payload.encode(Schema.Json, subject, json as Schema.Json, maxPayload()).pipe(
+      Subjects.validateSubject(subject, names.prefix).pipe(
+        Effect.andThen(Payload.encode(Schema.Json, subject, json as Schema.Json, maxPayload())),
         Effect.flatMap((data) => prepare(subject, data, options, undefined)),
         Effect.flatMap(send)
       ),
     status,
-    wait: (taskId, timeout) => results.awaitFinal(taskId, timeout),
+    wait: (taskId, timeout) => Effect.andThen(Envelope.validateTaskId(taskId), results.awaitFinal(taskId, timeout)),
     result: (handle, timeout) =>
       Effect.gen(function*() {
         if (handle.result === false) return yield* new NoResultStored({ taskId: handle.id, subject: handle.task.subject })
@@ -393,7 +400,7 @@ export const make = Effect.gen(function*() {
           ? Effect.succeed(output.value)
           : Effect.fail(new OutputMismatch({ taskId: handle.id, reason: String((Cause.squash(output.cause) as Error).message) }))
       }),
-    cancel: (taskId) => results.requestCancel(taskId)
+    cancel: (taskId) => Effect.andThen(Envelope.validateTaskId(taskId), results.requestCancel(taskId))
   })
 })
 

@@ -13,6 +13,7 @@
 import type { Duration, Effect } from "effect"
 import { Layer, ManagedRuntime } from "effect"
 import * as MsgsysConfig from "../config/MsgsysConfig.ts"
+import * as Main from "../runtime/Main.ts"
 import * as Services from "../runtime/Services.ts"
 import * as Client from "./Client.ts"
 import type * as Task from "./Task.ts"
@@ -46,7 +47,12 @@ export interface PromiseClient {
  */
 export const connect = async (overrides?: MsgsysConfig.Overrides): Promise<PromiseClient> => {
   const config = overrides === undefined ? MsgsysConfig.layer : MsgsysConfig.layerFrom(overrides)
-  const runtime = ManagedRuntime.make(Client.layer.pipe(Layer.provideMerge(Services.broker), Layer.provide(config)))
+  // logs go to stderr at the configured level, like every msgsys program's
+  const runtime = ManagedRuntime.make(Client.layer.pipe(
+    Layer.provideMerge(Services.broker),
+    Layer.provideMerge(Main.loggingFromConfig),
+    Layer.provide(config)
+  ))
   const client = await runtime.runPromise(Client.Client)
   const run = <A, E>(effect: Effect.Effect<A, E>) => runtime.runPromise(effect)
   return {

@@ -49,6 +49,25 @@ describe("msgsys command", () => {
     expect(wizard.stdout).toContain("Wizard cancelled")
   }, 30_000)
 
+  test("an unknown command, with --help or without, is named with the commands there are, exit 1", async () => {
+    const cases = [[["frobnicate", "--help"], "frobnicate"], [["frobnicate"], "frobnicate"], [["--log-level", "debug", "frob", "-h"], "frob"]] as const
+    for (const [args, name] of cases) {
+      const { stdout, stderr, code } = await msgsys(args)
+      expect({ args, code }).toEqual({ args, code: 1 })
+      expect(stdout).toBe("")
+      expect(stderr).toContain(`unknown command "${name}" for msgsys: use one of dev, worker`)
+    }
+    const nested = await msgsys(["dlq", "frob", "--help"])
+    expect(nested.code).toBe(1)
+    expect(nested.stderr).toContain('unknown command "frob" for msgsys dlq: use one of list, show, replay')
+    // known commands still show their help and exit 0
+    for (const args of [["dlq", "--help"], ["--log-level", "debug", "--help"], ["enqueue", "--help"]]) {
+      const { code, stdout } = await msgsys(args)
+      expect({ args, code }).toEqual({ args, code: 0 })
+      expect(stdout).toContain("USAGE")
+    }
+  }, 60_000)
+
   test("status connects and prints the server version, the streams and the consumers", async () => {
     // declare an app's topology first, so there is something to list
     const env = { MSGSYS_NATS_URL: h.server.url, MSGSYS_STREAM_PREFIX: "CLITEST" }
@@ -96,6 +115,21 @@ describe("msgsys command", () => {
     expect(code).toBe(1)
     expect(stderr).toContain("not valid JSON")
   }, 30_000)
+
+  test("a task id or subject with wildcards is refused before it reaches the broker, naming the problem", async () => {
+    const env = { MSGSYS_NATS_URL: h.server.url }
+    // `result '>' --wait` would otherwise subscribe to every task's record, `cancel '>'` write a wildcard key
+    for (const args of [["result", ">", "--wait", "2s"], ["result", "*"], ["cancel", ">"]]) {
+      const { stderr, code } = await msgsys(args, env)
+      expect({ args, code }).toEqual({ args, code: 1 })
+      expect(stderr).toContain(`invalid task id ${JSON.stringify(args[1])}`)
+      expect(stderr).toContain("no spaces or wildcards")
+    }
+    const { stdout, stderr, code } = await msgsys(["enqueue", "etl.>", "{}"], env)
+    expect(code).toBe(1)
+    expect(stdout).toBe("")
+    expect(stderr).toContain('invalid task subject "etl.>"')
+  }, 60_000)
 
   test("a worker whose entry module is missing or exports no app names the file and the fix", async () => {
     const missing = await msgsys(["worker", "--entry", "nope/missing.ts"], { MSGSYS_NATS_URL: h.server.url })

@@ -92,6 +92,23 @@ describe("clients", () => {
     })))
   }, 30_000)
 
+  test("a body that fits max_payload but not with its headers is refused as PayloadTooLarge, not a bare client error", async () => {
+    const settings = h.settings()
+    const client = await PromiseClient.connect({ nats: { servers: settings.nats.servers }, streamPrefix: settings.streamPrefix })
+    try {
+      const max = await Effect.runPromise(Nats.Nats.use((n) => Effect.succeed(n.server.maxPayload)).pipe(
+        Effect.provide(Nats.layerFrom({ ...settings.nats }))
+      ))
+      // a JSON string of max - 8 bytes: the body alone fits
+      const error = await client.enqueueJson(`${actorName("big")}.x`, "x".repeat(max - 10)).then(() => undefined, (e) => e)
+      expect(error?._tag).toBe("PayloadTooLarge")
+      expect(error.message).toContain("headers")
+      expect(error.message).toContain("max_payload")
+    } finally {
+      await client.close()
+    }
+  }, 30_000)
+
   test("outputs and errors travel in their JSON form: a Date output comes back a Date", async () => {
     const name = actorName("dated")
     const Stamp = Task.make(`${name}.stamp`, {

@@ -95,6 +95,7 @@ describe("defaults", () => {
     expect(ms(s.ackWait)).toBe(30_000)
     expect(ms(s.shutdownGrace)).toBe(30_000)
     expect(ms(s.resultTtl)).toBe(7 * 86_400_000)
+    expect(ms(s.sweepInterval)).toBe(60_000)
     expect(s.pools).toEqual([{ name: "fast", concurrency: 32 }, { name: "slow", concurrency: 4 }])
     expect(s.idempotencyStore).toBe("sqlite")
     expect(ms(s.idempotencyRetention)).toBe(7 * 86_400_000)
@@ -142,6 +143,7 @@ describe("every variable is read", () => {
     MSGSYS_ACK_WAIT: "1m",
     MSGSYS_SHUTDOWN_GRACE: "0",
     MSGSYS_RESULT_TTL: "2d",
+    MSGSYS_SWEEP_INTERVAL: "5m",
     MSGSYS_POOLS: "slow=8, reports=2",
     MSGSYS_IDEMPOTENCY_STORE: "KV",
     MSGSYS_IDEMPOTENCY_RETENTION: "36h",
@@ -183,6 +185,7 @@ describe("every variable is read", () => {
     expect(ms(s.ackWait)).toBe(60_000)
     expect(ms(s.shutdownGrace)).toBe(0)
     expect(ms(s.resultTtl)).toBe(2 * 86_400_000)
+    expect(ms(s.sweepInterval)).toBe(5 * 60_000)
     expect(s.pools).toEqual([
       { name: "fast", concurrency: 32 },
       { name: "slow", concurrency: 8 },

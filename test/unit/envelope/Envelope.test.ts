@@ -155,6 +155,21 @@ describe("Envelope headers", () => {
     expect(e.extra).toEqual({ "Msgsys-Run-At": "123" })
   })
 
+  test("a publisher cannot make the envelope hold unbounded extension headers: their number and size are capped", () => {
+    const many: Record<string, string> = { "Msgsys-Id": "abc", "Msgsys-Run-At": "123" }
+    for (let i = 0; i < 500; i++) many[`Msgsys-X-${i}`] = "v".repeat(100)
+    const e = Envelope.fromHeaders("a.b", many, receive)
+    const entries = Object.entries(e.extra)
+    expect(entries.length).toBe(Envelope.maxExtraHeaders)
+    expect(entries.reduce((n, [k, v]) => n + k.length + v.length, 0)).toBeLessThanOrEqual(Envelope.maxExtraSize)
+    // read in order: the first ones are kept, and the core fields are read whatever follows
+    expect(e.extra["Msgsys-Run-At"]).toBe("123")
+    expect(e.id).toBe("abc")
+
+    const huge = Envelope.fromHeaders("a.b", { "Msgsys-Blob": "x".repeat(1_000_000), "Msgsys-Priority": "high" }, receive)
+    expect(huge.extra).toEqual({ "Msgsys-Priority": "high" })
+  })
+
   test("extras cannot override core headers, and CR/LF cannot break the header frame", async () => {
     const e = await runAt(1_000, Envelope.make("a.b", {
       extra: { "Msgsys-Id": "forged", "msgsys-tenant": "forged", "Msgsys-Note": "line1\r\nline2" },
@@ -259,6 +274,26 @@ describe("tenant validation", () => {
       expect(err._tag).toBe("InvalidTenant")
       expect(err.message).toContain(JSON.stringify(t))
       expect(err.message).toContain("1 to 64 characters of A-Z, a-z, 0-9, '_' or '-'")
+    }
+  })
+})
+
+describe("task id validation", () => {
+  test("accepts every id msgsys gives a task: message ids, fallback ids, Nats-Msg-Id keys", () => {
+    for (const id of [MessageId.makeUnsafe(Date.now()), "MSGSYS_TASKS_etl-42", "order-7", "a.b=c", "x".repeat(128)]) {
+      expect(Envelope.isTaskId(id)).toBe(true)
+      expect(Effect.runSync(Envelope.validateTaskId(id))).toBe(id)
+      // and fromHeaders keeps it as the id
+      expect(Envelope.fromHeaders("etl.x", { "Msgsys-Id": id }, receive).id).toBe(id)
+    }
+  })
+
+  test("refuses wildcards, spaces and empty tokens, naming the problem and what an id looks like", () => {
+    for (const id of [">", "*", "etl.>", "a b", "", ".a", "a..b", "a.", "x".repeat(129), "id\n"]) {
+      const err = Effect.runSync(Effect.flip(Envelope.validateTaskId(id)))
+      expect(err._tag).toBe("InvalidTaskId")
+      expect(err.message).toContain("invalid task id")
+      expect(err.message).toContain("no spaces or wildcards")
     }
   })
 })

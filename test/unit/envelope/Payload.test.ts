@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test"
 import { Effect, Schema } from "effect"
 import * as Payload from "../../../src/envelope/Payload.ts"
+import { headers as natsHeaders } from "@nats-io/transport-node"
 
 const MB = 1024 * 1024
 const Extract = Schema.Struct({
@@ -70,6 +71,30 @@ describe("Payload", () => {
     expect(err.reason.split("; ")).toHaveLength(4)
   })
 
+  test("a number of the wrong type reads 'Expected number' wherever it sits: field, array, record, tuple, union", () => {
+    const Numbers = Schema.Struct({
+      n: Schema.Number,
+      xs: Schema.Array(Schema.Number),
+      o: Schema.optional(Schema.Number),
+      nn: Schema.NullOr(Schema.Number),
+      r: Schema.Record(Schema.String, Schema.Number),
+      t: Schema.Tuple([Schema.Number]),
+      u: Schema.Union([Schema.Number, Schema.String])
+    })
+    const body = bytes(JSON.stringify({ n: "x", xs: [1, "a"], o: "z", nn: "w", r: { k: "v" }, t: ["q"], u: true }))
+    const reason = fail(Payload.decode(Numbers, "a.b", body)).reason
+    expect(reason.split("; ")).toEqual([
+      "at .n: Expected number",
+      "at .xs[1]: Expected number",
+      "at .o: Expected number",
+      "at .nn: Expected number",
+      "at .r.k: Expected number",
+      "at .t[0]: Expected number",
+      "at .u: Expected number | string"
+    ])
+    expect(reason).not.toContain("Infinity")
+  })
+
   test("a missing key and a non-object body are reported with their path", () => {
     expect(fail(Payload.decode(Extract, "etl.extract", bytes(`{"tenant":"t","since":"2026-01-01T00:00:00Z","tags":[]}`))).reason)
       .toBe("at .rows: Missing key")
@@ -101,6 +126,24 @@ describe("Payload", () => {
     const body = run(Payload.encode(Schema.String, "a.b", "x".repeat(98), 100))
     expect(body.length).toBe(100)
     expect(fail(Payload.encode(Schema.String, "a.b", "x".repeat(99), 100))._tag).toBe("PayloadTooLarge")
+  })
+
+  test("headers are sized as the NATS client frames them", () => {
+    const h = { "Msgsys-Id": "01M8QD7SY1W2GCTYCADADXCTW6", "Msgsys-Tenant": "acme", "Msgsys-Note": "größe", "Nats-Msg-Id": "k" }
+    const framed = natsHeaders()
+    for (const [k, v] of Object.entries(h)) framed.set(k, v)
+    expect(Payload.headerSize(h)).toBe((framed as unknown as { encode(): Uint8Array }).encode().length)
+    expect(Payload.headerSize({})).toBe(0)
+  })
+
+  test("a body that fits max_payload only without its headers is PayloadTooLarge, naming both shares", () => {
+    const h = { "Msgsys-Id": "01M8QD7SY1W2GCTYCADADXCTW6" }
+    const size = Payload.headerSize(h)
+    Effect.runSync(Payload.checkSize("a.b", new Uint8Array(100 - size), h, 100))
+    const err = fail(Payload.checkSize("a.b", new Uint8Array(101 - size), h, 100))
+    expect(err._tag).toBe("PayloadTooLarge")
+    expect(err.size).toBe(101)
+    expect(err.message).toContain(`payload for a.b is 101 bytes (body ${101 - size} bytes, headers ${size} bytes), over`)
   })
 
   test("an empty body decodes as undefined for Void and Undefined payloads", () => {
