@@ -4,7 +4,7 @@
  * the row's transaction has committed.
  * @since 0.1.0
  */
-import { Context, Data, Effect, Layer } from "effect"
+import { Context, Data, Effect, Layer, Ref } from "effect"
 
 /** What happened to a message. @category models @since 0.1.0 */
 export type AuditStep =
@@ -96,3 +96,22 @@ export const layerNoop: Layer.Layer<AuditLog> = Layer.succeed(
     hasStep: () => Effect.succeed(false)
   })
 )
+
+/**
+ * The audit log in memory: every row kept in order, for unit tests and the in-memory broker.
+ * `rows` reads what was recorded.
+ * @category constructors @since 0.1.0
+ */
+export const makeMemory = Effect.gen(function*() {
+  const rows = yield* Ref.make<ReadonlyArray<AuditRecord>>([])
+  const service = AuditLog.of({
+    record: (r) => Ref.update(rows, (all) => [...all, r]),
+    recordAll: (rs) => Ref.update(rows, (all) => [...all, ...rs]),
+    flush: Effect.void,
+    hasStep: (messageId, step) => Effect.map(Ref.get(rows), (all) => all.some((r) => r.messageId === messageId && r.step === step))
+  })
+  return { service, rows: Ref.get(rows) }
+})
+
+/** The audit log in memory, a fresh one per layer. @category layers @since 0.1.0 */
+export const layerMemory = (): Layer.Layer<AuditLog> => Layer.effect(AuditLog, Effect.map(makeMemory, (m) => m.service))

@@ -182,12 +182,21 @@ interface Prepared {
   readonly result: boolean
 }
 
-/** @category constructors @since 0.1.0 */
-export const make = Effect.gen(function*() {
-  const config = yield* MsgsysConfig
-  const nats = yield* Nats
-  const results = yield* Results
-  const names = Subjects.make(config.streamPrefix)
+/** What a client sends through and reads from. @category models @since 0.1.0 */
+export interface Transport {
+  readonly publisher: Publish.Publisher
+  /** The largest message the broker accepts, headers included. */
+  readonly maxPayload: () => number
+  readonly results: Results["Service"]
+  readonly names: Subjects.Names
+}
+
+/**
+ * A client on the given transport: NATS (`make`) or the in-memory broker of `msgsys/testing`.
+ * @category constructors @since 0.1.0
+ */
+export const makeWith = (transport: Transport) => Effect.gen(function*() {
+  const { publisher, maxPayload, results, names } = transport
   const clock = yield* Clock.Clock
 
   // Tasks this client enqueued, acknowledged by the stream: "queued" until a worker writes a
@@ -271,7 +280,7 @@ export const make = Effect.gen(function*() {
     })
 
   const publish = (p: Prepared, id: string) =>
-    Publish.publish(nats.publisher, {
+    Publish.publish(publisher, {
       subject: p.publishSubject,
       data: p.data,
       headers: id === p.envelope.id ? p.headers : { ...p.headers, [Envelope.Headers.Id]: id },
@@ -309,7 +318,6 @@ export const make = Effect.gen(function*() {
       : Effect.flatMap(publish(p, p.envelope.id), (ack) =>
         Effect.as(track(p, p.envelope.id), { id: p.envelope.id, duplicate: ack.duplicate }))
 
-  const maxPayload = () => nats.server.maxPayload
 
   const enqueueMany = <T extends Task.Any>(task: T, inputs: ReadonlyArray<Task.Input<T>>, options: EnqueueManyOptions = {}) =>
     Effect.gen(function*() {
@@ -331,7 +339,7 @@ export const make = Effect.gen(function*() {
         let left = plain.length
         if (left === 0) return resume(Effect.void)
         for (const [i, p] of plain) {
-          nats.publisher.submit({ subject: p.publishSubject, data: p.data, headers: p.headers, msgId: p.msgId }, (o) => {
+          publisher.submit({ subject: p.publishSubject, data: p.data, headers: p.headers, msgId: p.msgId }, (o) => {
             if (o.ok) {
               handles[i] = { id: p.envelope.id, task, duplicate: o.ack.duplicate, result: p.result }
               remember(p, p.envelope.id)
@@ -401,6 +409,18 @@ export const make = Effect.gen(function*() {
           : Effect.fail(new OutputMismatch({ taskId: handle.id, reason: String((Cause.squash(output.cause) as Error).message) }))
       }),
     cancel: (taskId) => Effect.andThen(Envelope.validateTaskId(taskId), results.requestCancel(taskId))
+  })
+})
+
+/** @category constructors @since 0.1.0 */
+export const make = Effect.gen(function*() {
+  const config = yield* MsgsysConfig
+  const nats = yield* Nats
+  return yield* makeWith({
+    publisher: nats.publisher,
+    maxPayload: () => nats.server.maxPayload,
+    results: yield* Results,
+    names: Subjects.make(config.streamPrefix)
   })
 })
 

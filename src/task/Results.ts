@@ -277,6 +277,92 @@ export const make = Effect.fn("Results.make")(function*(bucket: string, ttl: Dur
   })
 })
 
+/**
+ * Results in memory (one process), for unit tests and the in-memory broker: the same behaviour,
+ * timed by the `Clock` (a TestClock moves `awaitFinal`'s timeout).
+ * @category constructors @since 0.1.0
+ */
+export const makeMemory: Effect.Effect<Results["Service"]> = Effect.sync(() => {
+  const records = new Map<string, TaskRecord>()
+  const keys = new Map<string, Reservation>()
+  const cancels = new Set<string>()
+  const cancelListeners = new Set<(taskId: string) => void>()
+  const waiters = new Map<string, Set<(r: TaskRecord) => void>>()
+  const store = (record: TaskRecord) => {
+    // what the bucket would hand back: JSON, round-tripped
+    const copy = JSON.parse(JSON.stringify(record)) as TaskRecord
+    records.set(record.id, copy)
+    for (const w of waiters.get(record.id) ?? []) w(copy)
+  }
+  const get = (taskId: string) => Effect.sync(() => Option.fromUndefinedOr(records.get(taskId)))
+  return Results.of({
+    put: (record) => Effect.sync(() => store(record)),
+    submit: (record, done) => {
+      store(record)
+      done(undefined)
+    },
+    create: (record) =>
+      Effect.sync(() => {
+        if (records.has(record.id)) return false
+        store(record)
+        return true
+      }),
+    get,
+    awaitFinal: (taskId, timeout) =>
+      Effect.gen(function*() {
+        let last = records.get(taskId)
+        if (last && isFinal(last.status)) return last
+        const final = yield* Effect.callback<TaskRecord>((resume) => {
+          const w = (r: TaskRecord) => {
+            last = r
+            if (isFinal(r.status)) resume(Effect.succeed(r))
+          }
+          const set = waiters.get(taskId) ?? new Set()
+          set.add(w)
+          waiters.set(taskId, set)
+          return Effect.sync(() => {
+            set.delete(w)
+            if (set.size === 0) waiters.delete(taskId)
+          })
+        }).pipe(Effect.timeoutOption(timeout))
+        if (Option.isSome(final)) return final.value
+        return yield* new ResultTimeout({ taskId, timeoutMs: Duration.toMillis(Duration.fromInputUnsafe(timeout)), last })
+      }),
+    reserve: (key, taskId) =>
+      Effect.sync(() => {
+        const held = keys.get(key)
+        if (held) return held
+        const mine = { taskId, confirmed: false }
+        keys.set(key, mine)
+        return mine
+      }),
+    confirm: (key, taskId) =>
+      Effect.sync(() => {
+        if (keys.get(key)?.taskId === taskId) keys.set(key, { taskId, confirmed: true })
+      }),
+    unreserve: (key, taskId) =>
+      Effect.sync(() => {
+        if (keys.get(key)?.taskId === taskId) keys.delete(key)
+      }),
+    requestCancel: (taskId) =>
+      Effect.sync(() => {
+        cancels.add(taskId)
+        for (const l of cancelListeners) l(taskId)
+      }),
+    watchCancels: (onCancel) =>
+      Effect.acquireRelease(
+        Effect.sync(() => {
+          for (const id of cancels) onCancel(id)
+          cancelListeners.add(onCancel)
+        }),
+        () => Effect.sync(() => cancelListeners.delete(onCancel))
+      )
+  })
+})
+
+/** Results in memory, a fresh store per layer. @category layers @since 0.1.0 */
+export const layerMemory = (): Layer.Layer<Results> => Layer.effect(Results, makeMemory)
+
 /** The results bucket named by the config. @category layers @since 0.1.0 */
 export const layer: Layer.Layer<Results, BrokerError, Nats | MsgsysConfig> = Layer.effect(
   Results,

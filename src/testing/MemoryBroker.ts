@@ -1,0 +1,456 @@
+/**
+ * An in-memory broker for unit-testing actors, no nats-server needed: a `Client` with the same
+ * API, and the actors' real dispatchers — the same intake, claims, retries, timeouts, dead letters
+ * and statuses as a worker on NATS — over work queues kept in memory. Time comes from the Effect
+ * `Clock`, so a test drives retries, delays, timeouts and redeliveries with `TestClock.adjust`.
+ *
+ * ```ts
+ * const TestLayer = MemoryBroker.layer([Etl]).pipe(Layer.provide(EtlLive))
+ * test("a failing extract is retried and succeeds", () =>
+ *   Effect.gen(function*() {
+ *     const client = yield* Client.Client
+ *     const handle = yield* client.enqueue(Extract, { tenant: "acme", source: "crm" })
+ *     yield* TestClock.adjust("10 seconds")           // the retry's delay passes
+ *     expect(yield* client.result(handle, "1 minute")).toEqual({ rows: 42 })
+ *   }).pipe(Effect.provide(TestLayer), Effect.provide(TestClock.layer()), Effect.scoped, Effect.runPromise))
+ * ```
+ *
+ * What it models: one work queue per actor with its high, normal and low consumers; acks, naks
+ * with delays, in-progress acks and `ack_wait` redelivery; `max_deliver` (a message whose
+ * deliveries run out goes to dead letters, as the max-deliveries sweeper does); deduplication by
+ * `Nats-Msg-Id` within two minutes; delayed tasks (held until their run-at). What it does not:
+ * several processes, broker failures, storage limits.
+ * @since 0.1.0
+ */
+import { Clock, Context, Duration, Effect, Layer, type Scope } from "effect"
+import type * as Actor from "../actor/Actor.ts"
+import { type AuditRecord, makeMemory as makeMemoryAudit } from "../audit/AuditLog.ts"
+import { BrokerError } from "../broker/BrokerError.ts"
+import type { Delivery } from "../broker/Delivery.ts"
+import * as Publish from "../broker/Publish.ts"
+import type * as Pull from "../broker/Pull.ts"
+import * as Subjects from "../broker/Subjects.ts"
+import type { Reason } from "../dlq/DeadLetter.ts"
+import { makeMemory as makeMemoryIdempotency } from "../idempotency/Idempotency.ts"
+import * as StoreLedger from "../ledger/StoreLedger.ts"
+import * as Pool from "../pool/Pool.ts"
+import * as Retry from "../retry/Retry.ts"
+import * as Dispatcher from "../runtime/Dispatcher.ts"
+import { AuditLog } from "../audit/AuditLog.ts"
+import { Idempotency } from "../idempotency/Idempotency.ts"
+import * as Client from "../task/Client.ts"
+import { makeMemory as makeMemoryResults } from "../task/Results.ts"
+import type * as Task from "../task/Task.ts"
+import * as TaskHeaders from "../task/TaskHeaders.ts"
+import type { FailedAttempt, StoredError } from "../task/TaskRecord.ts"
+
+/** A dead letter as the in-memory broker keeps it. @category models @since 0.1.0 */
+export interface Letter {
+  readonly taskId: string
+  readonly subject: string
+  readonly actor: string
+  readonly tenant: string
+  readonly reason: Reason
+  readonly error: StoredError
+  readonly attempts: number
+  readonly history: ReadonlyArray<FailedAttempt>
+  readonly body: Uint8Array
+  readonly headers: Readonly<Record<string, string>>
+}
+
+/** @category models @since 0.1.0 */
+export interface Options {
+  /** Stream prefix of the names. Default "MSGSYS". */
+  readonly prefix?: string
+  /** Default: each actor's own `ackWait`, else 30 seconds. */
+  readonly ackWait?: Duration.Input
+  /** Concurrency of each pool the actors name. Default: each actor's concurrency summed. */
+  readonly poolSize?: number
+  /** The largest body plus headers accepted. Default 1 MB, as nats-server. */
+  readonly maxPayload?: number
+}
+
+/** What a test can look at and control besides the `Client`. @category services @since 0.1.0 */
+export class MemoryBroker extends Context.Service<MemoryBroker, {
+  /** Dead letters, oldest first. */
+  readonly deadLetters: Effect.Effect<ReadonlyArray<Letter>>
+  /** Every audit row recorded, in order. */
+  readonly audit: Effect.Effect<ReadonlyArray<AuditRecord>>
+  /** Messages of an actor not acked yet (waiting, running or waiting for a retry). */
+  readonly pending: (actor: string) => Effect.Effect<number>
+  /** Messages of an actor delivered and not yet acked: what its worker holds. */
+  readonly held: (actor: string) => Effect.Effect<number>
+  /** Pauses or resumes an actor (it stops taking messages; they wait). */
+  readonly setPaused: (actor: string, paused: boolean) => Effect.Effect<void>
+}>()("msgsys/MemoryBroker") {}
+
+interface Message {
+  readonly seq: number
+  readonly subject: string
+  readonly headers: Record<string, string>
+  readonly data: Uint8Array
+  readonly storedAt: number
+  deliveries: number
+  state: "ready" | "inflight" | "done"
+  /** Deliverable from this time (a nak delay, a run-at). */
+  dueAt: number
+  ackDeadline: number
+}
+
+interface Waiter {
+  left: number
+  readonly listener: Pull.Listener
+}
+
+interface Queue {
+  readonly stream: string
+  readonly consumer: string
+  readonly messages: Array<Message>
+  waiter: Waiter | undefined
+  listener: Pull.Listener | undefined
+}
+
+const dedupWindowMs = 120_000
+const defaultAckWaitMs = 30_000
+
+/**
+ * The in-memory broker for `actors`: provides `Client` and `MemoryBroker`; needs the actors'
+ * handler layers. Runs until its scope closes.
+ * @category layers @since 0.1.0
+ */
+export const layer = <const Actors extends ReadonlyArray<Actor.Any>>(
+  actors: Actors,
+  options: Options = {}
+): Layer.Layer<Client.Client | MemoryBroker, never, Actor.HandlersOf<Actors[number]["name"]>> =>
+  Layer.effectContext(Effect.gen(function*() {
+    const built = yield* make(actors, options)
+    return Context.make(Client.Client, built.client).pipe(Context.add(MemoryBroker, built.broker))
+  }))
+
+/**
+ * Builds the broker, its client and the actors' dispatchers in the current scope.
+ * @category constructors @since 0.1.0
+ */
+export const make = <const Actors extends ReadonlyArray<Actor.Any>>(
+  actors: Actors,
+  options: Options = {}
+): Effect.Effect<
+  { readonly client: Client.Client["Service"]; readonly broker: MemoryBroker["Service"] },
+  never,
+  Actor.HandlersOf<Actors[number]["name"]> | Scope.Scope
+> =>
+  Effect.gen(function*() {
+    const clock = yield* Clock.Clock
+    const now = () => clock.currentTimeMillisUnsafe()
+    const names = Subjects.make(options.prefix ?? "MSGSYS")
+    const maxPayload = options.maxPayload ?? 1024 * 1024
+    const results = yield* makeMemoryResults
+    const audit = yield* makeMemoryAudit
+    const idempotency = yield* makeMemoryIdempotency({ retention: "7 days" })
+    const ledger = yield* StoreLedger.make.pipe(
+      Effect.provideService(AuditLog, audit.service),
+      Effect.provideService(Idempotency, idempotency)
+    )
+    const letters: Array<Letter> = []
+
+    // ------------------------------------------------------------------------------------------
+    // the work queues
+
+    const queues = new Map<string, Queue>()
+    const byActor = new Map<string, { readonly actor: Actor.Any; readonly ackWaitMs: number; readonly maxDeliver: number }>()
+    for (const actor of actors) {
+      const ackWaitMs = Duration.toMillis(Duration.fromInputUnsafe(options.ackWait ?? actor.ackWait ?? defaultAckWaitMs))
+      const longest = Math.max(...[actor.retry, ...actor.protocol.map((t: Task.Any) => t.retry ?? actor.retry)].map((p) =>
+        Retry.maxAttempts(p) ?? Infinity
+      ))
+      byActor.set(actor.name, { actor, ackWaitMs, maxDeliver: Number.isFinite(longest) ? longest + 2 : Infinity })
+      for (const p of Subjects.priorities) {
+        queues.set(`${actor.name}:${p}`, {
+          stream: names.taskStream(actor.name),
+          consumer: names.taskConsumer(actor.name, p),
+          messages: [],
+          waiter: undefined,
+          listener: undefined
+        })
+      }
+    }
+    let seq = 0
+    const dedup = new Map<string, { readonly seq: number; readonly stream: string; readonly at: number }>()
+
+    const delivery = (q: Queue, m: Message): Delivery => {
+      const count = m.deliveries
+      const ackWaitMs = byActor.get(Subjects.domainOf(names.parseTaskSubject(m.subject).subject))!.ackWaitMs
+      const pendingAfter = q.messages.filter((x) => x.state === "ready").length
+      return {
+        subject: m.subject,
+        headers: { ...m.headers },
+        data: m.data,
+        stream: q.stream,
+        consumer: q.consumer,
+        deliveryCount: count,
+        streamSequence: m.seq,
+        storedAt: m.storedAt,
+        pending: pendingAfter,
+        ack: () => {
+          m.state = "done"
+          sweep(q)
+        },
+        term: () => {
+          m.state = "done"
+          sweep(q)
+        },
+        nak: (delayMs = 0) => {
+          if (m.state !== "inflight") return
+          m.state = "ready"
+          m.dueAt = now() + Math.max(0, delayMs)
+          notifySoon()
+        },
+        working: () => {
+          if (m.state === "inflight") m.ackDeadline = now() + ackWaitMs
+        }
+      }
+    }
+
+    const sweep = (q: Queue) => {
+      while (q.messages.length > 0 && q.messages[0]!.state === "done") q.messages.shift()
+    }
+
+    /** Hands the next ready message of `q` out, or undefined. */
+    const take = (q: Queue): Delivery | undefined => {
+      const t = now()
+      const m = q.messages.find((x) => x.state === "ready" && x.dueAt <= t)
+      if (m === undefined) return undefined
+      m.state = "inflight"
+      m.deliveries += 1
+      const actor = byActor.get(Subjects.domainOf(names.parseTaskSubject(m.subject).subject))!
+      m.ackDeadline = t + actor.ackWaitMs
+      return delivery(q, m)
+    }
+
+    const serveWaiters = () => {
+      for (const q of queues.values()) {
+        const w = q.waiter
+        if (w === undefined) continue
+        while (w.left > 0) {
+          const d = take(q)
+          if (d === undefined) break
+          w.left -= 1
+          w.listener.onMessage(d)
+        }
+        if (w.left <= 0 && q.waiter === w) {
+          q.waiter = undefined
+          w.listener.onEnd("filled")
+        }
+      }
+    }
+    let notifyScheduled = false
+    const notifySoon = () => {
+      if (notifyScheduled) return
+      notifyScheduled = true
+      queueMicrotask(() => {
+        notifyScheduled = false
+        serveWaiters()
+      })
+    }
+
+    const feed = (q: Queue, listener: Pull.Listener): Pull.Feed => {
+      q.listener = listener
+      let fetching = 0
+      return {
+        stream: q.stream,
+        consumer: q.consumer,
+        fetch: (n) => {
+          if (n <= 0 || fetching > 0 || q.waiter !== undefined) return
+          fetching = n
+          // answered on the next turn, as a real pull is
+          queueMicrotask(() => {
+            let given = 0
+            while (given < n) {
+              const d = take(q)
+              if (d === undefined) break
+              given += 1
+              fetching -= 1
+              listener.onMessage(d)
+            }
+            fetching = 0
+            listener.onEnd(given >= n ? "filled" : "drained")
+          })
+        },
+        wait: (n) => {
+          if (n <= 0 || fetching > 0 || q.waiter !== undefined) return
+          q.waiter = { left: n, listener }
+          notifySoon()
+        },
+        outstanding: () => fetching + (q.waiter?.left ?? 0),
+        check: () => {},
+        reset: () => {
+          if (q.waiter !== undefined) {
+            q.waiter = undefined
+            listener.onEnd("lost")
+          }
+        }
+      }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // time: ack_wait redeliveries, delays coming due, deliveries running out
+
+    const dueWork = Effect.sync(() => {
+      const t = now()
+      for (const q of queues.values()) {
+        for (const m of q.messages) {
+          if (m.state !== "inflight" || t < m.ackDeadline) continue
+          const actor = byActor.get(Subjects.domainOf(names.parseTaskSubject(m.subject).subject))!
+          if (m.deliveries >= actor.maxDeliver) {
+            // out of deliveries without being settled: dead letters, as the sweeper does on NATS
+            m.state = "done"
+            const { subject } = names.parseTaskSubject(m.subject)
+            const error = { tag: "MaxDeliveries", message: `delivered ${m.deliveries} times without being settled` }
+            letters.push({
+              taskId: m.headers["Msgsys-Id"] ?? `${q.stream}-${m.seq}`,
+              subject,
+              actor: actor.actor.name,
+              tenant: m.headers["Msgsys-Tenant"] ?? "default",
+              reason: "max_deliveries",
+              error,
+              attempts: m.deliveries,
+              history: [],
+              body: m.data,
+              headers: m.headers
+            })
+            continue
+          }
+          m.state = "ready"
+          m.dueAt = t
+        }
+        sweep(q)
+      }
+      serveWaiters()
+      for (const [id, d] of dedup) if (t - d.at > dedupWindowMs) dedup.delete(id)
+    })
+
+    // ------------------------------------------------------------------------------------------
+    // publishing
+
+    const publisher: Publish.Publisher = {
+      submit: (message, done) => {
+        const { subject, priority } = names.parseTaskSubject(message.subject)
+        const actor = byActor.get(Subjects.domainOf(subject))
+        if (actor === undefined) return done({ ok: false, error: new Publish.NoStreamForSubject({ subject: message.subject }) })
+        const stream = names.taskStream(actor.actor.name)
+        const headers = { ...message.headers }
+        const size = message.data.length + Publish.headersSize(headers, message.msgId)
+        if (size > maxPayload) {
+          return done({
+            ok: false,
+            error: new BrokerError({ operation: `publish to ${message.subject}`, reason: `${size} bytes: max_payload size exceeded` })
+          })
+        }
+        if (message.msgId !== undefined) {
+          const seen = dedup.get(message.msgId)
+          if (seen !== undefined) return done({ ok: true, ack: { stream: seen.stream, sequence: seen.seq, duplicate: true } })
+        }
+        const t = now()
+        // a delayed task waits on its consumer until its run-at, then runs at its priority
+        const runAt = priority === "delayed" ? Number(headers[TaskHeaders.RunAt]) : Number.NaN
+        const target = priority === "delayed"
+          ? (headers[TaskHeaders.Priority] as Subjects.Priority | undefined) ?? "normal"
+          : priority
+        const q = queues.get(`${actor.actor.name}:${target}`)!
+        const m: Message = {
+          seq: ++seq,
+          subject: priority === "delayed" ? names.taskSubject(subject, target) : message.subject,
+          headers: { ...headers, ...(message.msgId !== undefined ? { "Nats-Msg-Id": message.msgId } : {}) },
+          data: message.data,
+          storedAt: t,
+          deliveries: 0,
+          state: "ready",
+          dueAt: Number.isFinite(runAt) ? runAt : t,
+          ackDeadline: 0
+        }
+        q.messages.push(m)
+        if (message.msgId !== undefined) dedup.set(message.msgId, { seq: m.seq, stream, at: t })
+        done({ ok: true, ack: { stream, sequence: m.seq, duplicate: false } })
+        notifySoon()
+      },
+      inFlight: () => 0,
+      close: () => {}
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // the actors
+
+    const poolSizes = new Map<string, number>()
+    for (const a of actors) poolSizes.set(a.pool, (poolSizes.get(a.pool) ?? 0) + a.concurrency)
+    const pools = new Map<string, Pool.Pool>()
+    for (const [name, size] of poolSizes) pools.set(name, yield* Pool.make(name, options.poolSize ?? size))
+
+    const dispatchers = new Map<string, Dispatcher.Dispatcher>()
+    for (const actor of actors) {
+      const handlers = (yield* actor.Handlers) as Actor.AnyHandlers
+      const d = yield* Dispatcher.make({
+        workerId: "memory",
+        actor,
+        handlers,
+        names,
+        poolName: actor.pool,
+        poolSlots: pools.get(actor.pool)!.slots,
+        ledger,
+        results,
+        ackWaitMs: byActor.get(actor.name)!.ackWaitMs,
+        moveToDeadLetters: (r) =>
+          Effect.sync(() => {
+            letters.push({
+              taskId: r.envelope.id,
+              subject: r.subject,
+              actor: r.actor,
+              tenant: r.envelope.tenant,
+              reason: r.reason,
+              error: r.error,
+              attempts: r.attempts,
+              history: r.history,
+              body: r.delivery.data,
+              headers: r.delivery.headers ?? {}
+            })
+          })
+      })
+      dispatchers.set(actor.name, d)
+      yield* Effect.forkScoped(d.connect((priority, listener) =>
+        Effect.succeed(feed(queues.get(`${actor.name}:${priority}`)!, listener))
+      ))
+    }
+    yield* Effect.orDie(results.watchCancels((taskId) => {
+      for (const d of dispatchers.values()) d.cancel(taskId)
+    }))
+    // one ticker for the dispatchers and the queues, on the Clock (a TestClock drives it)
+    yield* Effect.forkScoped(Effect.forever(Effect.andThen(
+      Effect.sleep(Duration.millis(100)),
+      Effect.andThen(dueWork, Effect.sync(() => {
+        for (const d of dispatchers.values()) d.tick()
+      }))
+    )))
+
+    const client = yield* Client.makeWith({ publisher, maxPayload: () => maxPayload, results, names })
+    const broker = MemoryBroker.of({
+      deadLetters: Effect.sync(() => [...letters]),
+      audit: audit.rows,
+      pending: (actor) =>
+        Effect.sync(() => {
+          let n = 0
+          for (const p of Subjects.priorities) {
+            n += queues.get(`${actor}:${p}`)?.messages.filter((m) => m.state !== "done").length ?? 0
+          }
+          return n
+        }),
+      held: (actor) =>
+        Effect.sync(() => {
+          let n = 0
+          for (const p of Subjects.priorities) {
+            n += queues.get(`${actor}:${p}`)?.messages.filter((m) => m.state === "inflight").length ?? 0
+          }
+          return n
+        }),
+      setPaused: (actor, paused) => Effect.sync(() => dispatchers.get(actor)?.setPaused(paused))
+    })
+    return { client, broker }
+  })

@@ -1,0 +1,314 @@
+/**
+ * The dispatcher without a broker: the in-memory broker feeds it messages, the ledger and results
+ * live in memory, and the TestClock drives retry delays, timeouts and heartbeats. What is checked
+ * here holds on NATS too (the integration tests check the same on a real server).
+ */
+import { describe, expect, test } from "bun:test"
+import { Effect, Fiber, Layer, Schema, type Scope } from "effect"
+import { TestClock } from "effect/testing"
+import * as Actor from "../../../src/actor/Actor.ts"
+import * as Retry from "../../../src/retry/Retry.ts"
+import * as Client from "../../../src/task/Client.ts"
+import * as Task from "../../../src/task/Task.ts"
+import * as TaskError from "../../../src/task/TaskError.ts"
+import { MemoryBroker } from "../../../src/testing/MemoryBroker.ts"
+import * as Memory from "../../../src/testing/MemoryBroker.ts"
+
+type Handler = (request: Actor.Request<Task.Any>) => Effect.Effect<unknown, unknown>
+
+/** Runs `body` with an in-memory broker for one actor, on the TestClock. */
+const withActor = <A, E>(
+  actor: Actor.Any,
+  handlers: Readonly<Record<string, Handler>>,
+  body: Effect.Effect<A, E, Client.Client | MemoryBroker | Scope.Scope>
+) =>
+  Effect.runPromise(
+    body.pipe(
+      Effect.provide(
+        Memory.layer([actor]).pipe(Layer.provide(actor.toLayer(handlers as never))) as Layer.Layer<Client.Client | MemoryBroker>
+      ),
+      Effect.scoped,
+      Effect.provide(TestClock.layer())
+    )
+  )
+
+let n = 0
+const named = (base: string) => `${base}${++n}`
+
+const Job = (actor: string, options: Partial<Task.Options<{ id: typeof Schema.String }, { ok: typeof Schema.Boolean }, never>> = {}) =>
+  Task.make(`${actor}.job`, { input: { id: Schema.String }, output: { ok: Schema.Boolean }, ...options })
+
+/** Lets fibers and microtasks run without moving the clock. */
+const settleDown = Effect.andThen(TestClock.adjust(0), Effect.yieldNow)
+
+describe("dispatch in memory", () => {
+  test("a task runs once, its typed result is stored, and its message is acked", () => {
+    const name = named("ok")
+    const J = Job(name)
+    let runs = 0
+    return withActor(Actor.make(name, { protocol: [J] }), { [J.subject]: () => Effect.sync(() => (runs++, { ok: true })) },
+      Effect.gen(function*() {
+        const client = yield* Client.Client
+        const broker = yield* MemoryBroker
+        const handle = yield* client.enqueue(J, { id: "a" })
+        expect(yield* client.result(handle, "1 minute")).toEqual({ ok: true })
+        yield* settleDown
+        expect(runs).toBe(1)
+        expect(yield* broker.pending(name)).toBe(0)
+        const steps = (yield* broker.audit).filter((r) => r.messageId === handle.id).map((r) => `${r.step}@${r.attempt}`)
+        expect(steps).toEqual(["enqueued@0", "started@1", "succeeded@1"])
+      }))
+  })
+
+  test("a retryable failure waits exactly the policy's delay before the next attempt", () => {
+    const name = named("retry")
+    const J = Job(name)
+    const attempts: Array<number> = []
+    const A = Actor.make(name, { protocol: [J], retry: Retry.exponential({ base: "10 seconds", jitter: false, maxAttempts: 3 }) })
+    return withActor(A, {
+      [J.subject]: ({ attempt }) =>
+        Effect.suspend(() => {
+          attempts.push(attempt)
+          return attempt < 2 ? Effect.fail(new Error(`boom ${attempt}`)) : Effect.succeed({ ok: true })
+        })
+    }, Effect.gen(function*() {
+      const client = yield* Client.Client
+      const handle = yield* client.enqueue(J, { id: "a" })
+      yield* settleDown
+      expect(attempts).toEqual([1])
+      expect((yield* client.status(handle.id)).status).toBe("failed")
+      yield* TestClock.adjust("9 seconds")
+      expect(attempts).toEqual([1])
+      yield* TestClock.adjust("2 seconds")
+      const record = yield* client.wait(handle.id, "1 minute")
+      expect(attempts).toEqual([1, 2])
+      expect(record.status).toBe("succeeded")
+      // the history of the failed attempt is kept with the success
+      expect(record.history?.map((h) => [h.attempt, h.error.message, h.retryDelayMs])).toEqual([[1, "boom 1", 10_000]])
+    }))
+  })
+
+  test("an exhausted task is dead-lettered once with its whole history and never runs again", () => {
+    const name = named("exhaust")
+    const J = Job(name)
+    let runs = 0
+    const A = Actor.make(name, { protocol: [J], retry: Retry.exponential({ base: "1 second", jitter: false, maxAttempts: 3 }) })
+    return withActor(A, { [J.subject]: () => Effect.suspend(() => (runs++, Effect.fail(new Error("always")))) },
+      Effect.gen(function*() {
+        const client = yield* Client.Client
+        const broker = yield* MemoryBroker
+        const handle = yield* client.enqueue(J, { id: "a" })
+        yield* TestClock.adjust("1 minute")
+        const record = yield* client.wait(handle.id, "1 minute")
+        expect(record.status).toBe("dead")
+        expect(runs).toBe(3)
+        const letters = yield* broker.deadLetters
+        expect(letters.map((l) => [l.taskId, l.reason, l.attempts])).toEqual([[handle.id, "exhausted", 3]])
+        expect(letters[0]!.history.map((h) => h.attempt)).toEqual([1, 2, 3])
+        yield* TestClock.adjust("10 minutes")
+        expect(runs).toBe(3)
+        expect(yield* broker.pending(name)).toBe(0)
+      }))
+  })
+
+  test("a run past its timeout is interrupted (its signal aborts) and retried", () => {
+    const name = named("timeout")
+    const J = Job(name)
+    let aborted = 0
+    const attempts: Array<number> = []
+    const A = Actor.make(name, {
+      protocol: [J],
+      timeout: "5 seconds",
+      retry: Retry.exponential({ base: "1 second", jitter: false, maxAttempts: 2 })
+    })
+    return withActor(A, {
+      [J.subject]: ({ attempt, signal }) =>
+        Effect.suspend(() => {
+          attempts.push(attempt)
+          signal.addEventListener("abort", () => aborted++)
+          return attempt === 1 ? Effect.never : Effect.succeed({ ok: true })
+        })
+    }, Effect.gen(function*() {
+      const client = yield* Client.Client
+      const handle = yield* client.enqueue(J, { id: "a" })
+      yield* TestClock.adjust("5 seconds")
+      yield* TestClock.adjust("2 seconds")
+      const record = yield* client.wait(handle.id, "1 minute")
+      expect(record.status).toBe("succeeded")
+      expect(attempts).toEqual([1, 2])
+      expect(aborted).toBeGreaterThanOrEqual(1)
+      expect(record.history?.[0]?.error.tag).toBe("TaskTimeout")
+    }))
+  })
+
+  test("a cancel interrupts a running handler: it ends cancelled and is not retried", () => {
+    const name = named("cancel")
+    const J = Job(name)
+    let runs = 0
+    return withActor(Actor.make(name, { protocol: [J] }), { [J.subject]: () => Effect.suspend(() => (runs++, Effect.never)) },
+      Effect.gen(function*() {
+        const client = yield* Client.Client
+        const handle = yield* client.enqueue(J, { id: "a" })
+        yield* settleDown
+        expect(runs).toBe(1)
+        yield* client.cancel(handle.id)
+        expect((yield* client.wait(handle.id, "1 minute")).status).toBe("cancelled")
+        yield* TestClock.adjust("10 minutes")
+        expect(runs).toBe(1)
+      }))
+  })
+
+  test("poison never runs: a payload that does not decode, a partitionBy or an idempotencyKey that throws", () => {
+    const name = named("poison")
+    const J = Task.make(`${name}.job`, {
+      input: { id: Schema.String },
+      output: { ok: Schema.Boolean },
+      idempotencyKey: ({ id }) => {
+        if (id === "bad-key") throw new Error("no key for that")
+        return id
+      }
+    })
+    const A = Actor.make(name, {
+      protocol: [J],
+      partitionBy: (input: { id: string }) => {
+        if (input.id === "bad-partition") throw new Error("no partition for that")
+        return input.id
+      }
+    })
+    let runs = 0
+    return withActor(A, { [J.subject]: () => Effect.sync(() => (runs++, { ok: true })) }, Effect.gen(function*() {
+      const client = yield* Client.Client
+      const broker = yield* MemoryBroker
+      const wrongShape = yield* client.enqueueJson(J.subject, { id: 42 })
+      const badKey = yield* client.enqueue(J, { id: "bad-key" })
+      const badPartition = yield* client.enqueue(J, { id: "bad-partition" })
+      const good = yield* client.enqueue(J, { id: "fine" })
+      yield* client.wait(good.id, "1 minute")
+      for (const h of [wrongShape, badKey, badPartition]) expect((yield* client.wait(h.id, "1 minute")).status).toBe("dead")
+      expect(runs).toBe(1)
+      const reasons = new Map((yield* broker.deadLetters).map((l) => [l.taskId, [l.reason, l.error.message]]))
+      expect(reasons.get(wrongShape.id)![0]).toBe("poison")
+      expect(reasons.get(wrongShape.id)![1]).toContain("Expected string")
+      expect(reasons.get(badKey.id)![1]).toContain("idempotencyKey of task")
+      expect(reasons.get(badPartition.id)![1]).toContain("partitionBy of actor")
+    }))
+  })
+
+  test("a key already done returns its stored output without running again", () => {
+    const name = named("done")
+    const J = Job(name)
+    let runs = 0
+    return withActor(Actor.make(name, { protocol: [J] }), { [J.subject]: () => Effect.sync(() => (runs++, { ok: true })) },
+      Effect.gen(function*() {
+        const client = yield* Client.Client
+        const first = yield* client.enqueue(J, { id: "a" }, { key: "k1" })
+        yield* client.result(first, "1 minute")
+        // past the enqueue dedup window: a second message with the same key is stored and delivered
+        yield* TestClock.adjust("3 minutes")
+        const second = yield* client.enqueueJson(J.subject, { id: "a" }, { key: "k1" })
+        expect(second.id).toBe(first.id)
+        expect(runs).toBe(1)
+      }))
+  })
+
+  test("messages waiting for a busy partition key hold no slot: other keys run meanwhile", () => {
+    const name = named("part")
+    const J = Job(name)
+    const started: Array<string> = []
+    const A = Actor.make(name, {
+      protocol: [J],
+      concurrency: 2,
+      partitionBy: (input: { id: string }) => input.id.split("-")[0]!
+    })
+    return withActor(A, {
+      [J.subject]: ({ input }) =>
+        Effect.sync(() => started.push((input as { id: string }).id)).pipe(Effect.andThen(Effect.sleep("10 seconds")), Effect.as({ ok: true }))
+    }, Effect.gen(function*() {
+      const client = yield* Client.Client
+      // five tasks of tenant a first, then one of b and one of c: a's queue must not take both slots
+      for (let i = 0; i < 5; i++) yield* client.enqueue(J, { id: `a-${i}` })
+      yield* client.enqueue(J, { id: "b-0" })
+      yield* client.enqueue(J, { id: "c-0" })
+      yield* settleDown
+      expect(started).toEqual(["a-0", "b-0"])
+      yield* TestClock.adjust("10 seconds")
+      expect(started.slice(2)).toEqual(["a-1", "c-0"])
+      yield* TestClock.adjust("40 seconds")
+      // a's tasks in order, one at a time
+      expect(started.filter((s) => s.startsWith("a-"))).toEqual(["a-0", "a-1", "a-2", "a-3", "a-4"])
+    }))
+  })
+
+  test("a backlog runs high first, then normal, then low", () => {
+    const name = named("prio")
+    const J = Job(name)
+    const order: Array<string> = []
+    const A = Actor.make(name, { protocol: [J], concurrency: 1 })
+    return withActor(A, { [J.subject]: ({ input }) => Effect.sync(() => (order.push((input as { id: string }).id), { ok: true })) },
+      Effect.gen(function*() {
+        const client = yield* Client.Client
+        const broker = yield* MemoryBroker
+        yield* broker.setPaused(name, true)
+        for (let i = 0; i < 3; i++) {
+          for (const priority of ["low", "normal", "high"] as const) yield* client.enqueue(J, { id: `${priority}${i}` }, { priority })
+        }
+        yield* broker.setPaused(name, false)
+        yield* TestClock.adjust("1 second")
+        expect(order).toEqual(["high0", "high1", "high2", "normal0", "normal1", "normal2", "low0", "low1", "low2"])
+      }))
+  })
+
+  test("a task running ten times its ack_wait is kept alive by heartbeats: delivered once, run once", () => {
+    const name = named("long")
+    const J = Job(name)
+    let runs = 0
+    const A = Actor.make(name, { protocol: [J], ackWait: "3 seconds", timeout: "1 hour" })
+    return withActor(A, { [J.subject]: () => Effect.suspend(() => (runs++, Effect.as(Effect.sleep("30 seconds"), { ok: true }))) },
+      Effect.gen(function*() {
+        const client = yield* Client.Client
+        const handle = yield* client.enqueue(J, { id: "a" })
+        for (let i = 0; i < 31; i++) yield* TestClock.adjust("1 second")
+        const record = yield* client.wait(handle.id, "1 minute")
+        expect(record.status).toBe("succeeded")
+        expect(record.attempt).toBe(1)
+        expect(runs).toBe(1)
+      }))
+  })
+
+  test("a permanent failure goes to dead letters at once, without retries", () => {
+    const name = named("perm")
+    const J = Job(name)
+    let runs = 0
+    return withActor(Actor.make(name, { protocol: [J] }), {
+      [J.subject]: () => Effect.suspend(() => (runs++, Effect.fail(TaskError.permanent(new Error("card declined")))))
+    }, Effect.gen(function*() {
+      const client = yield* Client.Client
+      const broker = yield* MemoryBroker
+      const handle = yield* client.enqueue(J, { id: "a" })
+      expect((yield* client.wait(handle.id, "1 minute")).status).toBe("dead")
+      expect(runs).toBe(1)
+      expect((yield* broker.deadLetters).map((l) => l.reason)).toEqual(["permanent"])
+    }))
+  })
+
+  test("a worker holds no more messages than its free slots (concurrency 3, no prefetch): the backlog waits in the queue", () => {
+    const name = named("slots")
+    const J = Job(name)
+    const A = Actor.make(name, { protocol: [J], concurrency: 3 })
+    return withActor(A, { [J.subject]: () => Effect.as(Effect.sleep("1 second"), { ok: true }) }, Effect.gen(function*() {
+      const client = yield* Client.Client
+      const broker = yield* MemoryBroker
+      const handles = yield* client.enqueueMany(J, Array.from({ length: 20 }, (_, i) => ({ id: `t${i}` })))
+      const waiting = yield* Effect.forkChild(Effect.forEach(handles, (h) => client.result(h, "1 hour"), { discard: true }))
+      const held: Array<number> = []
+      for (let i = 0; i < 30; i++) {
+        yield* TestClock.adjust("500 millis")
+        held.push(yield* broker.held(name))
+      }
+      yield* Fiber.join(waiting)
+      // the bound is reached (so it is not vacuous) and never passed
+      expect(Math.max(...held)).toBe(3)
+      expect(yield* broker.pending(name)).toBe(0)
+    }))
+  })
+})
