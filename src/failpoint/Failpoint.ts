@@ -20,10 +20,11 @@ export type Name =
 
 const enabled = new Set((process.env.MSGSYS_FAILPOINTS ?? "").split(",").map((s) => s.trim()).filter(Boolean))
 
+/** Kills the process with SIGKILL when `name` is enabled; synchronous, for hot paths. @category failing @since 0.1.0 */
+export const hitUnsafe = (name: Name): void => {
+  if (enabled.size !== 0 && enabled.has(name)) process.kill(process.pid, "SIGKILL")
+}
+
 /** Kills the process with SIGKILL when `name` is enabled. @category failing @since 0.1.0 */
 export const hit = (name: Name): Effect.Effect<void> =>
-  enabled.size === 0 || !enabled.has(name)
-    ? Effect.void
-    : Effect.sync(() => {
-      process.kill(process.pid, "SIGKILL")
-    })
+  enabled.size === 0 || !enabled.has(name) ? Effect.void : Effect.sync(() => hitUnsafe(name))

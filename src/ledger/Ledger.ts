@@ -96,8 +96,10 @@ export class Ledger extends Context.Service<Ledger, {
   /** Whether a committed audit row of `step` exists for the message. */
   readonly hasStep: (messageId: string, step: AuditStep) => Effect.Effect<boolean, LedgerError>
   /**
-   * True when a run's outcome and its audit rows commit in one transaction, and handlers may
-   * write their own tables in it (`atCommit`). False for a ledger built from separate stores.
+   * True when a run's outcome and its audit rows are stored in one step (nothing to reconcile
+   * after a crash between them). False for a ledger built from separate stores.
    */
   readonly atomic: boolean
+  /** True when handlers may write their own tables with the outcome (`atCommit`): SQLite only. */
+  readonly writes: boolean
 }>()("msgsys/Ledger") {}

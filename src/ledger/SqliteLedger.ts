@@ -96,6 +96,7 @@ export const make = Effect.fn("SqliteLedger.make")(function*(options: Options) {
 
   return Ledger.of({
     atomic: true,
+    writes: true,
     claim: (requests) =>
       requests.length === 0 ? Effect.succeed([]) : Effect.flatMap(Clock.currentTimeMillis, (now) =>
         db.writer.write("claiming runs", () =>

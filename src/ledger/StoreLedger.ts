@@ -14,8 +14,18 @@ import { Ledger, LedgerError, type Settled, type Settlement } from "./Ledger.ts"
 
 const STORED: Settled = { _tag: "Stored" }
 
+/** @category models @since 0.1.0 */
+export interface Options {
+  /**
+   * Calls to the stores in flight at once within a batch. Default unbounded: a remote store (NATS
+   * KV) answers in parallel. In-memory stores answer at once: 1 saves a fiber per message.
+   */
+  readonly concurrency?: number | "unbounded"
+}
+
 /** @category constructors @since 0.1.0 */
-export const make = Effect.gen(function*() {
+export const makeWith = (options: Options = {}) => Effect.gen(function*() {
+  const concurrency = options.concurrency ?? "unbounded"
   const idempotency = yield* Idempotency
   const audit = yield* AuditLog
   const fail = (operation: string) => (cause: unknown) => new LedgerError({ operation, cause })
@@ -51,20 +61,24 @@ export const make = Effect.gen(function*() {
 
   return Ledger.of({
     atomic: false,
+    writes: false,
     claim: (requests) =>
       Effect.forEach(requests, (r) =>
         idempotency.claim(r.run.key, r.run.owner, leaseOf(r.leaseMs), r.run.sequence).pipe(
           Effect.tap((claim) => claim._tag === "Claimed" ? audit.recordAll(r.audit) : Effect.void)
-        ), { concurrency: "unbounded" }).pipe(Effect.mapError(fail("claiming runs"))),
+        ), { concurrency }).pipe(Effect.mapError(fail("claiming runs"))),
     settle: (items) =>
-      Effect.forEach(items, settleOne, { concurrency: "unbounded" }).pipe(Effect.mapError(fail("settling runs"))),
+      Effect.forEach(items, settleOne, { concurrency }).pipe(Effect.mapError(fail("settling runs"))),
     renew: (runs, leaseMs) =>
-      Effect.forEach(runs, (r) => idempotency.renew(r.key, r.owner, leaseOf(leaseMs)), { concurrency: "unbounded" }).pipe(
+      Effect.forEach(runs, (r) => idempotency.renew(r.key, r.owner, leaseOf(leaseMs)), { concurrency }).pipe(
         Effect.mapError(fail("renewing leases"))
       ),
     hasStep: (messageId, step) => audit.hasStep(messageId, step).pipe(Effect.mapError(fail("looking up an audit step")))
   })
 })
+
+/** @category constructors @since 0.1.0 */
+export const make = makeWith()
 
 /** @category layers @since 0.1.0 */
 export const layer: Layer.Layer<Ledger, never, Idempotency | AuditLog> = Layer.effect(Ledger, make)

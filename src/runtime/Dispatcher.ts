@@ -412,15 +412,15 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
               defect: `its atCommit write failed: ${TaskError.describe(settled.cause)}`
             }), job.task, run.policy, job.attempt))
           }
-          Effect.runSync(Failpoint.hit("after-commit"))
+          Failpoint.hitUnsafe("after-commit")
           if (!job.storeResult) {
-            Effect.runSync(Failpoint.hit("before-ack"))
+            Failpoint.hitUnsafe("before-ack")
             return finish(h, "ack")
           }
           const put = (history: ReadonlyArray<FailedAttempt> | undefined) =>
             putStatus(Status.succeeded(job, now(), output, { startedAt: run.startedAt, history }), (ok) => {
               if (!ok) return finish(h, "nak", 1000) // the redelivery finds the key done and stores it again
-              Effect.runSync(Failpoint.hit("before-ack"))
+              Failpoint.hitUnsafe("before-ack")
               finish(h, "ack")
             })
           if (run.prior === undefined) put(undefined)
@@ -630,11 +630,14 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
             results.submit(Status.running(job, now(), startedAt, undefined, value), () => {})
           }),
         atCommit: (write) =>
-          ledger.atomic
+          ledger.writes
             ? Effect.sync(() => {
               run.writes.push(write)
             })
-            : Effect.die(new Error("atCommit writes need the SQLite ledger: set MSGSYS_IDEMPOTENCY_STORE=sqlite (the default)"))
+            : Effect.die(new Error(
+              "atCommit writes need the SQLite ledger: set MSGSYS_IDEMPOTENCY_STORE=sqlite (the default); " +
+                "the in-memory broker cannot run them"
+            ))
       }
       const fiber = runEffect(
         Effect.suspend(() => handler(request)).pipe(

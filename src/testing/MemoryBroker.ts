@@ -24,20 +24,17 @@
  */
 import { Clock, Context, Duration, Effect, Layer, type Scope } from "effect"
 import type * as Actor from "../actor/Actor.ts"
-import { type AuditRecord, makeMemory as makeMemoryAudit } from "../audit/AuditLog.ts"
+import type { AuditRecord } from "../audit/AuditLog.ts"
 import { BrokerError } from "../broker/BrokerError.ts"
 import type { Delivery } from "../broker/Delivery.ts"
 import * as Publish from "../broker/Publish.ts"
 import type * as Pull from "../broker/Pull.ts"
 import * as Subjects from "../broker/Subjects.ts"
 import type { Reason } from "../dlq/DeadLetter.ts"
-import { makeMemory as makeMemoryIdempotency } from "../idempotency/Idempotency.ts"
-import * as StoreLedger from "../ledger/StoreLedger.ts"
+import * as MemoryLedger from "../ledger/MemoryLedger.ts"
 import * as Pool from "../pool/Pool.ts"
 import * as Retry from "../retry/Retry.ts"
 import * as Dispatcher from "../runtime/Dispatcher.ts"
-import { AuditLog } from "../audit/AuditLog.ts"
-import { Idempotency } from "../idempotency/Idempotency.ts"
 import * as Client from "../task/Client.ts"
 import { makeMemory as makeMemoryResults } from "../task/Results.ts"
 import type * as Task from "../task/Task.ts"
@@ -80,6 +77,11 @@ export class MemoryBroker extends Context.Service<MemoryBroker, {
   readonly pending: (actor: string) => Effect.Effect<number>
   /** Messages of an actor delivered and not yet acked: what its worker holds. */
   readonly held: (actor: string) => Effect.Effect<number>
+  /**
+   * Publishes a raw message, as any NATS client could (no envelope unless the headers carry one):
+   * for tests of foreign publishers and of garbage.
+   */
+  readonly publish: (subject: string, body: Uint8Array | string, headers?: Readonly<Record<string, string>>) => Effect.Effect<void, Publish.PublishError>
   /** Pauses or resumes an actor (it stops taking messages; they wait). */
   readonly setPaused: (actor: string, paused: boolean) => Effect.Effect<void>
 }>()("msgsys/MemoryBroker") {}
@@ -105,7 +107,12 @@ interface Waiter {
 interface Queue {
   readonly stream: string
   readonly consumer: string
-  readonly messages: Array<Message>
+  /** Never delivered, in stream order, from `head` on. */
+  fresh: Array<Message>
+  head: number
+  /** To be delivered (again) from their `dueAt`: nak'ed, timed out, or delayed. */
+  readonly again: Set<Message>
+  readonly inflight: Set<Message>
   waiter: Waiter | undefined
   listener: Pull.Listener | undefined
 }
@@ -145,12 +152,7 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(
     const names = Subjects.make(options.prefix ?? "MSGSYS")
     const maxPayload = options.maxPayload ?? 1024 * 1024
     const results = yield* makeMemoryResults
-    const audit = yield* makeMemoryAudit
-    const idempotency = yield* makeMemoryIdempotency({ retention: "7 days" })
-    const ledger = yield* StoreLedger.make.pipe(
-      Effect.provideService(AuditLog, audit.service),
-      Effect.provideService(Idempotency, idempotency)
-    )
+    const { service: ledger, rows: auditRows } = yield* MemoryLedger.make
     const letters: Array<Letter> = []
 
     // ------------------------------------------------------------------------------------------
@@ -168,7 +170,10 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(
         queues.set(`${actor.name}:${p}`, {
           stream: names.taskStream(actor.name),
           consumer: names.taskConsumer(actor.name, p),
-          messages: [],
+          fresh: [],
+          head: 0,
+          again: new Set(),
+          inflight: new Set(),
           waiter: undefined,
           listener: undefined
         })
@@ -177,10 +182,8 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(
     let seq = 0
     const dedup = new Map<string, { readonly seq: number; readonly stream: string; readonly at: number }>()
 
-    const delivery = (q: Queue, m: Message): Delivery => {
+    const delivery = (q: Queue, m: Message, pendingAfter: number, ackWaitMs: number): Delivery => {
       const count = m.deliveries
-      const ackWaitMs = byActor.get(Subjects.domainOf(names.parseTaskSubject(m.subject).subject))!.ackWaitMs
-      const pendingAfter = q.messages.filter((x) => x.state === "ready").length
       return {
         subject: m.subject,
         headers: { ...m.headers },
@@ -193,16 +196,20 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(
         pending: pendingAfter,
         ack: () => {
           m.state = "done"
-          sweep(q)
+          q.inflight.delete(m)
+          q.again.delete(m)
         },
         term: () => {
           m.state = "done"
-          sweep(q)
+          q.inflight.delete(m)
+          q.again.delete(m)
         },
         nak: (delayMs = 0) => {
           if (m.state !== "inflight") return
           m.state = "ready"
           m.dueAt = now() + Math.max(0, delayMs)
+          q.inflight.delete(m)
+          q.again.add(m)
           notifySoon()
         },
         working: () => {
@@ -211,20 +218,26 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(
       }
     }
 
-    const sweep = (q: Queue) => {
-      while (q.messages.length > 0 && q.messages[0]!.state === "done") q.messages.shift()
-    }
-
-    /** Hands the next ready message of `q` out, or undefined. */
+    /** Hands the next ready message of `q` out (redeliveries first, as JetStream), or undefined. */
     const take = (q: Queue): Delivery | undefined => {
       const t = now()
-      const m = q.messages.find((x) => x.state === "ready" && x.dueAt <= t)
-      if (m === undefined) return undefined
+      let m: Message | undefined
+      for (const x of q.again) if (x.dueAt <= t && (m === undefined || x.seq < m.seq)) m = x
+      if (m !== undefined) q.again.delete(m)
+      else if (q.head < q.fresh.length) {
+        m = q.fresh[q.head++]!
+        if (q.head > 4096 && q.head * 2 > q.fresh.length) {
+          q.fresh = q.fresh.slice(q.head)
+          q.head = 0
+        }
+      } else return undefined
       m.state = "inflight"
       m.deliveries += 1
-      const actor = byActor.get(Subjects.domainOf(names.parseTaskSubject(m.subject).subject))!
-      m.ackDeadline = t + actor.ackWaitMs
-      return delivery(q, m)
+      q.inflight.add(m)
+      const { ackWaitMs } = byActor.get(Subjects.domainOf(names.parseTaskSubject(m.subject).subject))!
+      m.ackDeadline = t + ackWaitMs
+      // as JetStream's num_pending: the messages not delivered yet
+      return delivery(q, m, q.fresh.length - q.head, ackWaitMs)
     }
 
     const serveWaiters = () => {
@@ -298,12 +311,13 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(
     const dueWork = Effect.sync(() => {
       const t = now()
       for (const q of queues.values()) {
-        for (const m of q.messages) {
-          if (m.state !== "inflight" || t < m.ackDeadline) continue
+        for (const m of q.inflight) {
+          if (t < m.ackDeadline) continue
           const actor = byActor.get(Subjects.domainOf(names.parseTaskSubject(m.subject).subject))!
           if (m.deliveries >= actor.maxDeliver) {
             // out of deliveries without being settled: dead letters, as the sweeper does on NATS
             m.state = "done"
+            q.inflight.delete(m)
             const { subject } = names.parseTaskSubject(m.subject)
             const error = { tag: "MaxDeliveries", message: `delivered ${m.deliveries} times without being settled` }
             letters.push({
@@ -322,8 +336,9 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(
           }
           m.state = "ready"
           m.dueAt = t
+          q.inflight.delete(m)
+          q.again.add(m)
         }
-        sweep(q)
       }
       serveWaiters()
       for (const [id, d] of dedup) if (t - d.at > dedupWindowMs) dedup.delete(id)
@@ -368,7 +383,9 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(
           dueAt: Number.isFinite(runAt) ? runAt : t,
           ackDeadline: 0
         }
-        q.messages.push(m)
+        // a delayed task waits with the redeliveries until its run-at
+        if (m.dueAt > t) q.again.add(m)
+        else q.fresh.push(m)
         if (message.msgId !== undefined) dedup.set(message.msgId, { seq: m.seq, stream, at: t })
         done({ ok: true, ack: { stream, sequence: m.seq, duplicate: false } })
         notifySoon()
@@ -433,21 +450,26 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(
     const client = yield* Client.makeWith({ publisher, maxPayload: () => maxPayload, results, names })
     const broker = MemoryBroker.of({
       deadLetters: Effect.sync(() => [...letters]),
-      audit: audit.rows,
+      audit: auditRows,
       pending: (actor) =>
         Effect.sync(() => {
           let n = 0
           for (const p of Subjects.priorities) {
-            n += queues.get(`${actor}:${p}`)?.messages.filter((m) => m.state !== "done").length ?? 0
+            const q = queues.get(`${actor}:${p}`)
+            if (q !== undefined) n += q.fresh.length - q.head + q.again.size + q.inflight.size
           }
           return n
         }),
+      publish: (subject, body, headers) =>
+        Effect.asVoid(Publish.publish(publisher, {
+          subject,
+          data: typeof body === "string" ? new TextEncoder().encode(body) : body,
+          headers
+        })),
       held: (actor) =>
         Effect.sync(() => {
           let n = 0
-          for (const p of Subjects.priorities) {
-            n += queues.get(`${actor}:${p}`)?.messages.filter((m) => m.state === "inflight").length ?? 0
-          }
+          for (const p of Subjects.priorities) n += queues.get(`${actor}:${p}`)?.inflight.size ?? 0
           return n
         }),
       setPaused: (actor, paused) => Effect.sync(() => dispatchers.get(actor)?.setPaused(paused))
