@@ -5,22 +5,21 @@
  * (msgsys acks only after the outcome, the audit row and the status are stored). One actor,
  * concurrency `--concurrency` (256), `Retry.none`, SQLite idempotency on throughout.
  * - results: audit in SQLite, each task's result stored;
- * - results off: the same with `result: false` on the task ("n/a" while Task.make lacks it);
+ * - results off: the same with `result: false` on the task;
  * - audit off: results stored, `AuditLog.layerNoop`.
  */
 import { Effect } from "effect"
 import { rmSync } from "node:fs"
-import { enqueueBatch, enqueueOneByOne, pausedRuntime } from "./enqueue.ts"
+import { enqueueBatch, pausedRuntime } from "./enqueue.ts"
 import { within } from "./support/clock.ts"
 import * as Js from "./support/jetstream.ts"
 import * as Runtime from "./support/runtime.ts"
-import { type Env, na, type Runner, type Sample, type Section } from "./support/Section.ts"
+import type { Env, Runner, Sample, Section } from "./support/Section.ts"
 import { perSecond } from "./support/stats.ts"
 
 type Variant = "results" | "resultsOff" | "auditOff"
 
 const measure = async (env: Env, n: number, variant: Variant, checks: Js.Connection): Promise<Sample> => {
-  if (variant === "resultsOff" && !Runtime.resultsOptionSupported()) return na("Task.make has no result: false")
   const handled = Runtime.counter()
   const { runtime, actor, prefix, dir } = await pausedRuntime(env, {
     audit: variant !== "auditOff",
@@ -28,9 +27,7 @@ const measure = async (env: Env, n: number, variant: Variant, checks: Js.Connect
     handler: () => Effect.sync(handled.tick)
   })
   try {
-    const many = Runtime.enqueueManyOf(runtime.client)
-    if (many) await enqueueBatch(runtime, many, n)
-    else await enqueueOneByOne(runtime, n, env.settings.inFlight)
+    await enqueueBatch(runtime, n)
     const waiting = await Js.count(checks.jsm, runtime.stream)
     if (waiting !== n || handled.count !== 0) {
       throw new Error(`drain: before the worker resumed, ${waiting} of ${n} tasks waited and ${handled.count} had run`)

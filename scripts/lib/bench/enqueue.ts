@@ -2,7 +2,7 @@
  * `enqueue`: how fast a program hands tasks to msgsys, with the full client (envelope, publish
  * with dedup id, status record, "enqueued" audit row in SQLite).
  * - one by one: `client.enqueue`, `inFlight` calls at once (Effect.forEach with that concurrency);
- * - batch: `client.enqueueMany(task, inputs)`, one call for all N; "n/a" while the client has none.
+ * - batch: `client.enqueueMany(task, inputs)`, one call for all N.
  * The actor's worker runs but is paused, so nothing is consumed while enqueueing; each run checks
  * that the stream then holds exactly N messages.
  */
@@ -11,10 +11,9 @@ import { rmSync } from "node:fs"
 import { join } from "node:path"
 import * as Js from "./support/jetstream.ts"
 import * as Runtime from "./support/runtime.ts"
-import { type Env, na, type Runner, type Sample, type Section } from "./support/Section.ts"
+import type { Env, Runner, Sample, Section } from "./support/Section.ts"
 import { perSecond } from "./support/stats.ts"
 
-export const enqueueManyMissing = "enqueueMany missing"
 
 /** A worker for a fresh actor, paused, with its client: the topology exists, nothing consumes. */
 export const pausedRuntime = async (env: Env, options: Partial<Runtime.Options> & { readonly handler: Runtime.Options["handler"] }) => {
@@ -47,10 +46,10 @@ export const enqueueOneByOne = async (runtime: Runtime.Runtime, n: number, inFli
 }
 
 /** Enqueues `n` tasks in one `enqueueMany` call; returns milliseconds. */
-export const enqueueBatch = async (runtime: Runtime.Runtime, many: Runtime.EnqueueMany, n: number) => {
+export const enqueueBatch = async (runtime: Runtime.Runtime, n: number) => {
   const all = inputs(n)
   const started = performance.now()
-  const handles = await runtime.run(many(runtime.task, all))
+  const handles = await runtime.run(runtime.client.enqueueMany(runtime.task, all))
   const ms = performance.now() - started
   if (handles.length !== n) throw new Error(`enqueueMany returned ${handles.length} handles for ${n} inputs`)
   return ms
@@ -61,11 +60,7 @@ const measure = async (env: Env, n: number, how: "one" | "many", checks: Js.Conn
   try {
     let ms: number
     if (how === "one") ms = await enqueueOneByOne(runtime, n, env.settings.inFlight)
-    else {
-      const many = Runtime.enqueueManyOf(runtime.client)
-      if (!many) return na(enqueueManyMissing)
-      ms = await enqueueBatch(runtime, many, n)
-    }
+    else ms = await enqueueBatch(runtime, n)
     const stored = await Js.count(checks.jsm, runtime.stream)
     if (stored !== n) throw new Error(`enqueue (${how}): the stream holds ${stored} messages after ${n} enqueues`)
     return perSecond(n, ms)

@@ -8,7 +8,7 @@
  */
 import { rmSync } from "node:fs"
 import { join } from "node:path"
-import { enqueueBatch, enqueueOneByOne } from "./enqueue.ts"
+import { enqueueBatch } from "./enqueue.ts"
 import * as Children from "./support/children.ts"
 import * as Js from "./support/jetstream.ts"
 import * as Runtime from "./support/runtime.ts"
@@ -38,9 +38,7 @@ const runSide = async (env: Env, c: Js.Connection, side: Side) => {
       child = Children.spawn("msgsys-worker", { ...common, concurrency: total, mode: "hold", total, warmup: 0 })
       fill = async () => {
         client = await Runtime.make({ ...common, concurrency: 1, audit: true, results: true })
-        const many = Runtime.enqueueManyOf(client.client)
-        if (many) await enqueueBatch(client, many, total)
-        else await enqueueOneByOne(client, total, env.settings.inFlight)
+        await enqueueBatch(client, total)
       }
     }
     await child.next("ready", 30_000)

@@ -19,39 +19,9 @@ const input = Schema.Struct({ n: Schema.Int, sentAt: Schema.Number })
 const output = Schema.Struct({ n: Schema.Int })
 
 /** The bench task of `actor`; the same definition in every process that uses it. */
-export const defineTask = (actor: string, results: boolean) => {
-  const options = { input, output }
-  // `result: false` (the task stores no result) is new; see resultsOptionSupported
-  return Task.make(`${actor}.echo`, results ? options : { ...options, result: false } as typeof options)
-}
+export const defineTask = (actor: string, results: boolean) =>
+  Task.make(`${actor}.echo`, { input, output, result: results })
 export type BenchTask = ReturnType<typeof defineTask>
-
-/**
- * Whether `Task.make` knows `result: false`: true when a task made with it differs from one made
- * without it (a field more, or a different flag). Until then the option would be silently ignored,
- * and a "results off" figure would measure results on.
- */
-export const resultsOptionSupported = (): boolean => {
-  const options = { input, output }
-  const plain = Task.make("probe.echo", options) as unknown as Record<string, unknown>
-  const off = Task.make("probe.echo", { ...options, result: false } as typeof options) as unknown as Record<string, unknown>
-  const keys = new Set([...Object.keys(plain), ...Object.keys(off)])
-  return [...keys].some((k) =>
-    !(k in plain) || !(k in off) ||
-    (typeof off[k] !== "object" && typeof off[k] !== "function" && off[k] !== plain[k])
-  )
-}
-
-/** The batch enqueue, when the client has it (`enqueueMany(task, inputs, options?)`, one handle per input). */
-export type EnqueueMany = (
-  task: BenchTask,
-  inputs: ReadonlyArray<BenchInput>
-) => Effect.Effect<ReadonlyArray<Client.Handle<BenchTask>>, unknown>
-
-export const enqueueManyOf = (client: Client.Client["Service"]): EnqueueMany | undefined => {
-  const candidate = (client as unknown as { enqueueMany?: unknown }).enqueueMany
-  return typeof candidate === "function" ? (candidate as EnqueueMany).bind(client) : undefined
-}
 
 export interface Options {
   readonly url: string
