@@ -160,6 +160,11 @@ interface FeedState {
 }
 
 const PRIORITIES: ReadonlyArray<Priority> = ["high", "normal", "low"]
+/** Reading a task's history again: 200 ms doubling to 10 s, about a minute in all. */
+const historyRetry = Schedule.exponential("200 millis").pipe(
+  Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.seconds(10)))),
+  Schedule.upTo({ times: 10 })
+)
 /** How long a message waits before trying a full dead-letter stream again. */
 const deadLetterStreamFullRetryMs = 30_000
 const rank = (p: Priority | "delayed") => (p === "high" ? 0 : p === "low" ? 2 : 1)
@@ -309,11 +314,15 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
       })
     }
 
-    /** Earlier attempts' failures from the stored status; undefined when it cannot be read. */
+    /**
+     * Earlier attempts' failures from the stored status; undefined when it cannot be read. Tried
+     * for up to about a minute (the message stays held and heartbeated meanwhile): a history
+     * written after a failed read would have lost an attempt.
+     */
     const readHistory = (taskId: string): Promise<ReadonlyArray<FailedAttempt> | undefined> =>
       Effect.runPromiseWith(context)(
         results.get(taskId).pipe(
-          Effect.retry({ schedule: Schedule.spaced("200 millis"), times: 2 }),
+          Effect.retry({ schedule: historyRetry }),
           Effect.map((r) => (r._tag === "Some" ? r.value.history ?? [] : [])),
           Effect.orElseSucceed(() => undefined)
         )
@@ -424,7 +433,18 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
               finish(h, "ack")
             })
           if (run.prior === undefined) put(undefined)
-          else run.prior.then(put)
+          // the earlier attempts' history goes with the result: a read that failed is tried again
+          // before the record is written without it (never overwrite the history with less)
+          else {
+            run.prior.then((prior) =>
+              prior !== undefined ? put(prior) : readHistory(job.taskId).then((again) => {
+                if (again === undefined) {
+                  log(Effect.logWarning(`task ${job.taskId}: its attempt history could not be read; its result is stored without it`))
+                }
+                put(again)
+              })
+            )
+          }
         },
         retryLater(h, "store the outcome")
       )
@@ -459,9 +479,13 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
               ]
             },
             () => {
-              // the status first, then the nak: a quick retry must not be overwritten by this "failed"
+              // the status first, then the nak: a quick retry must not be overwritten by this "failed",
+              // and the next attempt must find this one in the history
               readHistory(job.taskId).then((prior) => {
-                if (prior === undefined) return finish(h, "nak", verdict.delayMs)
+                if (prior === undefined) {
+                  log(Effect.logWarning(`task ${job.taskId}: its attempt history could not be read; attempt ${job.attempt} is not in it`))
+                  return finish(h, "nak", verdict.delayMs)
+                }
                 const history = [...prior, { attempt: job.attempt, at: endedAt, error: verdict.error, retryDelayMs: verdict.delayMs }]
                 results.submit(
                   Status.failed(job, now(), verdict.error, history, run.startedAt, endedAt + verdict.delayMs),

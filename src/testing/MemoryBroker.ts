@@ -36,7 +36,7 @@ import * as Pool from "../pool/Pool.ts"
 import * as Retry from "../retry/Retry.ts"
 import * as Dispatcher from "../runtime/Dispatcher.ts"
 import * as Client from "../task/Client.ts"
-import { makeMemory as makeMemoryResults } from "../task/Results.ts"
+import { makeMemory as makeMemoryResults, type Results } from "../task/Results.ts"
 import type * as Task from "../task/Task.ts"
 import * as TaskHeaders from "../task/TaskHeaders.ts"
 import type { FailedAttempt, StoredError } from "../task/TaskRecord.ts"
@@ -65,6 +65,8 @@ export interface Options {
   readonly poolSize?: number
   /** The largest body plus headers accepted. Default 1 MB, as nats-server. */
   readonly maxPayload?: number
+  /** Results to use instead of a fresh in-memory store (e.g. one that fails, to test failures). */
+  readonly results?: Results["Service"]
 }
 
 /** What a test can look at and control besides the `Client`. @category services @since 0.1.0 */
@@ -151,7 +153,7 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(
     const now = () => clock.currentTimeMillisUnsafe()
     const names = Subjects.make(options.prefix ?? "MSGSYS")
     const maxPayload = options.maxPayload ?? 1024 * 1024
-    const results = yield* makeMemoryResults
+    const results = options.results ?? (yield* makeMemoryResults)
     const { service: ledger, rows: auditRows } = yield* MemoryLedger.make
     const letters: Array<Letter> = []
 

@@ -8,7 +8,9 @@ import { Effect, Fiber, Layer, Schema, type Scope } from "effect"
 import { TestClock } from "effect/testing"
 import * as Actor from "../../../src/actor/Actor.ts"
 import * as Retry from "../../../src/retry/Retry.ts"
+import { BrokerError } from "../../../src/broker/BrokerError.ts"
 import * as Client from "../../../src/task/Client.ts"
+import * as ResultsModule from "../../../src/task/Results.ts"
 import * as Task from "../../../src/task/Task.ts"
 import * as TaskError from "../../../src/task/TaskError.ts"
 import { MemoryBroker } from "../../../src/testing/MemoryBroker.ts"
@@ -310,5 +312,100 @@ describe("dispatch in memory", () => {
       expect(Math.max(...held)).toBe(3)
       expect(yield* broker.pending(name)).toBe(0)
     }))
+  })
+})
+
+describe("keys and records (issue 13)", () => {
+  test("idempotency keys are scoped by tenant: another tenant's key never returns this tenant's outcome", () => {
+    const name = named("scope")
+    const J = Job(name)
+    const ran: Array<string> = []
+    return withActor(Actor.make(name, { protocol: [J] }), {
+      [J.subject]: ({ envelope }) => Effect.sync(() => (ran.push(envelope.tenant), { ok: true }))
+    }, Effect.gen(function*() {
+      const client = yield* Client.Client
+      const broker = yield* MemoryBroker
+      // a publisher of tenant "mallory" completes key "invoice-1" first, with its own header
+      yield* broker.publish(J.subject, JSON.stringify({ id: "x" }), {
+        "Msgsys-Id": "01M0000000000000000000000A",
+        "Msgsys-Tenant": "mallory",
+        "Msgsys-Idempotency-Key": "invoice-1"
+      })
+      yield* client.wait("01M0000000000000000000000A", "1 minute")
+      // tenant "acme"'s task with the same key runs for itself
+      const handle = yield* client.enqueue(J, { id: "y" }, { tenant: "acme", key: "invoice-1" })
+      const record = yield* client.wait(handle.id, "1 minute")
+      expect(record.duplicateOf).toBeUndefined()
+      expect(ran).toEqual(["mallory", "acme"])
+    }))
+  })
+
+  test("a handler receives its scoped idempotency key, to pass on to external APIs", () => {
+    const name = named("keyarg")
+    const J = Job(name)
+    const keys: Array<string> = []
+    return withActor(Actor.make(name, { protocol: [J] }), {
+      [J.subject]: ({ idempotencyKey }) => Effect.sync(() => (keys.push(idempotencyKey), { ok: true }))
+    }, Effect.gen(function*() {
+      const client = yield* Client.Client
+      const keyed = yield* client.enqueue(J, { id: "a" }, { tenant: "acme", key: "order-7" })
+      const plain = yield* client.enqueue(J, { id: "b" })
+      yield* client.wait(keyed.id, "1 minute")
+      yield* client.wait(plain.id, "1 minute")
+      expect(keys).toEqual([`acme/${J.subject}/key/order-7`, `default/${J.subject}/id/${plain.id}`])
+    }))
+  })
+
+  test("every task gets its 'enqueued' audit row, from the message's creation, whoever published it", () => {
+    const name = named("enq")
+    const J = Job(name)
+    return withActor(Actor.make(name, { protocol: [J] }), { [J.subject]: () => Effect.succeed({ ok: true }) },
+      Effect.gen(function*() {
+        const client = yield* Client.Client
+        const broker = yield* MemoryBroker
+        yield* broker.publish(J.subject, JSON.stringify({ id: "plain" }), { "Msgsys-Id": "01M0000000000000000000000B" })
+        const typed = yield* client.enqueue(J, { id: "typed" })
+        yield* client.wait("01M0000000000000000000000B", "1 minute")
+        yield* client.wait(typed.id, "1 minute")
+        const audit = yield* broker.audit
+        for (const id of ["01M0000000000000000000000B", typed.id]) {
+          expect(audit.filter((r) => r.messageId === id).map((r) => `${r.step}@${r.attempt}`)).toEqual(
+            ["enqueued@0", "started@1", "succeeded@1"]
+          )
+        }
+      }))
+  })
+
+  test("the attempt history is never overwritten with less when reading it fails for a while", () => {
+    const name = named("history")
+    const J = Job(name)
+    let failReads = false
+    return Effect.runPromise(Effect.gen(function*() {
+      const inner = yield* ResultsModule.makeMemory
+      const flaky: typeof inner = {
+        ...inner,
+        get: (id) => Effect.suspend(() => (failReads ? Effect.fail(new BrokerError({ operation: "read", reason: "flaky" })) : inner.get(id)))
+      }
+      const A = Actor.make(name, { protocol: [J], retry: Retry.exponential({ base: "1 second", jitter: false, maxAttempts: 4 }) })
+      const handlers = A.toLayer({
+        [J.subject]: ({ attempt }: { attempt: number }) =>
+          attempt < 3 ? Effect.fail(new Error(`fail ${attempt}`)) : Effect.succeed({ ok: true })
+      } as never)
+      const layer = Memory.layer([A], { results: flaky }).pipe(Layer.provide(handlers)) as Layer.Layer<Client.Client | MemoryBroker>
+      yield* Effect.gen(function*() {
+        const client = yield* Client.Client
+        const handle = yield* client.enqueue(J, { id: "a" })
+        yield* settleDown
+        // the second failure's history read fails, then the store comes back
+        failReads = true
+        yield* TestClock.adjust("1 second")
+        yield* TestClock.adjust("600 millis")
+        failReads = false
+        yield* TestClock.adjust("10 seconds")
+        const record = yield* client.wait(handle.id, "1 minute")
+        expect(record.status).toBe("succeeded")
+        expect(record.history?.map((h) => h.attempt)).toEqual([1, 2])
+      }).pipe(Effect.provide(layer), Effect.scoped)
+    }).pipe(Effect.provide(TestClock.layer())))
   })
 })
