@@ -76,8 +76,30 @@ export interface Options<Tasks extends ReadonlyArray<Task.Any>> {
   readonly ackWait?: Duration.Input
 }
 
+/**
+ * What a worker's dispatcher needs of an actor or an event group: the messages it routes (by
+ * subject), its budget, its policies and its handlers.
+ * @category models @since 0.1.0
+ */
+export interface Runnable {
+  readonly _tag: "Actor" | "Subscriber"
+  readonly name: string
+  readonly tasks: ReadonlyMap<string, Task.Any>
+  readonly pool: string
+  readonly concurrency: number
+  readonly timeout: Duration.Duration
+  readonly retry: Retry.Policy
+  readonly partitionBy: ((input: any, envelope: Envelope) => string) | undefined
+  readonly ackWait: Duration.Duration | undefined
+  readonly Handlers: Context.Service<any, AnyHandlers>
+  /** For event groups with batch handlers: up to this many messages per handler call. */
+  readonly batch?: number | undefined
+}
+
 /** @category models @since 0.1.0 */
-export interface Actor<Name extends string = string, Tasks extends ReadonlyArray<Task.Any> = ReadonlyArray<Task.Any>> {
+export interface Actor<Name extends string = string, Tasks extends ReadonlyArray<Task.Any> = ReadonlyArray<Task.Any>>
+  extends Runnable
+{
   readonly _tag: "Actor"
   readonly name: Name
   readonly protocol: Tasks
@@ -168,7 +190,7 @@ export const isActor = (u: unknown): u is Any =>
   typeof u === "object" && u !== null && (u as { _tag?: unknown })._tag === "Actor"
 
 /** The retry policy and timeout that apply to one task of an actor. @category utils @since 0.1.0 */
-export const policyFor = (actor: Any, task: Task.Any) => ({
+export const policyFor = (actor: Runnable, task: Task.Any) => ({
   retry: task.retry ?? actor.retry,
   timeout: task.timeout ?? actor.timeout
 })

@@ -24,7 +24,7 @@ import { Exit, Option, Schema } from "effect"
 import { FailedAttempt, StoredError } from "../task/TaskRecord.ts"
 
 /** Why the message was dead-lettered. @category models @since 0.1.0 */
-export const Reason = Schema.Literals(["exhausted", "permanent", "poison", "max_deliveries"])
+export const Reason = Schema.Literals(["exhausted", "permanent", "poison", "unroutable", "max_deliveries"])
 /** @category models @since 0.1.0 */
 export type Reason = typeof Reason.Type
 

@@ -58,6 +58,17 @@ export type Settlement =
     readonly audit: ReadonlyArray<AuditRecord>
     readonly writes: ReadonlyArray<(sql: Sql) => void>
   }
+  /**
+   * A batch handler succeeded for several runs: every outcome, the rows and the handler's writes,
+   * stored together — all of them only while every run still holds its key, or none.
+   */
+  | {
+    readonly _tag: "CompleteAll"
+    readonly runs: ReadonlyArray<RunRef>
+    readonly outcomes: ReadonlyArray<unknown>
+    readonly audit: ReadonlyArray<AuditRecord>
+    readonly writes: ReadonlyArray<(sql: Sql) => void>
+  }
   /** The run failed and will be retried (or was cancelled): free the key, record the rows. */
   | { readonly _tag: "Release"; readonly run: RunRef; readonly audit: ReadonlyArray<AuditRecord> }
   /** The run is dead for good: mark the stored message so it never runs again, record the rows. */

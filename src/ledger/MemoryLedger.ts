@@ -80,6 +80,25 @@ export const make = Effect.gen(function*() {
               rows.push(...item.audit)
               return STORED
             }
+            case "CompleteAll": {
+              for (const run of item.runs) {
+                const k = keys.get(run.key)
+                if (k?.state === 0 && k.owner !== run.owner) return LOST
+              }
+              item.runs.forEach((run, i) => {
+                if (keys.get(run.key)?.state === 1) return
+                keys.set(run.key, {
+                  owner: run.owner,
+                  heldUntil: 0,
+                  state: 1,
+                  outcome: jsonCopy(item.outcomes[i]),
+                  completedAt: now,
+                  sequence: undefined
+                })
+              })
+              rows.push(...item.audit)
+              return STORED
+            }
             case "Complete": {
               const k = keys.get(item.run.key)
               if (k?.state === 0 && k.owner !== item.run.owner) return LOST

@@ -64,6 +64,27 @@ export const make = Effect.fn("SqliteLedger.make")(function*(options: Options) {
         keys.markDead(item.run.key, item.run.owner, item.run.sequence, JSON.stringify(item.verdict ?? null), now)
         record(item.audit)
         return STORED
+      case "CompleteAll": {
+        prepared.savepoint.run()
+        try {
+          for (let i = 0; i < item.runs.length; i++) {
+            const run = item.runs[i]!
+            if (keys.completeOwned(run.key, run.owner, JSON.stringify(item.outcomes[i] ?? null), now) === "lost") {
+              prepared.rollbackSavepoint.run()
+              prepared.releaseSavepoint.run()
+              return LOST
+            }
+          }
+          for (const write of item.writes) write(sql)
+        } catch (cause) {
+          prepared.rollbackSavepoint.run()
+          prepared.releaseSavepoint.run()
+          return { _tag: "WritesFailed", cause }
+        }
+        record(item.audit)
+        prepared.releaseSavepoint.run()
+        return STORED
+      }
       case "Complete": {
         const json = JSON.stringify(item.outcome ?? null)
         if (item.writes.length === 0) {

@@ -45,6 +45,15 @@ export const makeWith = (options: Options = {}) => Effect.gen(function*() {
           Effect.andThen(audit.recordAll(item.audit)),
           Effect.as(STORED)
         )
+      case "CompleteAll":
+        if (item.writes.length > 0) {
+          return Effect.die(
+            new Error("atCommit writes need the SQLite ledger: set MSGSYS_IDEMPOTENCY_STORE=sqlite (the default)")
+          )
+        }
+        return Effect.forEach(item.runs, (run, i) => idempotency.complete(run.key, run.owner, item.outcomes[i]), {
+          discard: true
+        }).pipe(Effect.andThen(audit.recordAll(item.audit)), Effect.as(STORED))
       case "Complete":
         if (item.writes.length > 0) {
           return Effect.die(

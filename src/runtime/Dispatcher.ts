@@ -56,7 +56,8 @@ export interface DeadLetterRequest {
 /** @category models @since 0.1.0 */
 export interface Options {
   readonly workerId: string
-  readonly actor: Actor.Any
+  /** An actor, or an event group (a subscriber). */
+  readonly actor: Actor.Runnable
   readonly handlers: Actor.AnyHandlers
   readonly names: Names
   readonly poolName: string
@@ -79,6 +80,15 @@ export interface Options {
   readonly parkLimit?: number | undefined
   /** How long a handler runs before its status shows "running". Default 100 ms. */
   readonly runningAfterMs?: number | undefined
+  /**
+   * The consumers it reads, in the order they are served. Default high, normal, low (an actor's
+   * task consumers); an event group has one (its durable consumer, passed as "normal").
+   */
+  readonly priorities?: ReadonlyArray<Priority> | undefined
+  /** Prefix of its idempotency keys: an event group's keys are its own (one event, many groups). */
+  readonly keyScope?: string | undefined
+  /** Whether it writes task status records (tasks) or none (events). Default true. */
+  readonly statuses?: boolean | undefined
 }
 
 /** Counters, for `Worker.state` and tests. @category models @since 0.1.0 */
@@ -92,7 +102,7 @@ export interface State {
 
 /** @category models @since 0.1.0 */
 export interface Dispatcher {
-  readonly actor: Actor.Any
+  readonly actor: Actor.Runnable
   /** Runs the actor's consume side until the scope closes; fails when a feed fails (the supervisor restarts it). */
   readonly connect: (
     makeFeed: (priority: Priority, listener: Pull.Listener) => Effect.Effect<Pull.Feed, never, Scope.Scope>
@@ -143,6 +153,8 @@ interface Run {
   readonly writes: Array<(sql: Sql) => void>
   /** Earlier attempts' failures, read when the run starts (attempt > 1). */
   prior: Promise<ReadonlyArray<FailedAttempt> | undefined> | undefined
+  /** The runs of one batch handler call (this one included): they stop, fail and succeed together. */
+  group: ReadonlyArray<Run> | undefined
 }
 
 interface Pending {
@@ -184,6 +196,9 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
     const maxBatch = options.maxBatch ?? 256
     const parkLimit = options.parkLimit ?? Math.max(concurrency, 64)
     const runningAfterMs = options.runningAfterMs ?? 100
+    const priorities = options.priorities ?? PRIORITIES
+    const statuses = options.statuses !== false
+    const isGroup = actor._tag === "Subscriber"
     const beatEvery = Math.max(options.ackWaitMs / 3, 200)
     const leaseMs = 3 * beatEvery + 1000
     const runEffect = Effect.runForkWith(context)
@@ -306,6 +321,7 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
 
     /** Stores a status record; a final one is retried, then `done(false)`. */
     const putStatus = (record: TaskRecord, done: (ok: boolean) => void, attempts = 3) => {
+      if (!statuses) return done(true)
       results.submit(record, (error) => {
         if (error === undefined) return done(true)
         if (attempts > 1) return void setTimeout(() => putStatus(record, done, attempts - 1), 500)
@@ -320,7 +336,7 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
      * written after a failed read would have lost an attempt.
      */
     const readHistory = (taskId: string): Promise<ReadonlyArray<FailedAttempt> | undefined> =>
-      Effect.runPromiseWith(context)(
+      !statuses ? Promise.resolve([]) : Effect.runPromiseWith(context)(
         results.get(taskId).pipe(
           Effect.retry({ schedule: historyRetry }),
           Effect.map((r) => (r._tag === "Some" ? r.value.history ?? [] : [])),
@@ -399,54 +415,73 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
       finish(h, "nak", 1000)
     }
 
-    const onSucceeded = (run: Run, output: unknown) => {
+    /** After a run's outcome is stored: its final status (tasks that keep one), then the ack. */
+    const afterStored = (run: Run, output: unknown) => {
       const { job, held: h } = run
+      Failpoint.hitUnsafe("after-commit")
+      if (!job.storeResult || !statuses) {
+        Failpoint.hitUnsafe("before-ack")
+        return finish(h, "ack")
+      }
+      const put = (history: ReadonlyArray<FailedAttempt> | undefined) =>
+        putStatus(Status.succeeded(job, now(), output, { startedAt: run.startedAt, history }), (ok) => {
+          if (!ok) return finish(h, "nak", 1000) // the redelivery finds the key done and stores it again
+          Failpoint.hitUnsafe("before-ack")
+          finish(h, "ack")
+        })
+      if (run.prior === undefined) return put(undefined)
+      // the earlier attempts' history goes with the result: a read that failed is tried again
+      // before the record is written without it (never overwrite the history with less)
+      run.prior.then((prior) =>
+        prior !== undefined ? put(prior) : readHistory(job.taskId).then((again) => {
+          if (again === undefined) {
+            log(Effect.logWarning(`task ${job.taskId}: its attempt history could not be read; its result is stored without it`))
+          }
+          put(again)
+        })
+      )
+    }
+
+    const onSucceeded = (run: Run, output: unknown) => {
       const endedAt = now()
-      settle(
-        {
+      const runs = run.group ?? [run]
+      // a batch is settled together: every event's key, its rows and the handler's writes, or none
+      const settlement: Settlement = run.group === undefined
+        ? {
           _tag: "Complete",
           run: run.ref,
-          outcome: { taskId: job.taskId, output },
-          audit: [jobRow(job, "succeeded", { durationMs: endedAt - run.startedAt })],
+          outcome: { taskId: run.job.taskId, output },
+          audit: [jobRow(run.job, "succeeded", { durationMs: endedAt - run.startedAt })],
           writes: run.writes
-        },
+        }
+        : {
+          _tag: "CompleteAll",
+          runs: runs.map((r) => r.ref),
+          outcomes: runs.map((r) => ({ taskId: r.job.taskId, output })),
+          audit: runs.map((r) => jobRow(r.job, "succeeded", { durationMs: endedAt - r.startedAt })),
+          writes: run.writes
+        }
+      settle(
+        settlement,
         (settled) => {
           if (settled._tag === "LeaseLost") {
-            log(Effect.logWarning(`task ${job.taskId}: another worker took its key over; its outcome was not stored here`))
-            return finish(h, "drop")
+            log(Effect.logWarning(`${runs.map((r) => r.job.taskId).join(", ")}: another worker took the key over; the outcome was not stored here`))
+            for (const r of runs) finish(r.held, "drop")
+            return
           }
           if (settled._tag === "WritesFailed") {
-            return onFailed(run, Verdict.afterFailure(new TaskError.HandlerDefect({
-              subject: job.subject,
+            const error = new TaskError.HandlerDefect({
+              subject: run.job.subject,
               defect: `its atCommit write failed: ${TaskError.describe(settled.cause)}`
-            }), job.task, run.policy, job.attempt))
-          }
-          Failpoint.hitUnsafe("after-commit")
-          if (!job.storeResult) {
-            Failpoint.hitUnsafe("before-ack")
-            return finish(h, "ack")
-          }
-          const put = (history: ReadonlyArray<FailedAttempt> | undefined) =>
-            putStatus(Status.succeeded(job, now(), output, { startedAt: run.startedAt, history }), (ok) => {
-              if (!ok) return finish(h, "nak", 1000) // the redelivery finds the key done and stores it again
-              Failpoint.hitUnsafe("before-ack")
-              finish(h, "ack")
             })
-          if (run.prior === undefined) put(undefined)
-          // the earlier attempts' history goes with the result: a read that failed is tried again
-          // before the record is written without it (never overwrite the history with less)
-          else {
-            run.prior.then((prior) =>
-              prior !== undefined ? put(prior) : readHistory(job.taskId).then((again) => {
-                if (again === undefined) {
-                  log(Effect.logWarning(`task ${job.taskId}: its attempt history could not be read; its result is stored without it`))
-                }
-                put(again)
-              })
-            )
+            for (const r of runs) onFailed(r, Verdict.afterFailure(error, r.job.task, r.policy, r.job.attempt))
+            return
           }
+          for (const r of runs) afterStored(r, output)
         },
-        retryLater(h, "store the outcome")
+        () => {
+          for (const r of runs) retryLater(r.held, "store the outcome")()
+        }
       )
     }
 
@@ -487,6 +522,7 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
                   return finish(h, "nak", verdict.delayMs)
                 }
                 const history = [...prior, { attempt: job.attempt, at: endedAt, error: verdict.error, retryDelayMs: verdict.delayMs }]
+                if (!statuses) return finish(h, "nak", verdict.delayMs)
                 results.submit(
                   Status.failed(job, now(), verdict.error, history, run.startedAt, endedAt + verdict.delayMs),
                   () => finish(h, "nak", verdict.delayMs)
@@ -549,13 +585,14 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
           for (const h of batch) finish(h, "nak", 1000)
           return
         }
+        const claimed: Array<Held> = []
         for (let i = 0; i < batch.length; i++) {
           const h = batch[i]!
           if (!held.has(h)) continue
           const answer = exit.value[i]!
           switch (answer._tag) {
             case "Claimed":
-              start(h)
+              claimed.push(h)
               break
             case "Done":
               alreadyDone(h, answer.outcome.output as { readonly taskId?: string; readonly output?: unknown } | null, answer.outcome.completedAt)
@@ -574,8 +611,23 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
               break
           }
         }
+        if (actor.batch === undefined) for (const h of claimed) start([h])
+        else for (const group of batchesOf(claimed, actor.batch)) start(group)
         pump()
       })
+    }
+
+    /** Claimed messages in batches of one subject, at most `size` each, in arrival order. */
+    const batchesOf = (hs: ReadonlyArray<Held>, size: number): ReadonlyArray<ReadonlyArray<Held>> => {
+      const bySubject = new Map<string, Array<Array<Held>>>()
+      for (const h of hs) {
+        const chunks = bySubject.get(h.job!.subject) ?? []
+        const last = chunks.at(-1)
+        if (last !== undefined && last.length < size) last.push(h)
+        else chunks.push([h])
+        bySubject.set(h.job!.subject, chunks)
+      }
+      return [...bySubject.values()].flat()
     }
 
     const refOf = (job: Intake.Job): RunRef => ({
@@ -611,16 +663,18 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
       })
     }
 
-    const start = (h: Held) => {
-      const job = h.job!
-      const handler = options.handlers[job.subject]!
-      const policy = Actor.policyFor(actor, job.task)
+    /** Runs the handler for one message, or a batch handler for several of one subject. */
+    const start = (hs: ReadonlyArray<Held>) => {
+      const first = hs[0]!.job!
+      const handler = options.handlers[first.subject]!
+      const policy = Actor.policyFor(actor, first.task)
       const startedAt = now()
       const timeoutMs = Duration.toMillis(policy.timeout)
-      const run: Run = {
+      const writes: Array<(sql: Sql) => void> = []
+      const runs: Array<Run> = hs.map((h) => ({
         held: h,
-        job,
-        ref: refOf(job),
+        job: h.job!,
+        ref: refOf(h.job!),
         startedAt,
         deadline: startedAt + timeoutMs,
         timeoutMs,
@@ -630,59 +684,84 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
         stopped: undefined,
         interrupt: undefined,
         abort: undefined,
-        writes: [],
-        prior: job.attempt > 1 ? readHistory(job.taskId) : undefined
+        writes,
+        prior: h.job!.attempt > 1 ? readHistory(h.job!.taskId) : undefined,
+        group: undefined
+      }))
+      const batched = actor.batch !== undefined
+      for (const run of runs) {
+        if (batched) run.group = runs
+        run.held.run = run
+        running.set(run.job.taskId, run)
       }
-      h.run = run
-      running.set(job.taskId, run)
-      const request: Actor.Request<Task.Any> = {
-        input: job.input,
-        envelope: job.envelope,
-        taskId: job.taskId,
-        attempt: job.attempt,
-        maxAttempts: Retry.maxAttempts(policy.retry),
-        get signal() {
-          run.abort ??= new AbortController()
-          if (!running.has(job.taskId)) run.abort.abort()
-          return run.abort.signal
-        },
-        idempotencyKey: job.key,
-        progress: (value) =>
-          Effect.sync(() => {
-            if (!running.has(job.taskId)) return
-            run.statusWritten = true
-            results.submit(Status.running(job, now(), startedAt, undefined, value), () => {})
-          }),
-        atCommit: (write) =>
-          ledger.writes
-            ? Effect.sync(() => {
-              run.writes.push(write)
-            })
-            : Effect.die(new Error(
-              "atCommit writes need the SQLite ledger: set MSGSYS_IDEMPOTENCY_STORE=sqlite (the default); " +
-                "the in-memory broker cannot run them"
-            ))
+      const requestOf = (run: Run): Actor.Request<Task.Any> => {
+        const job = run.job
+        return {
+          input: job.input,
+          envelope: job.envelope,
+          taskId: job.taskId,
+          attempt: job.attempt,
+          maxAttempts: Retry.maxAttempts(policy.retry),
+          get signal() {
+            run.abort ??= new AbortController()
+            if (!running.has(job.taskId)) run.abort.abort()
+            return run.abort.signal
+          },
+          idempotencyKey: job.key,
+          progress: (value) =>
+            Effect.sync(() => {
+              if (!running.has(job.taskId) || !statuses) return
+              run.statusWritten = true
+              results.submit(Status.running(job, now(), startedAt, undefined, value), () => {})
+            }),
+          atCommit: (write) =>
+            ledger.writes
+              ? Effect.sync(() => {
+                writes.push(write)
+              })
+              : Effect.die(new Error(
+                "atCommit writes need the SQLite ledger: set MSGSYS_IDEMPOTENCY_STORE=sqlite (the default); " +
+                  "the in-memory broker cannot run them"
+              ))
+        }
       }
+      const call = batched
+        ? Effect.suspend(() => (handler as unknown as (rs: ReadonlyArray<Actor.Request<Task.Any>>) => Effect.Effect<unknown, unknown>)(runs.map(requestOf)))
+        : Effect.suspend(() => handler(requestOf(runs[0]!)))
       const fiber = runEffect(
-        Effect.suspend(() => handler(request)).pipe(
-          Effect.annotateLogs({ taskId: job.taskId, subject: job.subject, attempt: job.attempt, tenant: job.envelope.tenant })
+        call.pipe(
+          Effect.annotateLogs(batched
+            ? { subject: first.subject, batch: runs.length }
+            : { taskId: first.taskId, subject: first.subject, attempt: first.attempt, tenant: first.envelope.tenant })
         )
       )
-      run.interrupt = () => fiber.interruptUnsafe()
+      for (const run of runs) run.interrupt = () => fiber.interruptUnsafe()
       // a cancel that came while the message waited to start
-      if (cancelled.has(job.taskId)) stopRun(run, "cancel")
+      for (const run of runs) if (cancelled.has(run.job.taskId)) stopRun(run, "cancel")
       fiber.addObserver((exit) => {
-        running.delete(job.taskId)
-        run.abort?.abort()
-        if (!held.has(h)) return
-        onFailed(run, Verdict.decide(exit, { task: job.task, policy: policy.retry, attempt: job.attempt, timeoutMs, stopped: run.stopped }))
+        for (const run of runs) {
+          running.delete(run.job.taskId)
+          run.abort?.abort()
+        }
+        const live = runs.filter((run) => held.has(run.held))
+        if (live.length === 0) return
+        if (Exit.isSuccess(exit)) {
+          const verdict = Verdict.decide(exit, { task: first.task, policy: policy.retry, attempt: first.attempt, timeoutMs, stopped: undefined })
+          if (verdict._tag === "Succeeded") return onSucceeded(live[0]!.group !== undefined ? { ...live[0]!, group: live } : live[0]!, verdict.output)
+        }
+        for (const run of live) {
+          onFailed(run, Verdict.decide(exit, { task: run.job.task, policy: policy.retry, attempt: run.job.attempt, timeoutMs, stopped: run.stopped }))
+        }
       })
     }
 
     const stopRun = (run: Run, reason: Verdict.StopReason) => {
       if (run.stopped !== undefined) return
-      run.stopped = reason
-      run.abort?.abort()
+      // a batch stops together, for the same reason
+      for (const r of run.group ?? [run]) {
+        r.stopped ??= reason
+        r.abort?.abort()
+      }
       run.interrupt?.()
     }
 
@@ -692,12 +771,16 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
     const receive = (d: Delivery) => {
       const h = hold(d)
       if (paused || stopped) return finish(h, "nak", 0)
-      const intake = Intake.read(actor, names, d, now())
+      const intake = Intake.read(actor, names, d, now(), options.keyScope)
       if (intake._tag === "Poison") {
         const { poison } = intake
-        const reason = TaskError.classify(poison.error, [])
+        const kind = TaskError.classify(poison.error, [])
+        // an event no handler of the group takes is unroutable
+        const reason: DeadLetter.Reason = isGroup && poison.error instanceof TaskError.UnknownSubject
+          ? "unroutable"
+          : kind === "retryable" ? "poison" : kind
         return deadLetter(h, { subject: poison.subject, envelope: poison.envelope, attempt: d.deliveryCount },
-          reason === "retryable" ? "poison" : reason, Verdict.storedError(poison.error, undefined))
+          reason, Verdict.storedError(poison.error, undefined))
       }
       h.job = intake.job
       ready[rank(intake.job.priority)]!.push(h)
@@ -878,7 +961,7 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
       Effect.gen(function*() {
         const failure = yield* Deferred.make<never, Pull.PullFailed>()
         const states: Array<FeedState> = []
-        for (const priority of PRIORITIES) {
+        for (const priority of priorities) {
           let state: FeedState | undefined
           const feed = yield* makeFeed(priority, listenerFor(() => state, (e) => Deferred.doneUnsafe(failure, Effect.fail(e))))
           state = { priority, feed, state: "unknown", lastPending: 0 }

@@ -53,8 +53,15 @@ export type Intake = { readonly _tag: "Job"; readonly job: Job } | { readonly _t
  * message id is the key.
  * @category keys @since 0.1.0
  */
-export const scopedKey = (tenant: string, subject: string, explicit: string | undefined, taskId: string): string =>
-  explicit === undefined ? `${tenant}/${subject}/id/${taskId}` : `${tenant}/${subject}/key/${explicit}`
+export const scopedKey = (
+  tenant: string,
+  subject: string,
+  explicit: string | undefined,
+  taskId: string,
+  scope?: string
+): string =>
+  (scope === undefined ? "" : `${scope}/`) +
+  (explicit === undefined ? `${tenant}/${subject}/id/${taskId}` : `${tenant}/${subject}/key/${explicit}`)
 
 /** `Msgsys-Result: off` on a message: do not store its final status. @category constants @since 0.1.0 */
 export const resultOff = "off"
@@ -66,7 +73,7 @@ const describeThrow = (what: string, e: unknown) =>
  * Reads one delivery for `actor`.
  * @category intake @since 0.1.0
  */
-export const read = (actor: Actor.Any, names: Names, d: Delivery, now: number): Intake => {
+export const read = (actor: Actor.Runnable, names: Names, d: Delivery, now: number, keyScope?: string): Intake => {
   const { subject, priority } = names.parseTaskSubject(d.subject)
   const envelope = Envelope.fromHeaders(subject, d.headers, {
     // a message without a creation time was created when it was stored
@@ -110,7 +117,7 @@ export const read = (actor: Actor.Any, names: Names, d: Delivery, now: number): 
       attempt: d.deliveryCount,
       input,
       partition,
-      key: scopedKey(envelope.tenant, subject, explicit, envelope.id),
+      key: scopedKey(envelope.tenant, subject, explicit, envelope.id, keyScope),
       storeResult: task.result !== false && envelope.extra[TaskHeaders.Result] !== resultOff,
       receivedAt: now
     }
