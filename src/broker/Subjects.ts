@@ -109,6 +109,10 @@ export interface Names {
   readonly maxDeliveriesAdvisory: (stream: string) => string
   readonly resultsBucket: string
   readonly controlBucket: string
+  /** The stream of an events domain (the first token of its subjects). */
+  readonly eventStream: (domain: string) => string
+  /** The stream capturing the MAX_DELIVERIES advisories of an events stream's groups. */
+  readonly eventAdvisoryStream: (domain: string) => string
 }
 
 /** The names for one stream prefix. @category constructors @since 0.1.0 */
@@ -146,6 +150,8 @@ export const make = (prefix: string): Names => {
     advisoryStream: `${prefix}_ADVISORIES`,
     maxDeliveriesAdvisory: (stream) => `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${stream}.*`,
     resultsBucket: `${prefix}_results`,
-    controlBucket: `${prefix}_control`
+    controlBucket: `${prefix}_control`,
+    eventStream: (domain) => `${prefix}_EVENTS_${domain}`,
+    eventAdvisoryStream: (domain) => `${prefix}_ADVISORIES_EVENTS_${domain}`
   }
 }

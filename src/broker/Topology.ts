@@ -66,6 +66,14 @@ export interface ConsumerSpec {
   readonly backoff?: ReadonlyArray<Duration.Input>
   /** Default `"all"`. */
   readonly deliverPolicy?: "all" | "new" | "last"
+  /**
+   * Where the consumer starts, applied only when it is created (an event group's first read):
+   * overrides `deliverPolicy` then, and is not compared with an existing consumer afterwards.
+   */
+  readonly start?:
+    | { readonly policy: "all" | "new" }
+    | { readonly policy: "by_start_time"; readonly time: Date }
+    | { readonly policy: "by_start_sequence"; readonly sequence: number }
   /** Left as the server has it when not given. */
   readonly description?: string
 }
@@ -210,10 +218,18 @@ const streamView = (c: Partial<StreamConfig>): View => ({
 const consumerConfig = (c: ConsumerSpec) => {
   const backoff = (c.backoff ?? []).map((b) => nanos(b))
   const filter = c.filterSubject === "" || c.filterSubject === ">" ? undefined : c.filterSubject
+  const start: Pick<ConsumerConfig, "deliver_policy"> & Partial<Pick<ConsumerConfig, "opt_start_time" | "opt_start_seq">> =
+    c.start === undefined
+      ? { deliver_policy: (c.deliverPolicy ?? "all") as ConsumerConfig["deliver_policy"] }
+      : c.start.policy === "by_start_time"
+      ? { deliver_policy: "by_start_time" as ConsumerConfig["deliver_policy"], opt_start_time: c.start.time.toISOString() }
+      : c.start.policy === "by_start_sequence"
+      ? { deliver_policy: "by_start_sequence" as ConsumerConfig["deliver_policy"], opt_start_seq: c.start.sequence }
+      : { deliver_policy: c.start.policy as ConsumerConfig["deliver_policy"] }
   return {
     durable_name: c.name,
     ack_policy: "explicit",
-    deliver_policy: c.deliverPolicy ?? "all",
+    ...start,
     replay_policy: "instant",
     ...(filter !== undefined ? { filter_subject: filter } : {}),
     // with a backoff, the server sets ack_wait to its first step
@@ -466,7 +482,8 @@ const applyConsumer = (nats: NatsService, spec: ConsumerSpec) => {
   const target: Target = {
     resource: `consumer ${spec.stream}/${spec.name}`,
     wanted: consumerView(config),
-    fixed: ["kind", "ackPolicy", "deliverPolicy", "filterSubject"],
+    // a chosen start applies at creation only: the consumer has moved on since
+    fixed: spec.start === undefined ? ["kind", "ackPolicy", "deliverPolicy", "filterSubject"] : ["kind", "ackPolicy", "filterSubject"],
     fix: `declare the new settings under a new consumer name, or ${manual}`,
     byHand: manual
   }

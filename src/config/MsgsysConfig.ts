@@ -65,6 +65,8 @@ export interface MsgsysSettings {
   readonly resultTtl: Duration.Duration
   /** How often a worker removes settled messages a crashed nats-server 2.9 left in its task streams. */
   readonly sweepInterval: Duration.Duration
+  /** How long an events stream keeps events (`None`: until another limit). */
+  readonly eventsMaxAge: Option.Option<Duration.Duration>
   /** Always holds `fast` and `slow`. */
   readonly pools: ReadonlyArray<{ readonly name: string; readonly concurrency: number }>
   readonly idempotencyStore: "sqlite" | "kv"
@@ -161,6 +163,7 @@ export interface Overrides {
   readonly shutdownGrace?: DurationInput
   readonly resultTtl?: DurationInput
   readonly sweepInterval?: DurationInput
+  readonly eventsMaxAge?: DurationInput | "off" | Option.Option<Duration.Duration>
   /** Added to (or resizing) the default `fast=32, slow=4`. */
   readonly pools?: ReadonlyArray<Parse.PoolBudget> | Readonly<Record<string, number>> | string
   readonly idempotencyStore?: MsgsysSettings["idempotencyStore"]
@@ -374,6 +377,8 @@ const variablesByKey = {
   resultTtl: setting(atLeastOneSecond, Duration.days(7))("resultTtl", "7 days", "How long task status and results are kept"),
   sweepInterval: setting(atLeastOneSecond, Duration.minutes(1))("sweepInterval", "1 minute",
     "How often a worker removes settled messages a crashed nats-server 2.9 left in its task streams"),
+  eventsMaxAge: setting(offOr(atLeastOneSecond), Option.some(Duration.days(7)))("eventsMaxAge", "7 days",
+    "How long events streams keep events (every group reads them within it; a new group can replay that far back); \"off\" keeps them"),
   pools: setting(pools, defaultPools)("pools", "fast=32,slow=4",
     "Concurrency budget per pool; fast and slow always exist, this list adds pools or resizes them"),
   idempotencyStore: setting(oneOf(["sqlite", "kv"]), "sqlite")("idempotencyStore", "sqlite",
@@ -435,7 +440,7 @@ const assemble = ({ natsTlsCa: ca, natsTlsCert: cert, natsTlsKey: key, ...x }: V
   streamPrefix: x.streamPrefix, dataDir: x.dataDir, sqliteSynchronous: x.sqliteSynchronous,
   sqlitePath: Option.getOrElse(x.sqlitePath, () => join(x.dataDir, "msgsys.sqlite")),
   httpPort: x.httpPort, logLevel: x.logLevel, logFormat: x.logFormat,
-  ackWait: x.ackWait, shutdownGrace: x.shutdownGrace, resultTtl: x.resultTtl, sweepInterval: x.sweepInterval, pools: x.pools,
+  ackWait: x.ackWait, shutdownGrace: x.shutdownGrace, resultTtl: x.resultTtl, sweepInterval: x.sweepInterval, eventsMaxAge: x.eventsMaxAge, pools: x.pools,
   idempotencyStore: x.idempotencyStore, idempotencyRetention: x.idempotencyRetention,
   auditPayload: x.auditPayload, auditRedactFields: x.auditRedact, auditRetention: x.auditRetention,
   dlqMaxBytes: x.dlqMaxBytes, dlqMaxAge: x.dlqMaxAge, resultsMaxBytes: x.resultsMaxBytes

@@ -38,8 +38,14 @@ const parseAdvisory = (data: Uint8Array): Advisory | undefined => {
 export const run = (options: {
   readonly nats: Nats["Service"]
   readonly names: Names
+  /** The actor whose task stream it watches; for an events stream, its groups (the advisory names each). */
   readonly actor: string
   readonly pool: string
+  /**
+   * An events stream: every group reads the same events, so the event stays in its stream (its
+   * group's consumer gave up on it), the letter names the group, and no task status is written.
+   */
+  readonly events?: boolean
   /** The advisory stream and its consumer. */
   readonly stream: string
   readonly consumer: string
@@ -70,8 +76,10 @@ export const run = (options: {
           message: `delivered ${a.deliveries} times to ${a.consumer} without being settled: the worker crashed or ` +
             "hung on it each time (look for out-of-memory kills or a handler that never returns)"
         }
+        const events = options.events === true
+        const actor = events ? a.consumer : options.actor
         // never overwrite the history with less: a failed read fails the rescue, which is retried
-        const previous = yield* options.results.get(envelope.id)
+        const previous = events ? Option.none() : yield* options.results.get(envelope.id)
         const history = Option.isSome(previous) ? previous.value.history ?? [] : []
         yield* DeadLetters.move(nats, options.names, {
           stream: a.stream,
@@ -83,7 +91,7 @@ export const run = (options: {
         }, {
           taskId: envelope.id,
           subject,
-          actor: options.actor,
+          actor,
           tenant: envelope.tenant,
           reason: "max_deliveries",
           error,
@@ -92,7 +100,7 @@ export const run = (options: {
           deadLetteredAt: now
         })
         // the status before the delete: if either fails, the advisory comes back and finds the message again
-        yield* options.results.put({
+        if (!events) yield* options.results.put({
           id: envelope.id,
           subject,
           tenant: envelope.tenant,
@@ -108,7 +116,7 @@ export const run = (options: {
           audit: [{
             messageId: envelope.id,
             subject,
-            actor: options.actor,
+            actor,
             pool: options.pool,
             tenant: envelope.tenant,
             correlationId: envelope.correlationId,
@@ -118,7 +126,7 @@ export const run = (options: {
             error: error.message
           }]
         }])
-        yield* Effect.tryPromise(() => nats.manager.streams.deleteMessage(a.stream, a.stream_seq, false))
+        if (!events) yield* Effect.tryPromise(() => nats.manager.streams.deleteMessage(a.stream, a.stream_seq, false))
         yield* Effect.logWarning(`task ${envelope.id} (${subject}) ran out of deliveries; moved to dead letters`)
       })
 

@@ -50,7 +50,7 @@ export type Handlers<Events extends ReadonlyArray<Event.Any>, Batched extends bo
 }
 
 /** @category models @since 0.1.0 */
-export interface Options<Events extends ReadonlyArray<Event.Any>, Batched extends boolean> {
+export interface Options<Events extends ReadonlyArray<Event.Any>> {
   readonly events: Events
   /**
    * The subjects the group's consumer takes (one filter, e.g. `v1.>`); events on them with no
@@ -72,8 +72,8 @@ export interface Options<Events extends ReadonlyArray<Event.Any>, Batched extend
   readonly partitionBy?: (payload: any, envelope: Envelope) => string
   /** Where a new group starts. Default "new". */
   readonly startAt?: StartAt
-  /** Handle up to this many events of one subject per call (batch handlers). */
-  readonly batch?: Batched extends true ? number : undefined
+  /** Handle up to this many events of one subject per call (batch handlers); at most the concurrency. */
+  readonly batch?: number
 }
 
 /** @category models @since 0.1.0 */
@@ -137,10 +137,11 @@ const filterOf = (events: ReadonlyArray<Event.Any>, filter: string | undefined, 
  * Defines a group of event handlers.
  * @category constructors @since 0.1.0
  */
-export const make = <const Group extends string, const Events extends ReadonlyArray<Event.Any>, Batched extends boolean = false>(
+export const make = <const Group extends string, const Events extends ReadonlyArray<Event.Any>, const O extends Options<Events>>(
   group: Group,
-  options: Options<Events, Batched>
-): Subscriber<Group, Events, Batched> => {
+  options: O & Options<Events>
+): Subscriber<Group, Events, O extends { readonly batch: number } ? true : false> => {
+  type Batched = O extends { readonly batch: number } ? true : false
   if (!isName(group)) throw new Task.InvalidDefinition(`subscriber name ${JSON.stringify(group)} may hold only letters, digits, _ and -`)
   if (options.events.length === 0) throw new Task.InvalidDefinition(`subscriber ${group} takes no events`)
   const tasks = new Map<string, Task.Any>()
@@ -152,7 +153,7 @@ export const make = <const Group extends string, const Events extends ReadonlyAr
   if (!Number.isInteger(concurrency) || concurrency < 1) {
     throw new Task.InvalidDefinition(`subscriber ${group}: concurrency must be a whole number >= 1, got ${concurrency}`)
   }
-  const batch = options.batch as number | undefined
+  const batch = options.batch
   if (batch !== undefined && (!Number.isInteger(batch) || batch < 1 || batch > concurrency)) {
     throw new Task.InvalidDefinition(`subscriber ${group}: batch must be a whole number from 1 to its concurrency (${concurrency})`)
   }

@@ -1,11 +1,14 @@
 /**
- * An app: the actors a program defines and the layer of their handlers. An entry module
+ * An app: the actors and event groups a program defines, the events it publishes, and the layer
+ * of their handlers. An entry module
  * default-exports one; `msgsys worker --entry FILE` runs it, and the module can run itself as a
  * worker binary with `if (import.meta.main) App.runWorker(app)`.
  * @since 0.1.0
  */
 import { Effect, Layer } from "effect"
 import type * as Actor from "../actor/Actor.ts"
+import type * as Event from "../event/Event.ts"
+import type * as Subscriber from "../event/Subscriber.ts"
 import * as MsgsysConfig from "../config/MsgsysConfig.ts"
 import type * as Client from "../task/Client.ts"
 import * as Main from "./Main.ts"
@@ -13,20 +16,36 @@ import * as Services from "./Services.ts"
 import * as Worker from "./Worker.ts"
 
 /** @category models @since 0.1.0 */
-export interface App<Actors extends ReadonlyArray<Actor.Any> = ReadonlyArray<Actor.Any>, E = unknown> {
+export interface App<
+  Actors extends ReadonlyArray<Actor.Any> = ReadonlyArray<Actor.Any>,
+  E = unknown,
+  Groups extends ReadonlyArray<Subscriber.Any> = ReadonlyArray<Subscriber.Any>
+> {
   readonly _tag: "App"
   readonly actors: Actors
-  readonly handlers: Layer.Layer<Actor.HandlersOf<Actors[number]["name"]>, E>
+  readonly subscribers: Groups
+  /** Events the program publishes (their streams are declared at start). */
+  readonly events: ReadonlyArray<Event.Any>
+  readonly handlers: Layer.Layer<Actor.HandlersOf<Actors[number]["name"] | Groups[number]["name"]>, E>
   /** A program that exercises the actors and ends; `msgsys dev --once` runs it against the worker. */
   readonly demo: Effect.Effect<unknown, unknown, Client.Client> | undefined
 }
 
 /** @category constructors @since 0.1.0 */
-export const make = <const Actors extends ReadonlyArray<Actor.Any>, E>(options: {
+export const make = <const Actors extends ReadonlyArray<Actor.Any>, E, const Groups extends ReadonlyArray<Subscriber.Any> = readonly []>(options: {
   readonly actors: Actors
-  readonly handlers: Layer.Layer<Actor.HandlersOf<Actors[number]["name"]>, E>
+  readonly subscribers?: Groups
+  readonly events?: ReadonlyArray<Event.Any>
+  readonly handlers: Layer.Layer<Actor.HandlersOf<Actors[number]["name"] | Groups[number]["name"]>, E>
   readonly demo?: Effect.Effect<unknown, unknown, Client.Client>
-}): App<Actors, E> => ({ _tag: "App", actors: options.actors, handlers: options.handlers, demo: options.demo })
+}): App<Actors, E, Groups> => ({
+  _tag: "App",
+  actors: options.actors,
+  subscribers: options.subscribers ?? ([] as unknown as Groups),
+  events: options.events ?? [],
+  handlers: options.handlers,
+  demo: options.demo
+})
 
 /** @category guards @since 0.1.0 */
 export const isApp = (u: unknown): u is App =>
@@ -47,9 +66,14 @@ export interface WorkerOptions {
  * enqueue with `Client` beside the worker.
  * @category layers @since 0.1.0
  */
-export const layer = <Actors extends ReadonlyArray<Actor.Any>, E>(app: App<Actors, E>, options: WorkerOptions = {}) =>
+export const layer = <Actors extends ReadonlyArray<Actor.Any>, E, Groups extends ReadonlyArray<Subscriber.Any>>(
+  app: App<Actors, E, Groups>,
+  options: WorkerOptions = {}
+) =>
   Worker.layer({
     actors: app.actors,
+    subscribers: app.subscribers,
+    events: app.events,
     ...(options.selection ? { selection: options.selection } : {}),
     ...(options.prefetch !== undefined ? { prefetch: options.prefetch } : {})
   }).pipe(
@@ -61,7 +85,10 @@ export const layer = <Actors extends ReadonlyArray<Actor.Any>, E>(app: App<Actor
  * Runs the app as a worker process until SIGTERM/SIGINT, then shuts down gracefully and exits 0.
  * @category running @since 0.1.0
  */
-export const runWorker = <Actors extends ReadonlyArray<Actor.Any>, E>(app: App<Actors, E>, options: WorkerOptions = {}) =>
+export const runWorker = <Actors extends ReadonlyArray<Actor.Any>, E, Groups extends ReadonlyArray<Subscriber.Any>>(
+  app: App<Actors, E, Groups>,
+  options: WorkerOptions = {}
+) =>
   Main.run(Effect.gen(function*() {
     const settings = yield* MsgsysConfig.MsgsysConfig
     // settings from the environment: say which MSGSYS_* names it has that msgsys does not read

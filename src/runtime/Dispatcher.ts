@@ -177,6 +177,10 @@ const historyRetry = Schedule.exponential("200 millis").pipe(
   Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.seconds(10)))),
   Schedule.upTo({ times: 10 })
 )
+/** How often claimed events waiting for a batch handler's batch look again. */
+const batchLingerMs = 25
+/** The longest claimed events wait for their batch to fill while more are on their way. */
+const batchWaitMaxMs = 1000
 /** How long a message waits before trying a full dead-letter stream again. */
 const deadLetterStreamFullRetryMs = 30_000
 const rank = (p: Priority | "delayed") => (p === "high" ? 0 : p === "low" ? 2 : 1)
@@ -193,7 +197,7 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
     const now = () => clock.currentTimeMillisUnsafe()
     const concurrency = actor.concurrency
     const prefetch = options.prefetch ?? Math.min(64, Math.floor(concurrency / 4))
-    const maxBatch = options.maxBatch ?? 256
+    const maxBatch = Math.max(options.maxBatch ?? 256, actor.batch ?? 0)
     const parkLimit = options.parkLimit ?? Math.max(concurrency, 64)
     const runningAfterMs = options.runningAfterMs ?? 100
     const priorities = options.priorities ?? PRIORITIES
@@ -579,7 +583,9 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
         audit.push(jobRow(job, "started", job.attempt === 1 ? {} : { payload: job.input }))
         return { run: refOf(job), leaseMs, audit }
       })
+      claimsInFlight += 1
       runEffect(ledger.claim(requests)).addObserver((exit) => {
+        claimsInFlight -= 1
         if (Exit.isFailure(exit)) {
           log(Effect.logError("could not claim a batch of messages; they will be redelivered", exit.cause))
           for (const h of batch) finish(h, "nak", 1000)
@@ -612,9 +618,55 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
           }
         }
         if (actor.batch === undefined) for (const h of claimed) start([h])
-        else for (const group of batchesOf(claimed, actor.batch)) start(group)
+        else {
+          for (const h of claimed) batchBuffer.push(h)
+          startBatches()
+        }
         pump()
       })
+    }
+
+    // A batch handler gets full batches: claimed events wait here until `batch` of one subject are
+    // there, or nothing more is on its way (no pull in flight, nothing being claimed), or a short
+    // linger passed.
+    let batchBuffer: Array<Held> = []
+    let claimsInFlight = 0
+    let lingerTimer: ReturnType<typeof setTimeout> | undefined
+    let bufferedSince = 0
+    const startBatches = () => {
+      if (batchBuffer.length === 0 || actor.batch === undefined) return
+      const size = actor.batch
+      const nothingComing = claimQueue.length === 0 && claimsInFlight === 0 &&
+        feeds.every((f) => f.state === "empty" || f.feed.outstanding() === 0)
+      const t = Date.now()
+      if (bufferedSince === 0) bufferedSince = t
+      // what is known to be on its way is waited for, up to a limit; a linger alone cuts a batch
+      // short only when nothing is
+      const waitedEnough = t - bufferedSince >= batchWaitMaxMs
+      const groups = batchesOf(batchBuffer, size)
+      const ready = waitedEnough || nothingComing ? groups : groups.filter((g) => g.length >= size)
+      if (ready.length === 0) {
+        lingerTimer ??= setTimeout(() => {
+          lingerTimer = undefined
+          startBatches()
+        }, batchLingerMs)
+        return
+      }
+      const started = new Set(ready.flat())
+      batchBuffer = batchBuffer.filter((h) => !started.has(h))
+      for (const g of ready) start(g.filter((h) => held.has(h)))
+      if (batchBuffer.length === 0) {
+        bufferedSince = 0
+        if (lingerTimer !== undefined) {
+          clearTimeout(lingerTimer)
+          lingerTimer = undefined
+        }
+      } else if (lingerTimer === undefined) {
+        lingerTimer = setTimeout(() => {
+          lingerTimer = undefined
+          startBatches()
+        }, batchLingerMs)
+      }
     }
 
     /** Claimed messages in batches of one subject, at most `size` each, in arrival order. */
@@ -665,6 +717,7 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
 
     /** Runs the handler for one message, or a batch handler for several of one subject. */
     const start = (hs: ReadonlyArray<Held>) => {
+      if (hs.length === 0) return
       const first = hs[0]!.job!
       const handler = options.handlers[first.subject]!
       const policy = Actor.policyFor(actor, first.task)
@@ -883,6 +936,7 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
         if (f === undefined) return
         f.state = end === "lost" ? "unknown" : end === "filled" && f.lastPending > 0 ? "active" : "empty"
         pump()
+        startBatches()
       },
       onFailure: failed
     })
@@ -955,6 +1009,11 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
       parkedCount = 0
       for (const h of waiting) finish(h, "nak", 0)
       waiting.clear()
+      // claimed, waiting for a batch: free the key first, so another worker can take it at once
+      for (const h of batchBuffer.splice(0)) {
+        const back = () => finish(h, "nak", 0)
+        settle({ _tag: "Release", run: refOf(h.job!), audit: [] }, back, back)
+      }
     }
 
     const connect: Dispatcher["connect"] = (makeFeed) =>

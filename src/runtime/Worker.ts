@@ -27,6 +27,9 @@ import { Results } from "../task/Results.ts"
 import * as ActorTopology from "./ActorTopology.ts"
 import { Control, type Target } from "./Control.ts"
 import * as DelayMover from "./DelayMover.ts"
+import * as Event from "../event/Event.ts"
+import * as EventTopology from "../event/EventTopology.ts"
+import * as Subscriber from "../event/Subscriber.ts"
 import * as Dispatcher from "./Dispatcher.ts"
 import * as StreamSweeper from "./StreamSweeper.ts"
 
@@ -83,30 +86,42 @@ const matches = (pattern: string, domain: string) => {
   return first === "*" || first === ">" || first === domain
 }
 
-/** The actors a selection picks. @category selection @since 0.1.0 */
-export const select = (actors: ReadonlyArray<Actor.Any>, selection: Selection): ReadonlyArray<Actor.Any> =>
-  actors.filter((a) =>
+/** The subject domain of an actor (its name) or of an event group (its events' first token). */
+const domainOfRunnable = (r: Actor.Runnable): string => (Subscriber.isSubscriber(r) ? r.domain : r.name)
+
+/**
+ * The actors and event groups a selection picks: by pool, by name (`--actors`, group names
+ * included), by subject domain (`--subjects`).
+ * @category selection @since 0.1.0
+ */
+export const select = <R extends Actor.Runnable>(runnables: ReadonlyArray<R>, selection: Selection): ReadonlyArray<R> =>
+  runnables.filter((a) =>
     (!selection.pools?.length || selection.pools.includes(a.pool)) &&
     (!selection.actors?.length || selection.actors.includes(a.name)) &&
-    (!selection.subjects?.length || selection.subjects.some((p) => matches(p, a.name)))
+    (!selection.subjects?.length || selection.subjects.some((p) => matches(p, domainOfRunnable(a))))
   )
 
 /** @category models @since 0.1.0 */
-export interface Options<Actors extends ReadonlyArray<Actor.Any>> {
+export interface Options<Actors extends ReadonlyArray<Actor.Any>, Groups extends ReadonlyArray<Subscriber.Any> = readonly []> {
   readonly actors: Actors
+  /** Event groups this program handles. */
+  readonly subscribers?: Groups
+  /** Events this program publishes: their streams are declared at start even if no group of its own reads them. */
+  readonly events?: ReadonlyArray<Event.Any>
   readonly selection?: Selection
-  /** Messages held beyond an actor's free slots. Default min(concurrency, 32). */
+  /** Messages held beyond an actor's free slots. Default a quarter of its concurrency, at most 64. */
   readonly prefetch?: number
 }
 
 /** @category models @since 0.1.0 */
-export type Requirements<Actors extends ReadonlyArray<Actor.Any>> =
+export type Requirements<Actors extends ReadonlyArray<Actor.Any>, Groups extends ReadonlyArray<Subscriber.Any> = readonly []> =
   | Nats
   | MsgsysConfig
   | Results
   | Ledger
   | Control
   | Actor.HandlersOf<Actors[number]["name"]>
+  | Actor.HandlersOf<Groups[number]["name"]>
 
 /** How long a stopping worker keeps listening after handing messages back. */
 const handBackSettle = Duration.millis(150)
@@ -118,7 +133,9 @@ const tickEvery = Duration.millis(100)
  * Starts a worker for the selected actors; it stops gracefully when the scope closes.
  * @category constructors @since 0.1.0
  */
-export const make = <const Actors extends ReadonlyArray<Actor.Any>>(options: Options<Actors>) =>
+export const make = <const Actors extends ReadonlyArray<Actor.Any>, const Groups extends ReadonlyArray<Subscriber.Any> = readonly []>(
+  options: Options<Actors, Groups>
+) =>
   Effect.gen(function*() {
     const config = yield* MsgsysConfig
     const nats = yield* Nats
@@ -128,20 +145,50 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(options: Opt
     const names = Subjects.make(config.streamPrefix)
     const id = `${hostname()}-${process.pid}-${(yield* MessageId.make).slice(-6)}`
 
-    const actors = select(options.actors, options.selection ?? {})
-    if (actors.length === 0) {
-      return yield* new NothingToRun({ selection: options.selection ?? {}, available: options.actors.map((a) => a.name) })
+    const selection = options.selection ?? {}
+    const actors = select(options.actors, selection)
+    const groups = select(options.subscribers ?? [], selection)
+    const all: ReadonlyArray<Actor.Runnable> = [...actors, ...groups]
+    if (all.length === 0) {
+      return yield* new NothingToRun({
+        selection,
+        available: [...options.actors, ...(options.subscribers ?? [])].map((a) => a.name)
+      })
     }
-    const pools = yield* Pool.makeAll(config.pools, actors)
-    const declareActor = (actor: Actor.Any) => Topology.apply(ActorTopology.forActor(names, actor, config))
+    const taken = new Set<string>()
+    for (const r of all) {
+      if (taken.has(r.name)) {
+        return yield* Effect.die(new Error(`an actor and an event group are both named ${r.name}: rename one (they share pauses and metrics)`))
+      }
+      taken.add(r.name)
+    }
+    const pools = yield* Pool.makeAll(config.pools, all)
+    for (const g of groups) {
+      const size = pools.get(g.pool)!.slots.size
+      if (g.batch !== undefined && g.batch > size) {
+        yield* Effect.logWarning(
+          `event group ${g.name} asks for batches of ${g.batch} but its pool ${g.pool} has ${size} slots: its batches ` +
+            `hold at most ${size} events; raise the pool (MSGSYS_POOLS="${g.pool}=${g.batch}") or lower the batch`
+        )
+      }
+    }
+    const declare = (r: Actor.Runnable) =>
+      Topology.apply(Subscriber.isSubscriber(r) ? EventTopology.forSubscriber(names, r, config) : ActorTopology.forActor(names, r as Actor.Any, config))
     yield* Topology.apply(ActorTopology.shared(names, config))
-    for (const actor of actors) yield* declareActor(actor)
+    if (options.events !== undefined && options.events.length > 0) {
+      yield* Topology.apply(EventTopology.forEvents(names, options.events, config))
+    }
+    for (const r of all) yield* declare(r)
 
     const consumerExists = (stream: string, consumer: string) => () =>
       nats.manager.consumers.info(stream, consumer).then(() => true, () => false)
     // the ack_wait the server really uses (another worker may have declared it): heartbeats follow it
-    const realAckWait = (actor: Actor.Any) =>
-      Effect.tryPromise(() => nats.manager.consumers.info(names.taskStream(actor.name), names.taskConsumer(actor.name, "normal"))).pipe(
+    const consumerOf = (r: Actor.Runnable) =>
+      Subscriber.isSubscriber(r)
+        ? { stream: names.eventStream(r.domain), consumer: r.name }
+        : { stream: names.taskStream(r.name), consumer: names.taskConsumer(r.name, "normal") }
+    const realAckWait = (actor: Actor.Runnable) =>
+      Effect.tryPromise(() => nats.manager.consumers.info(consumerOf(actor).stream, consumerOf(actor).consumer)).pipe(
         Effect.map((info) => Math.round(Number(info.config.ack_wait ?? 0) / 1e6)),
         Effect.orElseSucceed(() => 0),
         Effect.map((ms) => ms > 0 ? ms : Duration.toMillis(actor.ackWait ?? config.ackWait))
@@ -170,8 +217,9 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(options: Opt
     const dispatchers = new Map<string, Dispatcher.Dispatcher>()
     const restarts = new Map<string, number>()
     const loops: Array<Fiber.Fiber<never>> = []
-    for (const actor of actors) {
+    for (const actor of all) {
       const handlers = (yield* actor.Handlers) as Actor.AnyHandlers
+      const group = Subscriber.isSubscriber(actor)
       dispatchers.set(actor.name, yield* Dispatcher.make({
         workerId: id,
         actor,
@@ -183,7 +231,9 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(options: Opt
         results,
         moveToDeadLetters,
         ackWaitMs: yield* realAckWait(actor),
-        prefetch: options.prefetch
+        prefetch: options.prefetch,
+        // an event group: its one consumer, its own keys (one event, many groups), no task statuses
+        ...(group ? { priorities: ["normal"] as const, keyScope: `group/${actor.name}`, statuses: false } : {})
       }))
       restarts.set(actor.name, 0)
     }
@@ -226,10 +276,10 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(options: Opt
       }).pipe(Effect.repeat(Schedule.spaced(tickEvery)), Effect.andThen(Effect.never))
     ))
 
-    const supervised = <E>(actor: Actor.Any, what: string, loop: Effect.Effect<never, E, Scope.Scope>) =>
+    const supervised = <E>(actor: Actor.Runnable, what: string, loop: Effect.Effect<never, E, Scope.Scope>) =>
       Supervisor.supervise(`${what} of ${actor.name}`, Effect.scoped(loop), {
         // the usual cause is a consumer deleted from under the loop: declare it again
-        beforeRestart: Effect.ignore(declareActor(actor)).pipe(Effect.provideService(Nats, nats)),
+        beforeRestart: Effect.ignore(declare(actor)).pipe(Effect.provideService(Nats, nats)),
         onRestart: () => restarts.set(actor.name, (restarts.get(actor.name) ?? 0) + 1)
       }).pipe(Effect.forkScoped)
 
@@ -269,6 +319,29 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(options: Opt
         interval: config.sweepInterval
       })))
     }
+    for (const group of groups) {
+      const { stream, consumer } = consumerOf(group)
+      loops.push(yield* supervised(group, "consume loop", dispatchers.get(group.name)!.connect((_, listener) =>
+        Pull.make(nats.connection, stream, consumer, listener, { consumerExists: consumerExists(stream, consumer) })
+      )))
+    }
+    // one sweeper per events domain: it dead-letters the events any of its groups gave up on
+    for (const domain of new Set(groups.map((g) => g.domain))) {
+      const first = groups.find((g) => g.domain === domain)!
+      const advisories = names.eventAdvisoryStream(domain)
+      loops.push(yield* supervised(first, "max-deliveries sweeper", MaxDeliveries.run({
+        nats,
+        names,
+        actor: domain,
+        pool: first.pool,
+        events: true,
+        stream: advisories,
+        consumer: EventTopology.advisoryConsumer,
+        results,
+        ledger,
+        consumerExists: consumerExists(advisories, EventTopology.advisoryConsumer)
+      })))
+    }
 
     // Graceful shutdown. Finalizers run in reverse order, so this runs before the loops' scope
     // is torn down: stop pulling and hand back what has not started, wait for in-flight work,
@@ -300,15 +373,15 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(options: Opt
       })
     )
 
-    yield* Effect.logInfo(`worker ${id} running ${actors.map((a) => `${a.name} (${a.pool})`).join(", ")}`)
+    yield* Effect.logInfo(`worker ${id} running ${all.map((a) => `${a.name} (${a.pool})`).join(", ")}`)
 
     return Worker.of({
       id,
-      actors: actors.map((a) => a.name),
+      actors: all.map((a) => a.name),
       inFlight: Effect.sync(() => [...dispatchers.values()].reduce((n, d) => n + d.state().running, 0)),
       setPaused,
       state: Effect.sync(() =>
-        actors.map((a) => {
+        all.map((a) => {
           const s = dispatchers.get(a.name)!.state()
           return {
             name: a.name,
@@ -325,7 +398,7 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(options: Opt
   })
 
 /** A worker as a layer. @category layers @since 0.1.0 */
-export const layer = <const Actors extends ReadonlyArray<Actor.Any>>(
-  options: Options<Actors>
-): Layer.Layer<Worker, NothingToRun | Pool.UnknownPool | Topology.TopologyConflict | BrokerError, Requirements<Actors>> =>
+export const layer = <const Actors extends ReadonlyArray<Actor.Any>, const Groups extends ReadonlyArray<Subscriber.Any> = readonly []>(
+  options: Options<Actors, Groups>
+): Layer.Layer<Worker, NothingToRun | Pool.UnknownPool | Topology.TopologyConflict | BrokerError, Requirements<Actors, Groups>> =>
   Layer.effect(Worker, make(options))

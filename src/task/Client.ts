@@ -18,6 +18,7 @@ import * as Publish from "../broker/Publish.ts"
 import * as Subjects from "../broker/Subjects.ts"
 import { MsgsysConfig } from "../config/MsgsysConfig.ts"
 import * as Envelope from "../envelope/Envelope.ts"
+import type * as Event from "../event/Event.ts"
 import * as Payload from "../envelope/Payload.ts"
 import { Results, type ResultTimeout, TaskNotFound } from "./Results.ts"
 import type * as Task from "./Task.ts"
@@ -55,6 +56,31 @@ export interface EnqueueOptions {
 /** Options of `enqueueMany`: the same for every task, except an idempotency key per input. @category models @since 0.1.0 */
 export interface EnqueueManyOptions extends Omit<EnqueueOptions, "key"> {
   readonly key?: (input: any, index: number) => string
+}
+
+/** @category models @since 0.1.0 */
+export interface PublishOptions {
+  /** The event id: publishing the same id again within two minutes stores it once. Default: a new id. */
+  readonly id?: string
+  /** Default "default" (or the parent's). */
+  readonly tenant?: string
+  readonly correlationId?: string
+  /** The message that caused this event (a handler passes its `envelope`): correlation, causation, tenant and trace follow it. */
+  readonly parent?: Envelope.Envelope
+}
+
+/** Options of `publishMany`: the same for every event, except an id per payload. @category models @since 0.1.0 */
+export interface PublishManyOptions extends Omit<PublishOptions, "id"> {
+  readonly id?: (payload: any, index: number) => string
+}
+
+/** An event the stream stored. @category models @since 0.1.0 */
+export interface Published {
+  readonly id: string
+  /** The stream sequence (replay a group from it with `msgsys events replay`). */
+  readonly sequence: number
+  /** The id was seen within the dedup window: nothing new was stored. */
+  readonly duplicate: boolean
 }
 
 /** A task that was enqueued. @category models @since 0.1.0 */
@@ -156,6 +182,18 @@ export class Client extends Context.Service<Client, {
   ) => Effect.Effect<Task.Output<T>, TaskFailed | OutputMismatch | NoResultStored | ResultTimeout | BrokerError>
   /** A queued task is skipped when it arrives; a running one is interrupted. */
   readonly cancel: (taskId: string) => Effect.Effect<void, BrokerError | Envelope.InvalidTaskId>
+  /** Publishes an event to every group that subscribes to it; waits for the stream's ack. */
+  readonly publish: <E extends Event.Any>(
+    event: E,
+    payload: Event.Payload<E>,
+    options?: PublishOptions
+  ) => Effect.Effect<Published, EnqueueError | Envelope.InvalidTaskId>
+  /** Publishes many events of one kind in one call, pipelined; one answer per payload, in order. */
+  readonly publishMany: <E extends Event.Any>(
+    event: E,
+    payloads: ReadonlyArray<Event.Payload<E>>,
+    options?: PublishManyOptions
+  ) => Effect.Effect<ReadonlyArray<Published>, EnqueueError | Envelope.InvalidTaskId | EnqueueManyFailed>
 }>()("msgsys/Client") {}
 
 /** The results-bucket key recording which task an enqueue key created. */
@@ -378,7 +416,61 @@ export const makeWith = (transport: Transport) => Effect.gen(function*() {
       }))
     )
 
+  /** An event's message: its envelope in compact headers, its id as the dedup id. */
+  const prepareEvent = (event: Event.Any, payload: unknown, options: PublishOptions) =>
+    Effect.gen(function*() {
+      const data = yield* Payload.encode(event.payload, event.subject, payload, maxPayload())
+      const now = clock.currentTimeMillisUnsafe()
+      const tenant = options.tenant ?? options.parent?.tenant ?? Envelope.defaultTenant
+      if (!Envelope.isValidTenant(tenant)) return yield* new Envelope.InvalidTenant({ tenant })
+      if (options.id !== undefined) yield* Envelope.validateTaskId(options.id)
+      const envelope = Envelope.makeUnsafe(event.subject, now, {
+        ...(options.id !== undefined ? { id: options.id } : {}),
+        tenant,
+        version: event.version,
+        ...(options.correlationId !== undefined ? { correlationId: options.correlationId } : {}),
+        ...(options.parent !== undefined ? { parent: options.parent } : {})
+      })
+      const headers = Envelope.toHeaders(envelope, { compact: true })
+      yield* Payload.checkSize(event.subject, data, { ...headers, "Nats-Msg-Id": envelope.id }, maxPayload())
+      return { subject: event.subject, data, headers, msgId: envelope.id }
+    })
+
+  const publishEvent = (event: Event.Any, payload: unknown, options: PublishOptions = {}) =>
+    Effect.flatMap(prepareEvent(event, payload, options), (m) =>
+      Effect.map(Publish.publish(publisher, m), (ack): Published => ({ id: m.msgId, sequence: ack.sequence, duplicate: ack.duplicate })))
+
+  const publishMany = (event: Event.Any, payloads: ReadonlyArray<unknown>, options: PublishManyOptions = {}) =>
+    Effect.gen(function*() {
+      const { id, ...shared } = options
+      const out: Array<Published | undefined> = new Array(payloads.length)
+      const errors: Array<{ readonly index: number; readonly error: EnqueueError }> = []
+      const messages: Array<readonly [number, Publish.Message & { readonly msgId: string }]> = []
+      for (let i = 0; i < payloads.length; i++) {
+        const m = yield* Effect.result(prepareEvent(event, payloads[i], id ? { ...shared, id: id(payloads[i], i) } : shared))
+        if (m._tag === "Failure") errors.push({ index: i, error: m.failure as EnqueueError })
+        else messages.push([i, m.success])
+      }
+      yield* Effect.callback<void>((resume) => {
+        let left = messages.length
+        if (left === 0) return resume(Effect.void)
+        for (const [i, m] of messages) {
+          publisher.submit(m, (o) => {
+            if (o.ok) out[i] = { id: m.msgId, sequence: o.ack.sequence, duplicate: o.ack.duplicate }
+            else errors.push({ index: i, error: o.error })
+            if (--left === 0) resume(Effect.void)
+          })
+        }
+      })
+      if (errors.length > 0) {
+        return yield* new EnqueueManyFailed({ handles: out as never, errors: errors.sort((a, b) => a.index - b.index) })
+      }
+      return out as ReadonlyArray<Published>
+    })
+
   return Client.of({
+    publish: publishEvent,
+    publishMany,
     enqueue: (task, input, options = {}) =>
       Payload.encode(task.input, task.subject, input, maxPayload()).pipe(
         Effect.flatMap((data) => prepare(task.subject, data, options, task)),

@@ -15,6 +15,7 @@ import { Layer, ManagedRuntime } from "effect"
 import * as MsgsysConfig from "../config/MsgsysConfig.ts"
 import * as Main from "../runtime/Main.ts"
 import * as Services from "../runtime/Services.ts"
+import type * as Event from "../event/Event.ts"
 import * as Client from "./Client.ts"
 import type * as Task from "./Task.ts"
 import type { TaskRecord } from "./TaskRecord.ts"
@@ -32,6 +33,12 @@ export interface PromiseClient {
     options?: Client.EnqueueManyOptions
   ) => Promise<ReadonlyArray<Client.Handle<T>>>
   readonly enqueueJson: (subject: string, json: unknown, options?: Client.EnqueueOptions) => Promise<{ readonly id: string; readonly duplicate: boolean }>
+  readonly publish: <E extends Event.Any>(event: E, payload: Event.Payload<E>, options?: Client.PublishOptions) => Promise<Client.Published>
+  readonly publishMany: <E extends Event.Any>(
+    event: E,
+    payloads: ReadonlyArray<Event.Payload<E>>,
+    options?: Client.PublishManyOptions
+  ) => Promise<ReadonlyArray<Client.Published>>
   readonly result: <T extends Task.Any>(handle: Client.Handle<T>, timeout: Duration.Input) => Promise<Task.Output<T>>
   readonly status: (taskId: string) => Promise<TaskRecord>
   readonly wait: (taskId: string, timeout: Duration.Input) => Promise<TaskRecord>
@@ -59,6 +66,8 @@ export const connect = async (overrides?: MsgsysConfig.Overrides): Promise<Promi
     enqueue: (task, input, options) => run(client.enqueue(task, input, options)),
     enqueueMany: (task, inputs, options) => run(client.enqueueMany(task, inputs, options)),
     enqueueJson: (subject, json, options) => run(client.enqueueJson(subject, json, options)),
+    publish: (event, payload, options) => run(client.publish(event, payload, options)),
+    publishMany: (event, payloads, options) => run(client.publishMany(event, payloads, options)),
     result: (handle, timeout) => run(client.result(handle, timeout)),
     status: (taskId) => run(client.status(taskId)),
     wait: (taskId, timeout) => run(client.wait(taskId, timeout)),

@@ -144,6 +144,7 @@ describe("every variable is read", () => {
     MSGSYS_SHUTDOWN_GRACE: "0",
     MSGSYS_RESULT_TTL: "2d",
     MSGSYS_SWEEP_INTERVAL: "5m",
+    MSGSYS_EVENTS_MAX_AGE: "3d",
     MSGSYS_POOLS: "slow=8, reports=2",
     MSGSYS_IDEMPOTENCY_STORE: "KV",
     MSGSYS_IDEMPOTENCY_RETENTION: "36h",
@@ -186,6 +187,7 @@ describe("every variable is read", () => {
     expect(ms(s.shutdownGrace)).toBe(0)
     expect(ms(s.resultTtl)).toBe(2 * 86_400_000)
     expect(ms(s.sweepInterval)).toBe(5 * 60_000)
+    expect(Option.map(s.eventsMaxAge, ms)).toEqual(Option.some(3 * 86_400_000))
     expect(s.pools).toEqual([
       { name: "fast", concurrency: 32 },
       { name: "slow", concurrency: 8 },

@@ -1,0 +1,164 @@
+/**
+ * Events on a real server: every group gets every event, the instances of one group share them
+ * with none handled twice, a new group replays from a time, what no handler takes or cannot be
+ * read goes to dead letters with its reason, and a batch handler settles its events together.
+ */
+import { describe, expect, test } from "bun:test"
+import { Database } from "bun:sqlite"
+import { Effect, Layer, Schema } from "effect"
+import * as Event from "../../../src/event/Event.ts"
+import * as Subscriber from "../../../src/event/Subscriber.ts"
+import * as Retry from "../../../src/retry/Retry.ts"
+import * as App from "../../../src/runtime/App.ts"
+import { natsHarness } from "../../support/harness.ts"
+import { actorName } from "../../support/runtime.ts"
+import { deadLetters, Runs, runTest, start, streamCount, waitFor } from "../../support/runtimeTools.ts"
+
+const h = natsHarness()
+
+const domainFor = (base: string) => actorName(base).replace(/[^a-z0-9]/gi, "")
+
+/** An app of event groups, each handler counting the events it got by event id. */
+const groupsApp = (groups: ReadonlyArray<readonly [Subscriber.Any, Record<string, unknown>]>) =>
+  App.make({
+    actors: [],
+    subscribers: groups.map(([g]) => g),
+    handlers: Layer.mergeAll(...groups.map(([g, hs]) => g.toLayer(hs as never)) as unknown as [Layer.Layer<never>]) as never
+  })
+
+describe("events", () => {
+  test("three groups each receive every event of a batch of 1,000; a group's events are handled once", () =>
+    runTest(Effect.gen(function*() {
+      const domain = domainFor("ev")
+      const Registered = Event.make(`${domain}.user.registered`, { payload: { userId: Schema.String } })
+      const counts = ["welcome", "profile", "analytics"].map(() => new Runs())
+      const groups = ["welcome", "profile", "analytics"].map((g, i) =>
+        [
+          Subscriber.make(`${domain}-${g}`, { events: [Registered], concurrency: 64, startAt: "all" }),
+          { [Registered.subject]: ({ taskId }: { taskId: string }) => Effect.sync(() => counts[i]!.add(taskId)) }
+        ] as const
+      )
+      const s = h.settings()
+      const rt = yield* start(groupsApp(groups), s)
+      const published = yield* rt.client.publishMany(Registered, Array.from({ length: 1000 }, (_, i) => ({ userId: `u${i}` })))
+      expect(published.length).toBe(1000)
+      yield* waitFor("every group to get every event", Effect.sync(() => counts.every((c) => c.total === 1000)), "30 seconds")
+      yield* Effect.sleep("300 millis")
+      for (const c of counts) {
+        expect(c.total).toBe(1000)
+        expect(c.twice).toEqual([])
+      }
+      // the events stay in their stream for any other group (limits retention)
+      expect(yield* streamCount(rt, rt.names.eventStream(domain))).toBe(1000)
+    })), 60_000)
+
+  test("two instances of one group split its events between them, none handled twice", () =>
+    runTest(Effect.gen(function*() {
+      const domain = domainFor("evs")
+      const Placed = Event.make(`${domain}.order.placed`, { payload: { orderId: Schema.String } })
+      const byInstance = [new Runs(), new Runs()]
+      const make = (i: number) =>
+        groupsApp([[
+          Subscriber.make(`${domain}-billing`, { events: [Placed], concurrency: 8 }),
+          { [Placed.subject]: ({ taskId }: { taskId: string }) => Effect.as(Effect.sync(() => byInstance[i]!.add(taskId)), undefined).pipe(Effect.delay("2 millis")) }
+        ]])
+      const s = h.settings()
+      const a = yield* start(make(0), s)
+      yield* start(make(1), s)
+      yield* a.client.publishMany(Placed, Array.from({ length: 400 }, (_, i) => ({ orderId: `o${i}` })))
+      yield* waitFor("all 400 events", Effect.sync(() => byInstance[0]!.total + byInstance[1]!.total >= 400), "30 seconds")
+      yield* Effect.sleep("500 millis")
+      const all = new Runs()
+      for (const r of byInstance) for (const [id, n] of r.byKey) for (let k = 0; k < n; k++) all.add(id)
+      expect(all.total).toBe(400)
+      expect(all.twice).toEqual([])
+      // both instances took a share
+      expect(byInstance[0]!.total).toBeGreaterThan(0)
+      expect(byInstance[1]!.total).toBeGreaterThan(0)
+    })), 60_000)
+
+  test("a new group starting from a time gets exactly the events published after it", () =>
+    runTest(Effect.gen(function*() {
+      const domain = domainFor("evr")
+      const Tick = Event.make(`${domain}.tick`, { payload: { n: Schema.Int } })
+      const s = h.settings()
+      // a first group declares the stream; events before and after the mark
+      const early = yield* start(groupsApp([[Subscriber.make(`${domain}-early`, { events: [Tick] }), { [Tick.subject]: () => Effect.void }]]), s)
+      yield* early.client.publishMany(Tick, Array.from({ length: 10 }, (_, n) => ({ n })))
+      yield* Effect.sleep("50 millis")
+      const mark = Date.now()
+      yield* Effect.sleep("50 millis")
+      yield* early.client.publishMany(Tick, Array.from({ length: 10 }, (_, n) => ({ n: 100 + n })))
+      const got: Array<number> = []
+      yield* start(groupsApp([[
+        Subscriber.make(`${domain}-late`, { events: [Tick], startAt: { since: mark } }),
+        { [Tick.subject]: ({ input }: { input: { n: number } }) => Effect.sync(() => void got.push(input.n)) }
+      ]]), s)
+      yield* waitFor("the replayed events", Effect.sync(() => got.length >= 10), "20 seconds")
+      yield* Effect.sleep("300 millis")
+      expect([...got].sort((x, y) => x - y)).toEqual(Array.from({ length: 10 }, (_, n) => 100 + n))
+    })), 60_000)
+
+  test("an event no handler of the group takes is dead-lettered as unroutable; one that does not decode as poison", () =>
+    runTest(Effect.gen(function*() {
+      const domain = domainFor("evd")
+      const Upsert = Event.make(`${domain}.messages.upsert`, { payload: { id: Schema.String, text: Schema.String } })
+      const handled = new Runs()
+      const group = Subscriber.make(`${domain}-store`, { events: [Upsert], filter: `${domain}.>`, retry: Retry.none })
+      const s = h.settings()
+      const rt = yield* start(groupsApp([[group, { [Upsert.subject]: ({ taskId }: { taskId: string }) => Effect.sync(() => handled.add(taskId)) }]]), s)
+      yield* Effect.promise(() => rt.nats.jetstream.publish(`${domain}.contacts.upsert`, JSON.stringify({ id: "c1" })))
+      yield* Effect.promise(() => rt.nats.jetstream.publish(Upsert.subject, JSON.stringify({ id: 7 })))
+      yield* rt.client.publish(Upsert, { id: "m1", text: "hello" })
+      yield* waitFor("two dead letters", Effect.map(deadLetters(rt, group.name), (ls) => ls.length === 2), "20 seconds")
+      const letters = yield* deadLetters(rt, group.name)
+      const bySubject = new Map(letters.map((l) => [l.subject, l]))
+      expect(bySubject.get(`${domain}.contacts.upsert`)!.reason).toBe("unroutable")
+      expect(bySubject.get(`${domain}.contacts.upsert`)!.error.message).toContain(Upsert.subject)
+      expect(bySubject.get(Upsert.subject)!.reason).toBe("poison")
+      expect(bySubject.get(Upsert.subject)!.error.message).toContain("Expected string")
+      expect(handled.total).toBe(1)
+    })), 60_000)
+
+  test("a batch handler gets 500 events in one call and commits its writes for them in one transaction", () =>
+    runTest(Effect.gen(function*() {
+      const domain = domainFor("evb")
+      const Row = Event.make(`${domain}.history.messages`, { payload: { id: Schema.String } })
+      const calls: Array<number> = []
+      const group = Subscriber.make(`${domain}-import`, { events: [Row], batch: 500, concurrency: 500, pool: "bulk", startAt: "all" })
+      const s = h.settings({
+        pools: [{ name: "fast", concurrency: 32 }, { name: "slow", concurrency: 4 }, { name: "bulk", concurrency: 500 }]
+      })
+      // the events are there before the group starts: it reads them in full batches
+      const first = yield* start(groupsApp([[Subscriber.make(`${domain}-first`, { events: [Row] }), { [Row.subject]: () => Effect.void }]]), s)
+      yield* first.client.publishMany(Row, Array.from({ length: 500 }, (_, i) => ({ id: `r${i}` })))
+      yield* start(groupsApp([[group, {
+        [Row.subject]: (requests: ReadonlyArray<{ input: { id: string }; atCommit: (w: (sql: { run: (s: string, ...p: Array<string>) => unknown }) => void) => Effect.Effect<void> }>) =>
+          Effect.gen(function*() {
+            calls.push(requests.length)
+            yield* requests[0]!.atCommit((sql) => {
+              sql.run("CREATE TABLE IF NOT EXISTS imported (id TEXT PRIMARY KEY, tx INTEGER NOT NULL)")
+              // one transaction: every row of the call sees the same uncommitted table
+              const tx = Date.now()
+              for (const r of requests) sql.run("INSERT INTO imported (id, tx) VALUES (?, ?)", r.input.id, String(tx))
+            })
+          })
+      }]]), s)
+      const db = () => new Database(s.sqlitePath, { readonly: true })
+      yield* waitFor("the 500 rows", Effect.sync(() => {
+        const d = db()
+        try {
+          return (d.query<{ n: number }, []>("SELECT count(*) AS n FROM imported").get()?.n ?? 0) === 500
+        } catch {
+          return false
+        } finally {
+          d.close()
+        }
+      }), "30 seconds")
+      expect(calls).toEqual([500])
+      const d = db()
+      const txs = d.query<{ n: number }, []>("SELECT count(DISTINCT tx) AS n FROM imported").get()!.n
+      d.close()
+      expect(txs).toBe(1)
+    })), 60_000)
+})
