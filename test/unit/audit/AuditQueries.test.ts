@@ -86,7 +86,7 @@ describe("AuditQueries", () => {
     ])
   })
 
-  test("prune archives exactly the rows it deletes (count and ids) and keeps newer rows", async () => {
+  test("prune archives exactly the steps it deletes (count and ids) and keeps newer tasks", async () => {
     const rows = Array.from({ length: 1000 }, (_, i) => rec(`m${i}`, "succeeded", i * 10, { payload: { i } }))
     const archive = join(dir, "archive", "audit.jsonl")
     const progress: Array<[number, number]> = []
@@ -98,6 +98,7 @@ describe("AuditQueries", () => {
         olderThan: 6005,
         archive,
         batchSize: 128,
+        batchMs: 60_000, // batches of exactly 128: none is slow enough to be halved
         onProgress: (done, total) => progress.push([done, total])
       })
       const left = yield* db.use("left", (h) =>
@@ -105,7 +106,7 @@ describe("AuditQueries", () => {
       return { pruned, expectedIds, left }
     }))
     const lines = readFileSync(archive, "utf8").trimEnd().split("\n").map((l) => JSON.parse(l))
-    expect(result.pruned).toEqual({ archived: 601, deleted: 601 })
+    expect(result.pruned).toMatchObject({ archived: 601, deleted: 601, tasks: 601 })
     expect(lines.map((l) => l.id)).toEqual(result.expectedIds)
     expect(lines[5]).toMatchObject({ messageId: "m5", step: "succeeded", at: 50, payload: { i: 5 } })
     expect(result.left).toEqual({ n: 399, min: 6010 })
@@ -120,7 +121,7 @@ describe("AuditQueries", () => {
       const second = yield* AuditQueries.prune({ olderThan: 25 })
       return [first, second]
     }))
-    expect(results).toEqual([{ archived: 0, deleted: 25 }, { archived: 0, deleted: 0 }])
+    expect(results).toMatchObject([{ archived: 0, deleted: 25, tasks: 25 }, { archived: 0, deleted: 0, tasks: 0 }])
   })
 
   test("an unwritable archive fails with ArchiveError and deletes nothing", async () => {
