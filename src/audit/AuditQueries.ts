@@ -223,9 +223,9 @@ export interface PruneOptions {
   /** A `.jsonl` file: each step of a batch is appended as one JSON line and fsynced before the batch is deleted. */
   readonly archive?: string | undefined
   /**
-   * Most tasks per batch (one archive append and one delete transaction). Default 1000. A batch
-   * whose delete takes longer than `batchMs` halves the next one, so the write lock is never
-   * held for long.
+   * Most tasks per batch (one archive append and one delete transaction). Default 1000. Batches
+   * start at 50 tasks and grow while a delete takes well under `batchMs`; one that takes longer
+   * halves the next, so the write lock is never held for long.
    */
   readonly batchSize?: number | undefined
   /** How long one delete transaction should hold the write lock at most. Default 5 ms. */
@@ -263,6 +263,23 @@ const appendLines = (path: string, lines: ReadonlyArray<string>): void => {
   }
 }
 
+/**
+ * Between two batches the file is left free for at least twice the last batch's time (10 ms at
+ * least): another process's writer retries a locked file on a timer (SQLite's busy handler sleeps
+ * 1, 2, 5, 10, 15, 20, 25 ms...), and back-to-back batches would keep missing it. On the real
+ * clock, so a TestClock does not hold a prune up.
+ */
+const breather = (lastMs: number) =>
+  Effect.sleep(Duration.millis(Math.max(10, 2 * lastMs))).pipe(
+    Effect.provideService(Clock.Clock, Clock.Clock.defaultValue())
+  )
+
+// The pages a batch changed are copied from the WAL into the file here, a batch at a time (never
+// waiting for a lock), rather than by whichever writer's commit next crosses the WAL's
+// auto-checkpoint size: otherwise a worker's commit would pay for the prune's pages.
+const checkpoint = (db: Database["Service"]) =>
+  db.use("checkpointing the WAL", (h) => h.run("PRAGMA wal_checkpoint(PASSIVE)"))
+
 /** Next batch size: halve after a slow batch, grow again after quick ones, within [min, max]. */
 const adapt = (size: number, ms: number, targetMs: number, min: number, max: number): number =>
   ms > targetMs ? Math.max(min, Math.floor(size / 2)) : ms < targetMs / 3 ? Math.min(max, Math.ceil(size * 1.5)) : size
@@ -281,11 +298,13 @@ export const prune = Effect.fn("AuditQueries.prune")(function*(options: PruneOpt
   const targetMs = options.batchMs ?? 5
   const total = yield* db.use("counting tasks to prune", (h) =>
     h.query<{ n: number }, [string]>("SELECT count(*) AS n FROM task_audit WHERE started_at < ?").get(cutoff)?.n ?? 0)
-  let batch = maxBatch
+  // start small: the first batch's time tells how many fit in `batchMs` on this file and machine
+  let batch = Math.min(maxBatch, 50)
   let archived = 0
   let deleted = 0
   let tasks = 0
   while (true) {
+    const asked = batch
     const ids = yield* db.use("reading tasks to prune", (h) =>
       h.query<{ id: number }, [string, number]>("SELECT id FROM task_audit WHERE started_at < ? LIMIT ?")
         .all(cutoff, batch).map((r) => r.id))
@@ -306,6 +325,7 @@ export const prune = Effect.fn("AuditQueries.prune")(function*(options: PruneOpt
       archived += rows.length
       lastArchived = rows.reduce((m, r) => Math.max(m, r.id), 0)
     }
+    const submitted = performance.now()
     const done = yield* db.write("deleting pruned tasks", (h) => {
       const started = performance.now()
       const steps = h.query<{ n: number }, [string, number]>(
@@ -319,13 +339,17 @@ export const prune = Effect.fn("AuditQueries.prune")(function*(options: PruneOpt
       ).run(idList, lastArchived).changes
       return { steps, removed, ms: performance.now() - started }
     })
+    // the lock is held from the delete to the commit: time both
+    const held = Math.max(done.ms, performance.now() - submitted)
     deleted += done.steps
     tasks += done.removed
-    batch = adapt(batch, done.ms, targetMs, 10, maxBatch)
+    batch = adapt(batch, held, targetMs, 10, maxBatch)
     options.onProgress?.(tasks, Math.max(total, tasks))
-    if (done.removed === 0) break
-    // let the group-commit writer and other fibers run between batches
-    yield* Effect.yieldNow
+    // a short batch was the last one (no wait for nothing); one that deleted nothing (each task got
+    // a new step while it was archived) leaves them for the next prune
+    if (done.removed === 0 || ids.length < asked) break
+    yield* checkpoint(db)
+    yield* breather(held)
   }
   const mode = options.vacuum ?? "incremental"
   const freedBytes = mode === "none" ? 0 : yield* vacuum({ full: mode === "full", batchMs: targetMs })
@@ -367,6 +391,7 @@ export const vacuum = Effect.fn("AuditQueries.vacuum")(function*(options: Vacuum
   } else if (before.incremental) {
     let step = 64
     while (true) {
+      const submitted = performance.now()
       const done = yield* db.write("reclaiming free pages", (h) => {
         const started = performance.now()
         h.query(`PRAGMA incremental_vacuum(${step})`).all()
@@ -377,12 +402,14 @@ export const vacuum = Effect.fn("AuditQueries.vacuum")(function*(options: Vacuum
       })
       options.onProgress?.(done.left)
       if (done.left === 0) break
-      step = adapt(step, done.ms, targetMs, 8, 4096)
-      yield* Effect.yieldNow
+      const held = Math.max(done.ms, performance.now() - submitted)
+      step = adapt(step, held, targetMs, 8, 4096)
+      yield* checkpoint(db)
+      yield* breather(held)
     }
   }
   // the file shrinks when the WAL is checkpointed
-  yield* db.use("checkpointing the WAL", (h) => h.run("PRAGMA wal_checkpoint(TRUNCATE)"))
+  yield* db.use("checkpointing the WAL", (h) => h.run("PRAGMA wal_checkpoint(PASSIVE)"))
   const after = yield* db.use("reading the file's pages", pages)
   return Math.max(0, before.count - after.count) * before.size
 })

@@ -57,12 +57,11 @@ export const make = (options: Options): Progress => {
   let last = now()
   let done = 0
   let total = 0
-  let drawn = false
+  let drawn: string | undefined
   let finished = false
   const draw = () => {
-    if (tty) sink.write(`\r${bar(options.label, done, total)}`)
-    else sink.write(line(options.label, done, total))
-    drawn = true
+    drawn = tty ? `\r${bar(options.label, done, total)}` : line(options.label, done, total)
+    sink.write(drawn)
   }
   return {
     update: (d, t) => {
@@ -77,9 +76,13 @@ export const make = (options: Options): Progress => {
     finish: () => {
       if (finished) return
       finished = true
-      // a line only if something was counted or shown: an empty run stays quiet off a terminal
-      if (tty || drawn || done > 0) draw()
-      if (tty) sink.write("\n")
+      // off a terminal: the final count unless it is the last line already, nothing for an empty run
+      if (tty) {
+        draw()
+        sink.write("\n")
+      } else if ((drawn !== undefined || done > 0) && drawn !== line(options.label, done, total)) {
+        draw()
+      }
     }
   }
 }

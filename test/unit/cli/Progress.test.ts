@@ -53,4 +53,13 @@ describe("Progress", () => {
     p.finish()
     expect(c.out).toEqual([])
   })
+
+  test("off a terminal, the final count is not printed twice", () => {
+    const c = capture(false)
+    const p = c.progress()
+    c.tick(6000)
+    p.update(10, 10)
+    p.finish()
+    expect(c.out).toEqual(["tasks pruned: 10/10 (100%)\n"])
+  })
 })
