@@ -7,7 +7,7 @@
  * @since 0.1.0
  */
 import { Clock, Data, Duration, Effect } from "effect"
-import { closeSync, fsyncSync, mkdirSync, openSync, writeSync } from "node:fs"
+import { closeSync, fsyncSync, mkdirSync, openSync, readSync, writeSync } from "node:fs"
 import { dirname } from "node:path"
 import type { AuditStep } from "./AuditLog.ts"
 import { stepCodes, timeText } from "./AuditRows.ts"
@@ -143,20 +143,24 @@ export const stats = Effect.fn("AuditQueries.stats")(function*(options: { readon
       const t = totals.get(g.task) ?? { total: 0, failed: 0 }
       totals.set(g.task, { total: t.total + g.n, failed: t.failed + (g.status === "failed" ? g.n : 0) })
     }
-    const newest = h.query<{ duration_ms: number }, [string, string, number]>(
-      `SELECT duration_ms FROM task_audit
-       WHERE task_name = ? AND status = 'completed' AND started_at >= ? AND duration_ms IS NOT NULL
-       ORDER BY started_at DESC LIMIT ?`
+    // the p95 of the newest runs, sorted by SQLite: no row per run crosses into JavaScript
+    const nearestRank = h.query<{ p95: number }, [string, string, number, number]>(
+      `SELECT duration_ms AS p95 FROM (
+         SELECT duration_ms FROM task_audit
+         WHERE task_name = ? AND status = 'completed' AND started_at >= ? AND duration_ms IS NOT NULL
+         ORDER BY started_at DESC LIMIT ?)
+       ORDER BY duration_ms LIMIT 1 OFFSET ?`
     )
     const durations = groups
       .filter((g) => g.status === "completed" && g.runs > 0)
       .map((g) => {
-        const sample = Float64Array.from(newest.all(g.task, since, percentileSample), (r) => r.duration_ms).sort()
+        const sampled = Math.min(g.runs, percentileSample)
+        const rank = Math.max(0, Math.ceil(0.95 * sampled) - 1)
         return {
           task: g.task,
           runs: g.runs,
           avgMs: g.avg_ms ?? 0,
-          p95Ms: sample[Math.max(0, Math.ceil(0.95 * sample.length) - 1)] ?? 0
+          p95Ms: nearestRank.get(g.task, since, percentileSample, rank)?.p95 ?? 0
         }
       })
       .sort((a, b) => a.task.localeCompare(b.task))
@@ -296,7 +300,8 @@ export const prune = Effect.fn("AuditQueries.prune")(function*(options: PruneOpt
   const cutoff = timeText(options.olderThan)
   const maxBatch = Math.max(1, Math.floor(options.batchSize ?? 1000))
   const targetMs = options.batchMs ?? 5
-  const total = yield* db.use("counting tasks to prune", (h) =>
+  // counted only for a progress report: counting a large backlog holds the event loop for a while
+  const total = options.onProgress === undefined ? 0 : yield* db.use("counting tasks to prune", (h) =>
     h.query<{ n: number }, [string]>("SELECT count(*) AS n FROM task_audit WHERE started_at < ?").get(cutoff)?.n ?? 0)
   // start small: the first batch's time tells how many fit in `batchMs` on this file and machine
   let batch = Math.min(maxBatch, 50)
@@ -356,6 +361,22 @@ export const prune = Effect.fn("AuditQueries.prune")(function*(options: PruneOpt
   return { archived, deleted, tasks, freedBytes } satisfies PruneResult
 })
 
+// An incremental vacuum step moves the file's last pages into free slots, under the write lock;
+// reading them first (outside it) puts them in the OS cache, so the step does not wait for the disk.
+const warmTail = (h: Handle, path: string, pages: number) => {
+  if (path === ":memory:" || path === "") return
+  const pageSize = h.query<{ page_size: number }, []>("PRAGMA page_size").get()?.page_size ?? 4096
+  const count = h.query<{ page_count: number }, []>("PRAGMA page_count").get()?.page_count ?? 0
+  const span = Math.min(count, pages * 2) * pageSize
+  if (span === 0) return
+  const fd = openSync(path, "r")
+  try {
+    readSync(fd, Buffer.allocUnsafe(span), 0, span, count * pageSize - span)
+  } finally {
+    closeSync(fd)
+  }
+}
+
 /** @category models @since 0.1.0 */
 export interface VacuumOptions {
   /**
@@ -391,6 +412,7 @@ export const vacuum = Effect.fn("AuditQueries.vacuum")(function*(options: Vacuum
   } else if (before.incremental) {
     let step = 64
     while (true) {
+      yield* db.use("reading the pages to move", (h) => warmTail(h, db.path, step))
       const submitted = performance.now()
       const done = yield* db.write("reclaiming free pages", (h) => {
         const started = performance.now()
@@ -403,7 +425,7 @@ export const vacuum = Effect.fn("AuditQueries.vacuum")(function*(options: Vacuum
       options.onProgress?.(done.left)
       if (done.left === 0) break
       const held = Math.max(done.ms, performance.now() - submitted)
-      step = adapt(step, held, targetMs, 8, 4096)
+      step = adapt(step, held, targetMs, 4, 4096)
       yield* checkpoint(db)
       yield* breather(held)
     }

@@ -126,6 +126,29 @@ describe("AuditQueries", () => {
     expect(results).toMatchObject([{ archived: 0, deleted: 25, tasks: 25 }, { archived: 0, deleted: 0, tasks: 0 }])
   })
 
+  test("prune gives the pages it freed back to the file system (incremental vacuum): the file shrinks", async () => {
+    const rows = Array.from({ length: 4000 }, (_, i) => [
+      rec(`m${i}`, "started", i * 10, { payload: { i, text: "x".repeat(200) } }),
+      rec(`m${i}`, "succeeded", i * 10 + 5, { durationMs: 5 })
+    ]).flat()
+    const out = await withRows(rows, Effect.gen(function*() {
+      const db = yield* Database.Database
+      const pages = () =>
+        db.use("pages", (h) => ({
+          count: h.query<{ page_count: number }, []>("PRAGMA page_count").get()!.page_count,
+          free: h.query<{ freelist_count: number }, []>("PRAGMA freelist_count").get()!.freelist_count
+        }))
+      const before = yield* pages()
+      const pruned = yield* AuditQueries.prune({ olderThan: 36_000 })
+      const after = yield* pages()
+      return { before, pruned, after }
+    }))
+    expect(out.pruned).toMatchObject({ tasks: 3600, deleted: 7200 })
+    expect(out.after.free).toBe(0)
+    expect(out.after.count).toBeLessThan(out.before.count * 0.3)
+    expect(out.pruned.freedBytes).toBe((out.before.count - out.after.count) * 4096)
+  })
+
   test("an unwritable archive fails with ArchiveError and deletes nothing", async () => {
     const rows = Array.from({ length: 10 }, (_, i) => rec(`m${i}`, "enqueued", i))
     const out = await withRows(rows, Effect.gen(function*() {
