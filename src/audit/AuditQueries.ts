@@ -438,7 +438,8 @@ export const vacuum = Effect.fn("AuditQueries.vacuum")(function*(options: Vacuum
 
 /**
  * Prunes tasks older than `retention` now and then every `every`, forever; failures are logged
- * and the loop goes on. Fork it for automatic retention.
+ * and the loop goes on. Fork it for automatic retention. No vacuum unless `options.vacuum` says
+ * so: SQLite reuses the freed pages for new rows, so the file stops growing.
  * @category maintenance @since 0.1.0
  */
 export const pruneLoop = (
@@ -448,7 +449,11 @@ export const pruneLoop = (
 ): Effect.Effect<never, never, Database> =>
   Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
-    const result = yield* prune({ ...options, olderThan: now - Duration.toMillis(Duration.fromInputUnsafe(retention)) })
+    const result = yield* prune({
+      vacuum: "none",
+      ...options,
+      olderThan: now - Duration.toMillis(Duration.fromInputUnsafe(retention))
+    })
     if (result.tasks > 0) {
       yield* Effect.logInfo(
         `audit prune: deleted ${result.tasks} task(s) with ${result.deleted} step(s), archived ${result.archived}`
