@@ -8,7 +8,9 @@
  * The upsert merges steps in any order (a client's "enqueued" may commit after the worker's
  * "started"): the status follows the latest step by time (a "skipped_duplicate" only when there is
  * nothing else), and a "succeeded" anywhere makes the task "completed". Those are the rules of the
- * `task_audit` view this table replaced (migration 5).
+ * `task_audit` view this table replaced (migration 5), with two shortcuts that cost no index
+ * write: a task's name and tenant are those of its first write (they never change in practice),
+ * and only a write with an "enqueued" or "started" step moves `started_at` earlier.
  * @since 0.1.0
  */
 import type { AuditRecord, AuditStep, PayloadMode } from "./AuditLog.ts"
