@@ -167,16 +167,21 @@ const isSkip = (step: AuditStep) => step === "skipped_duplicate"
 const outranks = (r: AuditRecord, latest: AuditRecord): boolean =>
   isSkip(r.step) !== isSkip(latest.step) ? !isSkip(r.step) : r.at >= latest.at
 
+/** @category models @since 0.1.0 */
+export interface Options {
+  /** `"off"` stores no payload, `"redacted"` masks `redactFields`, `"full"` stores it as it is. */
+  readonly payload: PayloadMode
+  /** Keys (any depth, case-insensitive) whose values `"redacted"` mode replaces with `"[redacted]"`. */
+  readonly redactFields: ReadonlyArray<string>
+}
+
 /**
  * Prepares the statements on `db` (whose schema must be migrated). Payloads are stored as the
  * mode says: `"off"` stores none (and does no JSON work), `"redacted"` masks `redactFields` (any
  * depth, case-insensitive), `"full"` stores them as they are.
  * @category constructors @since 0.1.0
  */
-export const prepare = (
-  db: Handle,
-  options: { readonly payload: PayloadMode; readonly redactFields: ReadonlyArray<string> }
-): AuditRows => {
+export const prepare = (db: Handle, options: Options): AuditRows => {
   type Value = string | number | null
   const insertTask = db.prepare<never, Array<Value>>(insertTaskSql)
   const updateTask = db.prepare<never, Array<Value>>(updateTaskSql)
