@@ -8,8 +8,9 @@
  * after the prune and vacuum. Targets: the queries and stats under 100 ms each, show under 10 ms,
  * no writer stall over 50 ms.
  *
- *   bun scripts/bench/audit-scale.ts [--tasks 10000000] [--payload off|redacted|full] [--json]
- *                                    [--file PATH] [--keep]
+ *   ./scripts/bench --audit-scale [--tasks 10000000] [--payload off|redacted|full] [--json]
+ *                                 [--file PATH] [--keep] [--no-prune]
+ *   (or bun scripts/lib/bench/audit-scale.ts with the same arguments)
  *
  * --tasks    how many tasks (default 10,000,000; takes a while and ~5 GB: scale down for a quick look)
  * --payload  the audit payload mode while generating (default off)
@@ -18,21 +19,21 @@
  * --no-prune skip the prune (to time the queries again on a kept file)
  * --json     one JSON object on stdout (progress and notes go to stderr)
  *
- * Run by `./scripts/bench --audit-scale`. With `--writer-child FILE` it is the other process:
+ * With `--writer-child FILE` it is the other process:
  * it commits a few tasks every 2 ms until SIGTERM, then prints its commit times as JSON.
  */
 import { Effect } from "effect"
 import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs"
 import { cpus, tmpdir } from "node:os"
 import { join } from "node:path"
-import type { AuditRecord, PayloadMode } from "../../src/audit/AuditLog.ts"
-import * as AuditQueries from "../../src/audit/AuditQueries.ts"
-import * as AuditRows from "../../src/audit/AuditRows.ts"
-import * as Progress from "../../src/cli/Progress.ts"
-import * as MessageId from "../../src/envelope/MessageId.ts"
-import * as Database from "../../src/sqlite/Database.ts"
-import { migrations } from "../../src/sqlite/internal/migrations.ts"
-import * as SqliteFile from "../../src/sqlite/SqliteFile.ts"
+import type { AuditRecord, PayloadMode } from "../../../src/audit/AuditLog.ts"
+import * as AuditQueries from "../../../src/audit/AuditQueries.ts"
+import * as AuditRows from "../../../src/audit/AuditRows.ts"
+import * as Progress from "../../../src/cli/Progress.ts"
+import * as MessageId from "../../../src/envelope/MessageId.ts"
+import * as Database from "../../../src/sqlite/Database.ts"
+import { migrations } from "../../../src/sqlite/internal/migrations.ts"
+import * as SqliteFile from "../../../src/sqlite/SqliteFile.ts"
 
 const DAY = 86_400_000
 const SPAN_DAYS = 30
