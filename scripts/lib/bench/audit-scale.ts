@@ -466,7 +466,8 @@ const main = async () => {
     row("file before / after prune + vacuum", `${(sizeBefore / 1e6).toFixed(0)} MB`, `${(sizeAfter / 1e6).toFixed(0)} MB (freed ${(result.pruned.freedBytes / 1e6).toFixed(0)} MB)`)
     if (keep) console.log(`\nfile kept: ${path}`)
   }
-  if (!keep) rmSync(dir, { recursive: true, force: true })
+  // the temp dir holds the generated file only when no --file was given
+  if (!keep || given !== undefined) rmSync(dir, { recursive: true, force: true })
 }
 
 if (flag("--writer-child")) await writerChild(arg("--writer-child")!)
