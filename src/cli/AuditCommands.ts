@@ -1,14 +1,14 @@
 /**
- * `msgsys audit stats|show|tail|prune`: read and trim the audit trail in the SQLite file.
+ * `msgsys audit stats|show|tail|prune|vacuum`: read and trim the audit trail in the SQLite file.
  * @since 0.1.0
  */
 import { Console, Duration, Effect, Layer, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as AuditQueries from "../audit/AuditQueries.ts"
-import * as Database from "../sqlite/Database.ts"
 import * as Services from "../runtime/Services.ts"
 import { parseDuration } from "./CliInput.ts"
 import * as DevState from "./DevState.ts"
+import * as Progress from "./Progress.ts"
 
 const databaseLayer = Services.database.pipe(Layer.provideMerge(DevState.configLayer))
 
@@ -54,9 +54,7 @@ const tail = Command.make("tail", {
 }, (args) =>
   Effect.gen(function*() {
     // the last `limit` rows first, then (with --follow) everything newer as it commits
-    const db = yield* Database.Database
-    const maxId = yield* db.use("finding the newest audit row", (h) =>
-      h.query<{ m: number }, []>("SELECT coalesce(max(id), 0) AS m FROM audit_log").get()?.m ?? 0)
+    const maxId = yield* AuditQueries.latestId()
     const start = yield* AuditQueries.tail({ afterId: Math.max(0, maxId - args.limit), limit: args.limit })
     for (const r of start) yield* Console.log(row(r))
     let after = start.at(-1)?.id ?? 0
@@ -69,31 +67,46 @@ const tail = Command.make("tail", {
     }
   }).pipe(Effect.provide(databaseLayer), Effect.scoped)).pipe(Command.withDescription("the newest audit rows; -f to follow"))
 
+const mib = (bytes: number) => `${(bytes / 1048576).toFixed(1)} MiB`
+
 const prune = Command.make("prune", {
-  olderThan: Flag.String("older-than").pipe(Flag.withDescription("delete rows older than this, e.g. 90d")),
-  archive: Flag.String("archive").pipe(Flag.optional, Flag.withDescription("append the rows to this .jsonl file first"))
+  olderThan: Flag.String("older-than").pipe(Flag.withDescription("delete tasks that started longer ago than this, e.g. 90d")),
+  archive: Flag.String("archive").pipe(Flag.optional, Flag.withDescription("append their steps to this .jsonl file first"))
 }, (args) =>
   Effect.gen(function*() {
     const age = yield* parseDuration("--older-than", args.olderThan)
-    const bar = (done: number, total: number) => {
-      const width = 30
-      const filled = total === 0 ? width : Math.round((done / total) * width)
-      process.stderr.write(`\r[${"#".repeat(filled)}${" ".repeat(width - filled)}] ${done}/${total}`)
-    }
+    const progress = Progress.make({ label: "tasks pruned" })
     const result = yield* AuditQueries.prune({
       olderThan: Date.now() - Duration.toMillis(age),
       ...(Option.isSome(args.archive) ? { archive: args.archive.value } : {}),
-      onProgress: bar
-    })
-    process.stderr.write("\n")
-    yield* Console.log(`archived ${result.archived}, deleted ${result.deleted} row(s); space reclaimed`)
+      onProgress: progress.update
+    }).pipe(Effect.ensuring(Effect.sync(progress.finish)))
+    yield* Console.log(
+      `deleted ${result.tasks} task(s) with ${result.deleted} step(s), archived ${result.archived} step(s); ` +
+        `the file gave back ${mib(result.freedBytes)}`
+    )
   }).pipe(Effect.provide(databaseLayer), Effect.scoped)).pipe(
-    Command.withDescription("archive (optional) then delete audit rows older than a duration, in batches")
+    Command.withDescription(
+      "archive (optional) then delete old tasks with their steps in short batches, then give the space back"
+    )
+  )
+
+const vacuum = Command.make("vacuum", {
+  full: Flag.Boolean("full").pipe(
+    Flag.withDefault(false),
+    Flag.withDescription("rewrite the whole file (VACUUM): works on any file, but blocks every writer until done")
+  )
+}, (args) =>
+  Effect.gen(function*() {
+    const freed = yield* AuditQueries.vacuum({ full: args.full })
+    yield* Console.log(`the file gave back ${mib(freed)}`)
+  }).pipe(Effect.provide(databaseLayer), Effect.scoped)).pipe(
+    Command.withDescription("give the SQLite file's free pages back to the disk (prune does this by itself)")
   )
 
 /** @category commands @since 0.1.0 */
 export const audit = Command.make("audit").pipe(
   Command.withDescription("query and prune the audit trail"),
-  Command.withSubcommands([stats, show, tail, prune])
+  Command.withSubcommands([stats, show, tail, prune, vacuum])
 )
 

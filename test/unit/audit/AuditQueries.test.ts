@@ -86,7 +86,7 @@ describe("AuditQueries", () => {
     ])
   })
 
-  test("prune archives exactly the rows it deletes (count and ids) and keeps newer rows", async () => {
+  test("prune archives exactly the steps it deletes (count and ids) and keeps newer tasks", async () => {
     const rows = Array.from({ length: 1000 }, (_, i) => rec(`m${i}`, "succeeded", i * 10, { payload: { i } }))
     const archive = join(dir, "archive", "audit.jsonl")
     const progress: Array<[number, number]> = []
@@ -105,12 +105,15 @@ describe("AuditQueries", () => {
       return { pruned, expectedIds, left }
     }))
     const lines = readFileSync(archive, "utf8").trimEnd().split("\n").map((l) => JSON.parse(l))
-    expect(result.pruned).toEqual({ archived: 601, deleted: 601 })
+    expect(result.pruned).toMatchObject({ archived: 601, deleted: 601, tasks: 601 })
     expect(lines.map((l) => l.id)).toEqual(result.expectedIds)
     expect(lines[5]).toMatchObject({ messageId: "m5", step: "succeeded", at: 50, payload: { i: 5 } })
     expect(result.left).toEqual({ n: 399, min: 6010 })
     expect(progress.at(-1)).toEqual([601, 601])
-    expect(progress).toHaveLength(Math.ceil(601 / 128))
+    // in batches of at most 128 tasks, each reported
+    const sizes = progress.map(([done], i) => done - (progress[i - 1]?.[0] ?? 0))
+    expect(sizes.every((n) => n > 0 && n <= 128)).toBe(true)
+    expect(progress.length).toBeGreaterThanOrEqual(Math.ceil(601 / 128))
   })
 
   test("prune without an archive deletes, and a second prune finds nothing", async () => {
@@ -120,7 +123,30 @@ describe("AuditQueries", () => {
       const second = yield* AuditQueries.prune({ olderThan: 25 })
       return [first, second]
     }))
-    expect(results).toEqual([{ archived: 0, deleted: 25 }, { archived: 0, deleted: 0 }])
+    expect(results).toMatchObject([{ archived: 0, deleted: 25, tasks: 25 }, { archived: 0, deleted: 0, tasks: 0 }])
+  })
+
+  test("prune gives the pages it freed back to the file system (incremental vacuum): the file shrinks", async () => {
+    const rows = Array.from({ length: 4000 }, (_, i) => [
+      rec(`m${i}`, "started", i * 10, { payload: { i, text: "x".repeat(200) } }),
+      rec(`m${i}`, "succeeded", i * 10 + 5, { durationMs: 5 })
+    ]).flat()
+    const out = await withRows(rows, Effect.gen(function*() {
+      const db = yield* Database.Database
+      const pages = () =>
+        db.use("pages", (h) => ({
+          count: h.query<{ page_count: number }, []>("PRAGMA page_count").get()!.page_count,
+          free: h.query<{ freelist_count: number }, []>("PRAGMA freelist_count").get()!.freelist_count
+        }))
+      const before = yield* pages()
+      const pruned = yield* AuditQueries.prune({ olderThan: 36_000 })
+      const after = yield* pages()
+      return { before, pruned, after }
+    }))
+    expect(out.pruned).toMatchObject({ tasks: 3600, deleted: 7200 })
+    expect(out.after.free).toBe(0)
+    expect(out.after.count).toBeLessThan(out.before.count * 0.3)
+    expect(out.pruned.freedBytes).toBe((out.before.count - out.after.count) * 4096)
   })
 
   test("an unwritable archive fails with ArchiveError and deletes nothing", async () => {

@@ -62,9 +62,9 @@ describe("SqliteAuditLog group commit", () => {
       "SELECT count(*) AS n, count(DISTINCT message_id) AS ids FROM audit_log"
     )
     expect(count).toEqual({ n: 2000, ids: 2000 })
-    expect(stats.rows).toBe(2000)
-    expect(stats.transactions).toBeLessThanOrEqual(100)
-    expect(stats.failedTransactions).toBe(0)
+    expect(stats.operations).toBe(2000)
+    expect(stats.commits).toBeLessThanOrEqual(100)
+    expect(stats.failures).toBe(0)
   })
 
   test("record resolves only after its row is visible to another connection", async () => {
@@ -83,12 +83,12 @@ describe("SqliteAuditLog group commit", () => {
 
   test("recordAll writes its rows in one transaction", async () => {
     const path = freshPath()
-    const stats = await withAudit(path, { ...defaults, maxDelay: 0 }, (audit) =>
+    const stats = await withAudit(path, defaults, (audit) =>
       Effect.gen(function*() {
         yield* audit.service.recordAll([row(1, { step: "failed" }), row(1, { step: "retry_scheduled", delayMs: 500 })])
         return yield* audit.stats
       }))
-    expect(stats).toEqual({ transactions: 1, failedTransactions: 0, rows: 2, largestBatch: 2 })
+    expect(stats).toMatchObject({ commits: 1, failures: 0, operations: 1, largestBatch: 1 })
     const rows = await readOther<{ step: string; delay_ms: number | null }>(
       path,
       "SELECT step, delay_ms FROM audit_log ORDER BY id"
@@ -101,7 +101,7 @@ describe("SqliteAuditLog group commit", () => {
     const result = await withAudit(path, defaults, (audit, db) =>
       Effect.gen(function*() {
         yield* db.use("read-only trigger", (h) =>
-          h.run("CREATE TRIGGER audit_ro BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'audit is read-only'); END"))
+          h.run("CREATE TRIGGER audit_ro BEFORE INSERT ON audit_steps BEGIN SELECT RAISE(ABORT, 'audit is read-only'); END"))
         const exits = yield* Effect.forEach(
           Array.from({ length: 100 }, (_, i) => i),
           (i) => Effect.exit(audit.service.record(row(i))),
@@ -123,8 +123,8 @@ describe("SqliteAuditLog group commit", () => {
         expect((reason.error as Error).message).toContain("redelivered")
       }
     }
-    expect(result.failedStats.failedTransactions).toBeGreaterThanOrEqual(1)
-    expect(result.failedStats.rows).toBe(0)
+    expect(result.failedStats.failures).toBeGreaterThanOrEqual(1)
+    expect(result.failedStats.operations).toBe(0)
     const rows = await readOther<{ message_id: string }>(path, "SELECT message_id FROM audit_log")
     expect(rows).toEqual([{ message_id: "m1000" }])
   })
@@ -134,7 +134,7 @@ describe("SqliteAuditLog group commit", () => {
     const scope = Effect.runSync(Scope.make())
     const audit = await Effect.runPromise(Effect.gen(function*() {
       const db = yield* Database.make({ path })
-      return yield* SqliteAuditLog.make({ ...defaults, maxDelay: "50 millis" }).pipe(
+      return yield* SqliteAuditLog.make(defaults).pipe(
         Effect.provideService(Database.Database, db)
       )
     }).pipe(Scope.provide(scope)))
@@ -153,7 +153,7 @@ describe("SqliteAuditLog group commit", () => {
 
   test("flush resolves after everything recorded before it has committed", async () => {
     const path = freshPath()
-    await withAudit(path, { ...defaults, maxDelay: "20 millis" }, (audit) =>
+    await withAudit(path, defaults, (audit) =>
       Effect.gen(function*() {
         yield* Effect.forEach([1, 2, 3], (i) => Effect.forkChild(audit.service.record(row(i)), { startImmediately: true }))
         yield* audit.service.flush
@@ -176,36 +176,53 @@ describe("SqliteAuditLog group commit", () => {
   })
 })
 
-describe("SqliteAuditLog payload modes", () => {
+describe("SqliteAuditLog payload modes (MSGSYS_AUDIT_PAYLOAD)", () => {
   const payload = {
     user: "ann",
     Password: "hunter2",
     nested: { token: "t", keep: 1, deeper: [{ API_KEY: "k", ok: true }] }
   }
+  /** task_audit.args and the audit_log payloads after the hot path's claim (enqueued + started with the input) and outcome. */
   const stored = async (options: SqliteAuditLog.Options) => {
     const path = freshPath()
-    await withAudit(path, options, (audit) => audit.service.record(row(1, { payload })))
-    const [r] = await readOther<{ payload: string | null }>(path, "SELECT payload FROM audit_log")
-    return r?.payload === null || r?.payload === undefined ? null : JSON.parse(r.payload)
+    await withAudit(path, options, (audit) =>
+      Effect.andThen(
+        audit.service.recordAll([row(1, { step: "enqueued", payload }), row(1, { step: "started", payload })]),
+        audit.service.record(row(1, { step: "succeeded", durationMs: 3 }))
+      ))
+    const parse = (text: string | null | undefined) => (text === null || text === undefined ? null : JSON.parse(text))
+    const [task] = await readOther<{ args: string | null }>(path, "SELECT args FROM task_audit")
+    const steps = await readOther<{ payload: string | null }>(path, "SELECT payload FROM audit_log ORDER BY id")
+    return { args: parse(task?.args), steps: steps.map((r) => parse(r.payload)) }
   }
 
-  test("redacted mode replaces the listed keys at any depth, case-insensitively", async () => {
-    expect(await stored({ payload: "redacted", redactFields: ["password", "TOKEN", "api_key"] })).toEqual({
+  test("redacted stores the input in task_audit.args with the listed keys replaced at any depth, case-insensitively", async () => {
+    const redacted = {
       user: "ann",
       Password: "[redacted]",
       nested: { token: "[redacted]", keep: 1, deeper: [{ API_KEY: "[redacted]", ok: true }] }
+    }
+    expect(await stored({ payload: "redacted", redactFields: ["password", "TOKEN", "api_key"] })).toEqual({
+      args: redacted,
+      steps: [redacted, redacted, null]
     })
   })
 
-  test("off mode stores NULL and full mode stores the payload unchanged", async () => {
-    expect(await stored({ payload: "off", redactFields: ["password"] })).toBeNull()
-    expect(await stored({ payload: "full", redactFields: ["password"] })).toEqual(payload)
+  test("off stores no payload anywhere", async () => {
+    expect(await stored({ payload: "off", redactFields: ["password"] })).toEqual({ args: null, steps: [null, null, null] })
+  })
+
+  test("full stores the input unchanged in task_audit.args", async () => {
+    expect(await stored({ payload: "full", redactFields: ["password"] })).toEqual({
+      args: payload,
+      steps: [payload, payload, null]
+    })
   })
 
   test("a payload JSON cannot encode is stored as a note instead of failing the record", async () => {
     const path = freshPath()
     await withAudit(path, defaults, (audit) => audit.service.record(row(1, { payload: { big: 1n } })))
-    const [r] = await readOther<{ payload: string }>(path, "SELECT payload FROM audit_log")
-    expect(JSON.parse(r!.payload)).toContain("unserializable payload")
+    const [r] = await readOther<{ args: string }>(path, "SELECT args FROM task_audit")
+    expect(JSON.parse(r!.args)).toContain("unserializable payload")
   })
 })
