@@ -109,6 +109,8 @@ export interface Names {
   readonly maxDeliveriesAdvisory: (stream: string) => string
   readonly resultsBucket: string
   readonly controlBucket: string
+  /** Schedules and the last tick each enqueued. */
+  readonly schedulesBucket: string
 }
 
 /** The names for one stream prefix. @category constructors @since 0.1.0 */
@@ -146,6 +148,7 @@ export const make = (prefix: string): Names => {
     advisoryStream: `${prefix}_ADVISORIES`,
     maxDeliveriesAdvisory: (stream) => `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${stream}.*`,
     resultsBucket: `${prefix}_results`,
-    controlBucket: `${prefix}_control`
+    controlBucket: `${prefix}_control`,
+    schedulesBucket: `${prefix}_schedules`
   }
 }
