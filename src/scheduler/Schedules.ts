@@ -30,7 +30,7 @@ export interface ScheduleInput {
   readonly cron?: string
   /** The IANA time zone the cron fields are read in. Default `UTC`. */
   readonly timeZone?: string
-  /** A fixed interval of at least 1 second, counted from when the schedule is added. */
+  /** A fixed interval of at least 1 second, counted from when the schedule is added (the next whole second). */
   readonly every?: Duration.Input
   /** The task each tick enqueues: its definition (the payload is checked and encoded), or its subject. */
   readonly task: Task.Any | string
@@ -153,7 +153,8 @@ const triggerOf = (name: string, input: Pick<ScheduleInput, "cron" | "timeZone" 
   if (input.every !== undefined && input.timeZone !== undefined) {
     return invalid("a time zone applies to cron expressions only", "Leave out the time zone, or give a cron expression")
   }
-  const t = input.cron !== undefined ? Trigger.cron(input.cron, input.timeZone) : Trigger.every(input.every!, now)
+  // an interval counts from the next whole second: its ticks (and task ids) fall on whole seconds
+  const t = input.cron !== undefined ? Trigger.cron(input.cron, input.timeZone) : Trigger.every(input.every!, Math.ceil(now / 1000) * 1000)
   return Result.mapError(t, (e) => new InvalidSchedule({ name, ...triggerFix(e) }))
 }
 
@@ -322,9 +323,10 @@ export const make = Effect.fn("Schedules.make")(function*(options: Options = {})
 
   const build = (input: ScheduleInput, at: number) =>
     Effect.gen(function*() {
-      yield* Effect.fromResult(checkName(input.name))
-      const { subject, payload } = yield* resolveTask(input.name, input.task, input.payload)
-      return yield* Effect.fromResult(makeRecord({ ...input, subject, payload }, at))
+      // name, trigger and policy first: they need no broker, and a typo there is the likelier one
+      const record = yield* Effect.fromResult(makeRecord({ ...input, subject: "", payload: null }, at))
+      const { subject, payload } = yield* resolveTask(record.name, input.task, input.payload)
+      return { ...record, subject, payload }
     })
 
   const sameTrigger = (a: Trigger.Trigger, b: Trigger.Trigger) =>
