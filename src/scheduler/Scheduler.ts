@@ -9,8 +9,10 @@
  * - the last tick of each schedule is recorded with compare-and-set, and a replica plans from it,
  *   read just before it enqueues, so a replica that starts (or wakes) late never enqueues a tick
  *   another has recorded, however old;
- * - the worker's idempotency key defaults to the task id, so even a copy that slipped past both
- *   would return the stored outcome instead of running again.
+ * - the tick's task id is also its enqueue key: the results bucket remembers which task the tick
+ *   made, and the worker's idempotency key is the tick, so even a copy that slipped past both
+ *   would return the stored outcome instead of running again (and a task that derives its key
+ *   from its input alone still runs on every tick).
  *
  * Missed ticks (all replicas down, or the schedule paused) follow the schedule's policy (see
  * `Ticks`). A failing enqueue is logged and retried with backoff, then the pass is planned again;
@@ -95,6 +97,9 @@ export const make = Effect.fn("Scheduler.make")(function*(options: Options = {})
     const taskId = Ticks.taskId(s.name, tick.at)
     const enqueueOptions: Client.EnqueueOptions = {
       id: taskId,
+      // the tick is the unit of idempotency: a task keyed by its input alone (a schedule's input
+      // never changes) would otherwise run on the first tick only
+      key: taskId,
       headers: Ticks.headersOf(s.name, tick),
       ...(s.tenant !== undefined ? { tenant: s.tenant } : {}),
       ...(s.priority !== undefined ? { priority: s.priority } : {})

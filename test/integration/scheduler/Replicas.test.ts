@@ -33,7 +33,12 @@ interface Run {
 /** An actor with one task that records every run with its tick. */
 const tickApp = () => {
   const actor = actorName("sch")
-  const Tick = Task.make(`${actor}.tick`, { input: { label: Schema.String }, output: { ok: Schema.Boolean } })
+  // keyed by its input, which a schedule never changes: each tick must run all the same
+  const Tick = Task.make(`${actor}.tick`, {
+    input: { label: Schema.String },
+    output: { ok: Schema.Boolean },
+    idempotencyKey: ({ label }) => label
+  })
   const runs: Array<Run> = []
   const Ticker = Actor.make(actor, { protocol: [Tick], retry: Retry.none, concurrency: 16 })
   const app = appOf([Ticker, {
