@@ -159,10 +159,8 @@ export const make = Effect.fn("Scheduler.make")(function*(options: Options = {})
 
   const loop = (s: ScheduleRecord.ScheduleRecord) =>
     Effect.gen(function*() {
-      const first = Schedules.nextRun(s, Option.none(), yield* Clock.currentTimeMillis)
       yield* Effect.logInfo(
-        `schedule ${s.name}: ${Trigger.describe(s.trigger)} -> ${s.subject}` +
-          Option.match(first, { onNone: () => "", onSome: (at) => `, next tick ${iso(at)} or earlier missed ones` })
+        `schedule ${s.name}: ${Trigger.describe(s.trigger)} -> ${s.subject}, missed ticks: ${ScheduleRecord.describeMissed(s.missed)}`
       )
       while (true) {
         const wait = yield* pass(s).pipe(
@@ -170,6 +168,7 @@ export const make = Effect.fn("Scheduler.make")(function*(options: Options = {})
           Effect.retry(retryPolicy)
         )
         if (wait > 0) yield* Effect.sleep(Duration.millis(Math.min(wait, maxSleep)))
+        else yield* Effect.yieldNow
       }
     })
 

@@ -174,7 +174,8 @@ describe("scheduler replicas", () => {
       yield* ready([first])
       yield* waitFor("2 ticks of each schedule", Effect.sync(() => policies.every(([n]) => distinct(runs, n) >= 2)), "30 seconds", "50 millis")
 
-      yield* stop(first, "SIGTERM")
+      // a replica stops gracefully on SIGTERM
+      expect(yield* stop(first, "SIGTERM")).toBe(0)
       const downAt = Date.now() / 1000
       yield* Effect.sleep("6 seconds") // at least 5 ticks of each schedule pass with no replica
       const second = spawnReplica("second", settings)
