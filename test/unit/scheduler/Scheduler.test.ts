@@ -3,7 +3,7 @@
  * records enqueues and deduplicates ids the way a stream does (within a duplicate window).
  */
 import { describe, expect } from "bun:test"
-import { Clock, Duration, Effect, Exit, Layer, Option, Result, Scope } from "effect"
+import { Clock, Duration, Effect, Exit, Layer, Option, Result, Schema, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { BrokerError } from "../../../src/broker/BrokerError.ts"
 import { Nats } from "../../../src/broker/Nats.ts"
@@ -15,8 +15,9 @@ import { ScheduleStore } from "../../../src/scheduler/ScheduleStore.ts"
 import * as ScheduleStoreModule from "../../../src/scheduler/ScheduleStore.ts"
 import * as Ticks from "../../../src/scheduler/Ticks.ts"
 import * as Client from "../../../src/task/Client.ts"
+import * as Task from "../../../src/task/Task.ts"
 import { effectTest as effectTestLoud } from "../../support/harness.ts"
-import { captureLogs } from "../../support/runtimeTools.ts"
+import { captureLogs, type LogLine } from "../../support/runtimeTools.ts"
 
 /** On the TestClock, with the replicas' logs kept out of the test output. */
 const effectTest = <A, E>(name: string, body: () => Effect.Effect<A, E>) =>
@@ -44,17 +45,19 @@ const fakeClient = (stored: Array<Stored>, window = Duration.minutes(2), fail?: 
       stored.push({ id, subject, headers: options.headers ?? {}, at: now })
       return { id, duplicate: false }
     })
-  return Layer.succeed(Client.Client, Client.Client.of({ enqueueJson } as unknown as Client.Client["Service"]))
+  const enqueue: Client.Client["Service"]["enqueue"] = (task, input, options) =>
+    Effect.map(enqueueJson(task.subject, input, options), (r) => ({ ...r, task }))
+  return Layer.succeed(Client.Client, Client.Client.of({ enqueueJson, enqueue } as unknown as Client.Client["Service"]))
 }
 
 const record = (name: string, fields: Partial<Parameters<typeof Schedules.makeRecord>[0]> = {}, now = 0) =>
   Result.getOrThrow(Schedules.makeRecord({ name, cron: "*/1 * * * * *", subject: "etl.tick", payload: {}, ...fields }, now))
 
 /** Starts a replica in its own scope; returns its closer. */
-const replica = (store: ScheduleStore["Service"], client: Layer.Layer<Client.Client>) =>
+const replica = (store: ScheduleStore["Service"], client: Layer.Layer<Client.Client>, options: Scheduler.Options = {}) =>
   Effect.gen(function*() {
     const scope = yield* Scope.make()
-    yield* Scheduler.make().pipe(
+    yield* Scheduler.make(options).pipe(
       Effect.provideService(ScheduleStore, store),
       Effect.provide(client),
       Scope.provide(scope)
@@ -187,6 +190,29 @@ describe("scheduler replicas", () => {
       expect([...ticks.values()].every((n) => n === 1)).toBe(true)
       yield* closer
     }))
+
+  effectTest("a tick whose input no longer matches its task's schema is logged as an error and passed over, and the next ticks go on", () => {
+    const logs: Array<LogLine> = []
+    return Effect.gen(function*() {
+      const store = yield* storeOf
+      const stored: Array<Stored> = []
+      const client = fakeClient(stored)
+      const Tick = Task.make("etl.tick", { input: { n: Schema.Int }, output: { ok: Schema.Boolean } })
+      // added when the input was { label }, before the task changed
+      yield* store.create(record("stale", { payload: { label: "x" } }))
+      yield* store.create(record("fine", { payload: { n: 1 } }))
+      const closer = yield* replica(store, client, { tasks: [Tick] })
+      yield* run(3)
+      expect(ticksOf(stored, "stale").size).toBe(0)
+      expect([...ticksOf(stored, "fine").keys()]).toEqual([1, 2, 3])
+      const errors = logs.filter((l) => l.level === "Error").map((l) => l.message)
+      expect(errors.length).toBe(3)
+      expect(errors[0]).toContain("schedule stale: tick 1970-01-01T00:00:01.000Z cannot be enqueued and is passed over: " +
+        "its payload no longer matches the input of etl.tick (at .n: Missing key)")
+      expect(Option.getOrThrow(yield* store.lastTick("stale")).value.at).toBe(3000)
+      yield* closer
+    }).pipe(Effect.provide(captureLogs(logs)))
+  })
 
   effectTest("a changed schedule applies without a restart: a new cron counts from the change", () =>
     Effect.gen(function*() {
