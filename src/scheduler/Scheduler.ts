@@ -21,7 +21,7 @@
  * restarts it at once.
  * @since 0.1.0
  */
-import { Cause, Clock, Context, Data, Duration, Effect, Exit, FiberMap, Layer, Metric, Option, Schedule, type Schema } from "effect"
+import { Cause, Clock, Context, Data, Duration, Effect, Exit, FiberMap, Layer, Metric, Option, Schedule } from "effect"
 import { hostname } from "node:os"
 import * as Supervisor from "../actor/Supervisor.ts"
 import type { BrokerError } from "../broker/BrokerError.ts"
@@ -112,7 +112,13 @@ export const make = Effect.fn("Scheduler.make")(function*(options: Options = {})
           const input = Payload.fromJson(task.input, s.payload)
           return Exit.isSuccess(input)
             ? Effect.succeed(input.value)
-            : Effect.fail(new PayloadMismatch({ subject: s.subject, reason: Payload.formatSchemaError(Cause.squash(input.cause) as Schema.SchemaError) }))
+            : Effect.fail(new PayloadMismatch({
+              subject: s.subject,
+              reason: Option.match(Exit.findErrorOption(input), {
+                onNone: () => Cause.pretty(input.cause),
+                onSome: Payload.formatSchemaError
+              })
+            }))
         }),
         (input) => client.enqueue(task, input, enqueueOptions)
       )
