@@ -113,6 +113,8 @@ export interface Names {
   readonly eventStream: (domain: string) => string
   /** The stream capturing the MAX_DELIVERIES advisories of an events stream's groups. */
   readonly eventAdvisoryStream: (domain: string) => string
+  /** Schedules and the last tick each enqueued. */
+  readonly schedulesBucket: string
 }
 
 /** The names for one stream prefix. @category constructors @since 0.1.0 */
@@ -152,6 +154,7 @@ export const make = (prefix: string): Names => {
     resultsBucket: `${prefix}_results`,
     controlBucket: `${prefix}_control`,
     eventStream: (domain) => `${prefix}_EVENTS_${domain}`,
-    eventAdvisoryStream: (domain) => `${prefix}_ADVISORIES_EVENTS_${domain}`
+    eventAdvisoryStream: (domain) => `${prefix}_ADVISORIES_EVENTS_${domain}`,
+    schedulesBucket: `${prefix}_schedules`
   }
 }

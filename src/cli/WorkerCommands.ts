@@ -14,6 +14,8 @@ import * as Main from "../runtime/Main.ts"
 import * as Worker from "../runtime/Worker.ts"
 import * as Subjects from "../broker/Subjects.ts"
 import * as ActorTopology from "../runtime/ActorTopology.ts"
+import * as KvScheduleStore from "../scheduler/KvScheduleStore.ts"
+import * as Scheduler from "../scheduler/Scheduler.ts"
 import { natsLayer } from "./CliLayers.ts"
 import * as DevState from "./DevState.ts"
 import * as Entry from "./Entry.ts"
@@ -98,7 +100,10 @@ export const dev = Command.make("dev", {
       yield* DevState.record(base.dataDir, { url: server.url, pid: process.pid, startedAt: new Date().toISOString() })
     }
     const url = settings.nats.servers.join(",")
-    const runtime = App.layer(app, { config: Layer.succeed(MsgsysConfig.MsgsysConfig, settings) })
+    // a scheduler replica beside the workers: schedules added with `msgsys schedule add` run
+    const runtime = Scheduler.layer({ tasks: app.actors.flatMap((a) => [...a.tasks.values()]) }).pipe(
+      Layer.provideMerge(App.layer(app, { config: Layer.succeed(MsgsysConfig.MsgsysConfig, settings) }))
+    )
     yield* Effect.gen(function*() {
       const w = yield* Worker.Worker
       yield* Console.log([
@@ -110,6 +115,8 @@ export const dev = Command.make("dev", {
         `  tasks      ${app.actors.flatMap((a) => [...a.tasks.keys()]).join(", ")}`,
         `  try        bun run msgsys enqueue TASK 'INPUT-AS-JSON' --wait`,
         `             bun run msgsys status | audit tail -f | dlq list`,
+        `  schedules  bun run msgsys schedule add NAME TASK 'INPUT-AS-JSON' --every 1m   (or --cron "0 9 * * *")`,
+        `             bun run msgsys schedule list | next NAME | pause NAME | remove NAME`,
         args.once ? "  running the demo once" : "  Ctrl-C stops everything",
         ""
       ].join("\n"))
@@ -121,7 +128,7 @@ export const dev = Command.make("dev", {
       return yield* Effect.never
     }).pipe(Effect.provide(runtime), Effect.provide(Main.logging(settings)))
   }).pipe(Effect.scoped)).pipe(
-    Command.withDescription("start an embedded NATS (unless MSGSYS_NATS_URL is set) and the workers of every actor")
+    Command.withDescription("start an embedded NATS (unless MSGSYS_NATS_URL is set), the workers of every actor and a scheduler")
   )
 
 
@@ -133,6 +140,7 @@ export const topology = Command.make("topology", { entry: entryFlag }, (args) =>
     const names = Subjects.make(settings.streamPrefix)
     const changes = yield* Topology.apply(Topology.merge(
       ActorTopology.shared(names, settings),
+      KvScheduleStore.topology(names),
       ...app.actors.map((actor) => ActorTopology.forActor(names, actor, settings))
     ))
     for (const c of changes) {

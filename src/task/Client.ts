@@ -51,10 +51,23 @@ export interface EnqueueOptions {
   readonly result?: boolean
   /** Write a "queued" status record now, so `status()` answers before a worker takes the task. Default false (delayed tasks always get one). */
   readonly track?: boolean
+  /**
+   * The task id, for producers that derive it (the scheduler: schedule name and tick time).
+   * Default: a new sortable id. It is also the `Nats-Msg-Id` (unless `key` is given), so a second
+   * enqueue with the same id within the stream's duplicate window stores nothing new and answers
+   * `duplicate: true`; and it is the run's idempotency key unless `key` or the task defines one.
+   */
+  readonly id?: string
+  /**
+   * More `Msgsys-*` headers, read by the handler in `envelope.extra`. Names without the prefix,
+   * and the headers msgsys sets itself (envelope fields, run-at, priority, idempotency key, result),
+   * are dropped: use the options for those.
+   */
+  readonly headers?: Readonly<Record<string, string>>
 }
 
 /** Options of `enqueueMany`: the same for every task, except an idempotency key per input. @category models @since 0.1.0 */
-export interface EnqueueManyOptions extends Omit<EnqueueOptions, "key"> {
+export interface EnqueueManyOptions extends Omit<EnqueueOptions, "key" | "id"> {
   readonly key?: (input: any, index: number) => string
 }
 
@@ -129,6 +142,7 @@ export type EnqueueError =
   | Publish.NoStreamForSubject
   | BrokerError
   | Envelope.InvalidTenant
+  | Envelope.InvalidTaskId
   | Subjects.InvalidSubject
 
 /**
@@ -206,6 +220,11 @@ const notStored = (e: Publish.PublishError) =>
 
 const rememberedTasks = 100_000
 
+/** Headers only the client sets from its options: `headers` cannot smuggle them in. */
+const reservedHeaders = new Set(
+  [TaskHeaders.RunAt, TaskHeaders.Priority, TaskHeaders.IdempotencyKey, TaskHeaders.Result].map((h) => h.toLowerCase())
+)
+
 /** What one enqueue sends. */
 interface Prepared {
   readonly subject: string
@@ -259,11 +278,12 @@ export const makeWith = (transport: Transport) => Effect.gen(function*() {
     data: Uint8Array,
     options: EnqueueOptions,
     task: Pick<Task.Any, "priority" | "result"> | undefined
-  ): Effect.Effect<Prepared, Envelope.InvalidTenant | Payload.PayloadTooLarge> =>
-    Effect.suspend((): Effect.Effect<Prepared, Envelope.InvalidTenant | Payload.PayloadTooLarge> => {
+  ): Effect.Effect<Prepared, Envelope.InvalidTenant | Envelope.InvalidTaskId | Payload.PayloadTooLarge> =>
+    Effect.suspend((): Effect.Effect<Prepared, Envelope.InvalidTenant | Envelope.InvalidTaskId | Payload.PayloadTooLarge> => {
       const now = clock.currentTimeMillisUnsafe()
       const tenant = options.tenant ?? options.parent?.tenant ?? Envelope.defaultTenant
       if (!Envelope.isValidTenant(tenant)) return Effect.fail(new Envelope.InvalidTenant({ tenant }))
+      if (options.id !== undefined && !Envelope.isTaskId(options.id)) return Effect.fail(new Envelope.InvalidTaskId({ taskId: options.id }))
       const priority = options.priority ?? task?.priority ?? "normal"
       const runAt = options.runAt !== undefined
         ? (typeof options.runAt === "number" ? options.runAt : options.runAt.getTime())
@@ -273,13 +293,19 @@ export const makeWith = (transport: Transport) => Effect.gen(function*() {
       const delayed = runAt !== undefined && runAt > now
       const result = options.result ?? task?.result ?? true
       const extra: Record<string, string> = {}
+      if (options.headers !== undefined) {
+        for (const name in options.headers) {
+          const lower = name.toLowerCase()
+          if (lower.startsWith("msgsys-") && !reservedHeaders.has(lower)) extra[name] = options.headers[name]!
+        }
+      }
       if (options.key !== undefined) extra[TaskHeaders.IdempotencyKey] = options.key
       if (!result) extra[TaskHeaders.Result] = "off"
       if (delayed) {
         extra[TaskHeaders.RunAt] = String(runAt)
         extra[TaskHeaders.Priority] = priority
       }
-      const id = Envelope.newId(now)
+      const id = options.id ?? Envelope.newId(now)
       const envelope = Envelope.makeUnsafe(subject, now, {
         id,
         tenant,
