@@ -139,5 +139,14 @@ CREATE INDEX exhausted_at ON exhausted (exhausted_at);
     name: "idempotency dead marks",
     // done = 2: the stored message \`sequence\` was decided dead (output holds the verdict)
     sql: "ALTER TABLE idempotency_keys ADD COLUMN sequence INTEGER"
+  },
+  {
+    version: 11,
+    name: "exhausted reason and retries",
+    // why the letter was dead-lettered, and how many times the DLQ worker replayed it first
+    sql: `
+ALTER TABLE exhausted ADD COLUMN reason TEXT NOT NULL DEFAULT 'exhausted';
+ALTER TABLE exhausted ADD COLUMN retries INTEGER NOT NULL DEFAULT 0;
+`
   }
 ]
