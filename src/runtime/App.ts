@@ -7,6 +7,7 @@
 import { Effect, Layer } from "effect"
 import type * as Actor from "../actor/Actor.ts"
 import * as MsgsysConfig from "../config/MsgsysConfig.ts"
+import * as DlqWorker from "../dlq/DlqWorker.ts"
 import type * as Client from "../task/Client.ts"
 import * as Main from "./Main.ts"
 import * as Services from "./Services.ts"
@@ -42,18 +43,20 @@ export interface WorkerOptions {
 }
 
 /**
- * The whole runtime as one layer: config, connection, topology, audit, idempotency, pools and the
- * app's actors. It provides the `Worker` and every service below it, so a program can also
- * enqueue with `Client` beside the worker.
+ * The whole runtime as one layer: config, connection, topology, audit, idempotency, pools, the
+ * app's actors and, unless `MSGSYS_DLQ_WORKER` is off, the DLQ worker. It provides the `Worker`
+ * and every service below it, so a program can also enqueue with `Client` beside the worker.
  * @category layers @since 0.1.0
  */
 export const layer = <Actors extends ReadonlyArray<Actor.Any>, E>(app: App<Actors, E>, options: WorkerOptions = {}) =>
-  Worker.layer({
-    actors: app.actors,
-    ...(options.selection ? { selection: options.selection } : {}),
-    ...(options.prefetch !== undefined ? { prefetch: options.prefetch } : {})
-  }).pipe(
-    Layer.provide(app.handlers),
+  Layer.merge(
+    Worker.layer({
+      actors: app.actors,
+      ...(options.selection ? { selection: options.selection } : {}),
+      ...(options.prefetch !== undefined ? { prefetch: options.prefetch } : {})
+    }).pipe(Layer.provide(app.handlers)),
+    DlqWorker.layerFromConfig
+  ).pipe(
     Layer.provideMerge(Services.layerWith(options.config ?? MsgsysConfig.layer))
   )
 
