@@ -571,10 +571,14 @@ export interface ReplayOptions {
 /**
  * Publishes an original message again through the normal path, as a new message with a fresh
  * attempt count: same subject, headers and task id (its `Msgsys-Id` is added when its publisher
- * named it only by `Nats-Msg-Id`, which is not replayed). The task's status goes back to queued
- * first, so a client waiting on it sees the new run's outcome, not the old one. `dedupId` makes a
- * second replay within the task stream's duplicate window store nothing; an original that filled
- * `max_payload` has no room for it and goes as it was stored.
+ * named it only by `Nats-Msg-Id`, which is not replayed). `dedupId` makes a second replay within
+ * the task stream's duplicate window store nothing; an original that filled `max_payload` has no
+ * room for it and goes as it was stored.
+ *
+ * The task's status goes back to queued first, so a client waiting on it sees the new run's
+ * outcome, not the old one; but only from dead (or none): a status that moved on says an earlier
+ * replay of this letter ran or runs (a crash kept the letter), and a deduplicated replay starts no
+ * run to move a queued status on, so it puts the status it replaced back.
  * @category replaying @since 0.1.0
  */
 export const resend = (
@@ -594,16 +598,20 @@ export const resend = (
     const nats = yield* Nats
     const results = yield* Results
     const now = yield* Clock.currentTimeMillis
-    yield* results.put({
-      id: original.taskId,
-      subject: original.subject,
-      tenant: original.tenant,
-      status: "queued",
-      attempt: 0,
-      updatedAt: now,
-      enqueuedAt: now,
-      history: original.history
-    })
+    const prior = yield* results.get(original.taskId)
+    const requeue = Option.isNone(prior) || prior.value.status === "dead"
+    if (requeue) {
+      yield* results.put({
+        id: original.taskId,
+        subject: original.subject,
+        tenant: original.tenant,
+        status: "queued",
+        attempt: 0,
+        updatedAt: now,
+        enqueuedAt: now,
+        history: original.history
+      })
+    }
     const headers: Record<string, string> = {}
     for (const [k, v] of Object.entries(original.headers)) {
       if (k.toLowerCase() !== DeadLetter.RetriesHeader.toLowerCase()) headers[k] = v
@@ -618,13 +626,15 @@ export const resend = (
       { subject, data, headers: withId },
       { subject, data, headers }
     ]
+    let ack: Publish.Ack | undefined
     for (const [i, message] of tries.entries()) {
-      const sent = yield* Publish.publish(nats.publisher, message).pipe(
-        Effect.as(true),
-        Effect.catchIf((e) => e._tag === "BrokerError" && tooLarge(e.cause) && i < tries.length - 1, () => Effect.succeed(false))
+      ack = yield* Publish.publish(nats.publisher, message).pipe(
+        Effect.catchIf((e) => e._tag === "BrokerError" && tooLarge(e.cause) && i < tries.length - 1, () => Effect.succeed(undefined))
       )
-      if (sent) break
+      if (ack !== undefined) break
     }
+    if (ack?.duplicate === true && requeue && Option.isSome(prior)) yield* results.put(prior.value)
+    return { duplicate: ack?.duplicate === true }
   })
 
 /** The dedup id of the replay of one letter. @category replaying @since 0.1.0 */
