@@ -458,7 +458,7 @@ export interface Selected {
   readonly taskId: string
 }
 
-/** @category models @since 0.1.0 */
+/** What `select` found. @category models @since 0.1.0 */
 export interface Matches {
   /** The matching letters in stream order. */
   readonly letters: ReadonlyArray<Selected>
@@ -559,7 +559,7 @@ export const remove = (names: Names, letter: { readonly sequence: number; readon
 // ---------------------------------------------------------------------------------------------
 // replaying
 
-/** @category models @since 0.1.0 */
+/** How a letter is replayed. @category models @since 0.1.0 */
 export interface ReplayOptions {
   /**
    * The DLQ worker's count, sent as `Msgsys-Dlq-Retries` on the replayed task. Default: none (a

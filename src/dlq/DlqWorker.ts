@@ -166,7 +166,7 @@ const maxHoldMs = Duration.toMillis(Duration.days(1))
 /** How long a stopping DLQ worker lets letters in hand finish. */
 const stopGrace = Duration.seconds(5)
 
-/** @category models @since 0.1.0 */
+/** What `run` needs besides its services. @category models @since 0.1.0 */
 export interface RunOptions {
   readonly names: Subjects.Names
   readonly policy: Policy

@@ -103,7 +103,7 @@ const historyOf = (attempts: ReadonlyArray<ExhaustedAttempt>): ReadonlyArray<Fai
 export const replayDedupId = (row: Pick<Exhausted, "id" | "exhaustedAt" | "replayedAt">) =>
   `replay-exhausted:${row.id}:${row.exhaustedAt}:${row.replayedAt ?? 0}`
 
-/** @category models @since 0.1.0 */
+/** How an exhausted letter is replayed. @category models @since 0.1.0 */
 export interface ReplayOptions {
   /** Replay a row that was replayed before. Default false. */
   readonly again?: boolean | undefined
