@@ -8,6 +8,7 @@
 import { Config, ConfigProvider, Context, Data, Duration, Effect, Layer, Option, Predicate, Redacted, Result } from "effect"
 import { Schema, SchemaIssue, SchemaTransformation, String as Str } from "effect"
 import { join } from "node:path"
+import * as DeadLetter from "../dlq/DeadLetter.ts"
 import * as Parse from "./internal/parse.ts"
 
 export {
@@ -47,6 +48,11 @@ export interface NatsSettings {
 
 /** @category models @since 0.1.0 */
 export type LogLevel = "Trace" | "Debug" | "Info" | "Warn" | "Error" | "Fatal" | "None"
+
+/** A dead-letter reason the DLQ worker can retry: any but poison. @category models @since 0.1.0 */
+export type RetriedReason = Exclude<DeadLetter.Reason, "poison">
+
+const retriedReasons = DeadLetter.Reason.literals.filter((r): r is RetriedReason => r !== "poison")
 
 /** Everything a msgsys process is configured with. @category models @since 0.1.0 */
 export interface MsgsysSettings {
@@ -88,7 +94,7 @@ export interface MsgsysSettings {
   /** The DLQ worker's longest wait between retries. */
   readonly dlqRetryCap: Duration.Duration
   /** The dead-letter reasons the DLQ worker retries; letters of other reasons go straight to exhausted. */
-  readonly dlqRetryReasons: ReadonlyArray<"exhausted" | "permanent" | "max_deliveries">
+  readonly dlqRetryReasons: ReadonlyArray<RetriedReason>
 }
 
 /** @category services @since 0.1.0 */
@@ -357,7 +363,6 @@ const onOff = kind(
   "on or off (also true/false, yes/no, 1/0)",
   (b) => (b ? "on" : "off")
 )
-const retriedReasons = ["exhausted", "permanent", "max_deliveries"] as const
 const dlqReasons = kind(
   Schema.Array(Schema.Literals(retriedReasons)),
   (s) => {
@@ -368,7 +373,7 @@ const dlqReasons = kind(
     const unknown = items.filter((r) => !(retriedReasons as ReadonlyArray<string>).includes(r))
     return unknown.length > 0
       ? Result.fail(`unknown reason ${unknown.map((r) => JSON.stringify(r)).join(", ")}`)
-      : Result.succeed(items as ReadonlyArray<typeof retriedReasons[number]>)
+      : Result.succeed(items as ReadonlyArray<RetriedReason>)
   },
   `comma-separated dead-letter reasons out of ${retriedReasons.join(", ")}, or "none"`,
   (xs) => xs.length === 0 ? "none" : xs.join(",")
