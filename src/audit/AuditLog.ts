@@ -16,6 +16,8 @@ export type AuditStep =
   | "dead_lettered"
   | "skipped_duplicate"
   | "cancelled"
+  /** The DLQ worker gave up on the dead letter (or does not retry its reason) and stored it as exhausted. */
+  | "exhausted"
 
 /** Every step, in lifecycle order. @category constants @since 0.1.0 */
 export const steps: ReadonlyArray<AuditStep> = [
@@ -26,7 +28,8 @@ export const steps: ReadonlyArray<AuditStep> = [
   "retry_scheduled",
   "dead_lettered",
   "skipped_duplicate",
-  "cancelled"
+  "cancelled",
+  "exhausted"
 ]
 
 /** One step of one message. @category models @since 0.1.0 */

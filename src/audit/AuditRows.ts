@@ -18,7 +18,7 @@ import { fieldSet, payloadText } from "./internal/redact.ts"
 import type { Handle } from "../sqlite/Database.ts"
 
 /**
- * The code each step is stored under in `audit_steps.step` (fixed by migration 5; never renumber).
+ * The code each step is stored under in `audit_steps.step` (fixed by migrations 5 and 12; never renumber).
  * @category constants @since 0.1.0
  */
 export const stepCodes: Readonly<Record<AuditStep, number>> = {
@@ -29,7 +29,8 @@ export const stepCodes: Readonly<Record<AuditStep, number>> = {
   retry_scheduled: 5,
   dead_lettered: 6,
   skipped_duplicate: 7,
-  cancelled: 8
+  cancelled: 8,
+  exhausted: 9
 }
 
 /**
@@ -45,7 +46,8 @@ export const statusOf: Readonly<Record<AuditStep, string>> = {
   retry_scheduled: "retrying",
   dead_lettered: "failed",
   skipped_duplicate: "skipped",
-  cancelled: "cancelled"
+  cancelled: "cancelled",
+  exhausted: "failed"
 }
 
 // Steps after which the task is not running: a task whose latest step is one of these has an ended_at.
@@ -54,7 +56,8 @@ const ending: ReadonlySet<AuditStep> = new Set<AuditStep>([
   "dead_lettered",
   "cancelled",
   "retry_scheduled",
-  "skipped_duplicate"
+  "skipped_duplicate",
+  "exhausted"
 ])
 
 /**

@@ -19,6 +19,13 @@ export class InvalidDuration extends Data.TaggedError("InvalidDuration")<{ reado
   }
 }
 
+/** Arguments that do not go together, or one that is missing. @category errors @since 0.1.0 */
+export class InvalidArguments extends Data.TaggedError("InvalidArguments")<{ readonly problem: string; readonly fix: string }> {
+  override get message() {
+    return `${this.problem}: ${this.fix}`
+  }
+}
+
 /** Parses a duration flag with the config's parser (`30s`, `500ms`, `5m`, "10 seconds"). @category parsing @since 0.1.0 */
 export const parseDuration = (flag: string, value: string): Effect.Effect<Duration.Duration, InvalidDuration> =>
   Option.match(MsgsysConfig.parseDuration(value), {

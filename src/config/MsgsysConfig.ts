@@ -8,6 +8,7 @@
 import { Config, ConfigProvider, Context, Data, Duration, Effect, Layer, Option, Predicate, Redacted, Result } from "effect"
 import { Schema, SchemaIssue, SchemaTransformation, String as Str } from "effect"
 import { join } from "node:path"
+import * as DeadLetter from "../dlq/DeadLetter.ts"
 import * as Parse from "./internal/parse.ts"
 
 export {
@@ -48,6 +49,11 @@ export interface NatsSettings {
 /** @category models @since 0.1.0 */
 export type LogLevel = "Trace" | "Debug" | "Info" | "Warn" | "Error" | "Fatal" | "None"
 
+/** A dead-letter reason the DLQ worker can retry: any but poison. @category models @since 0.1.0 */
+export type RetriedReason = Exclude<DeadLetter.Reason, "poison">
+
+const retriedReasons = DeadLetter.Reason.literals.filter((r): r is RetriedReason => r !== "poison")
+
 /** Everything a msgsys process is configured with. @category models @since 0.1.0 */
 export interface MsgsysSettings {
   readonly nats: NatsSettings
@@ -81,6 +87,16 @@ export interface MsgsysSettings {
   readonly dlqMaxAge: Option.Option<Duration.Duration>
   /** Bytes the results bucket may hold; when full, writes of new keys fail. `None`: unbounded. */
   readonly resultsMaxBytes: Option.Option<number>
+  /** Whether `msgsys worker` (and `App.layer`) also runs the DLQ worker. */
+  readonly dlqWorker: boolean
+  /** Replays the DLQ worker makes of a dead task before storing it as exhausted; 0: none. */
+  readonly dlqRetryAttempts: number
+  /** The DLQ worker's first wait after a letter arrives; each retry waits twice as long, up to the cap. */
+  readonly dlqRetryBase: Duration.Duration
+  /** The DLQ worker's longest wait between retries. */
+  readonly dlqRetryCap: Duration.Duration
+  /** The dead-letter reasons the DLQ worker retries; letters of other reasons go straight to exhausted. */
+  readonly dlqRetryReasons: ReadonlyArray<RetriedReason>
 }
 
 /** @category services @since 0.1.0 */
@@ -174,6 +190,11 @@ export interface Overrides {
   readonly dlqMaxBytes?: Bytes | "off"
   readonly dlqMaxAge?: DurationInput | "off" | Option.Option<Duration.Duration>
   readonly resultsMaxBytes?: Bytes | "off"
+  readonly dlqWorker?: boolean | "on" | "off"
+  readonly dlqRetryAttempts?: number
+  readonly dlqRetryBase?: DurationInput
+  readonly dlqRetryCap?: DurationInput
+  readonly dlqRetryReasons?: ReadonlyArray<MsgsysSettings["dlqRetryReasons"][number]> | string
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -332,6 +353,34 @@ const streamPrefix = text(
   "letters, digits, _ and - only (it is part of stream names), such as MSGSYS or ACME_PROD"
 )
 const logLevels = oneOf(["Trace", "Debug", "Info", "Warn", "Error", "Fatal", "None"], { warning: "Warn", off: "None" })
+const onOff = kind(
+  Schema.Boolean,
+  (s) => {
+    const v = s.toLowerCase()
+    return ["on", "true", "yes", "1"].includes(v)
+      ? Result.succeed(true)
+      : ["off", "false", "no", "0"].includes(v)
+      ? Result.succeed(false)
+      : Result.fail("not on or off")
+  },
+  "on or off (also true/false, yes/no, 1/0)",
+  (b) => (b ? "on" : "off")
+)
+const dlqReasons = kind(
+  Schema.Array(Schema.Literals(retriedReasons)),
+  (s) => {
+    if (s.toLowerCase() === "none") return Result.succeed([])
+    const items = Parse.parseList(s)
+    if (items.length === 0) return Result.fail("no reason in the list")
+    if (items.includes("poison")) return Result.fail("poison letters cannot be retried: a retry sends the same bad payload")
+    const unknown = items.filter((r) => !(retriedReasons as ReadonlyArray<string>).includes(r))
+    return unknown.length > 0
+      ? Result.fail(`unknown reason ${unknown.map((r) => JSON.stringify(r)).join(", ")}`)
+      : Result.succeed(items as ReadonlyArray<RetriedReason>)
+  },
+  `comma-separated dead-letter reasons out of ${retriedReasons.join(", ")}, or "none"`,
+  (xs) => xs.length === 0 ? "none" : xs.join(",")
+)
 const redactFields = list("comma-separated field names such as \"password,token,ssn\"")
 const GiB = 1024 ** 3
 
@@ -398,7 +447,17 @@ const variablesByKey = {
     "How long dead letters are kept; \"off\" keeps them until replayed or deleted"),
   resultsMaxBytes: setting(offOr(bytes), Option.none())("resultsMaxBytes", "off",
     "Bytes the results bucket may hold (JetStream reserves them on the server); when full, storing the status of a " +
-      "new task fails (see Results); \"off\": bounded by MSGSYS_RESULT_TTL only")
+      "new task fails (see Results); \"off\": bounded by MSGSYS_RESULT_TTL only"),
+  dlqWorker: setting(onOff, true)("dlqWorker", "on",
+    "Whether `msgsys worker` also runs the DLQ worker, which retries dead letters with long backoff (see Dead letters)"),
+  dlqRetryAttempts: setting(integer(0, 1000, "an integer 0-1000"), 5)("dlqRetryAttempts", "5",
+    "Times the DLQ worker replays a dead task before storing it as exhausted; 0 stores every letter as exhausted at once"),
+  dlqRetryBase: setting(positiveDuration, Duration.minutes(1))("dlqRetryBase", "1 minute",
+    "The DLQ worker's wait before its first retry of a letter; it doubles for each retry, up to MSGSYS_DLQ_RETRY_CAP"),
+  dlqRetryCap: setting(positiveDuration, Duration.minutes(15))("dlqRetryCap", "15 minutes",
+    "The DLQ worker's longest wait between two retries of a letter"),
+  dlqRetryReasons: setting(dlqReasons, ["exhausted", "max_deliveries"])("dlqRetryReasons", "exhausted,max_deliveries",
+    "Dead-letter reasons the DLQ worker retries; letters of other reasons (always poison) go straight to exhausted")
 }
 
 type Values = { readonly [K in keyof typeof variablesByKey]: (typeof variablesByKey)[K] extends Var<infer A> ? A : never }
@@ -443,7 +502,9 @@ const assemble = ({ natsTlsCa: ca, natsTlsCert: cert, natsTlsKey: key, ...x }: V
   ackWait: x.ackWait, shutdownGrace: x.shutdownGrace, resultTtl: x.resultTtl, sweepInterval: x.sweepInterval, eventsMaxAge: x.eventsMaxAge, pools: x.pools,
   idempotencyStore: x.idempotencyStore, idempotencyRetention: x.idempotencyRetention,
   auditPayload: x.auditPayload, auditRedactFields: x.auditRedact, auditRetention: x.auditRetention,
-  dlqMaxBytes: x.dlqMaxBytes, dlqMaxAge: x.dlqMaxAge, resultsMaxBytes: x.resultsMaxBytes
+  dlqMaxBytes: x.dlqMaxBytes, dlqMaxAge: x.dlqMaxAge, resultsMaxBytes: x.resultsMaxBytes,
+  dlqWorker: x.dlqWorker, dlqRetryAttempts: x.dlqRetryAttempts, dlqRetryBase: x.dlqRetryBase, dlqRetryCap: x.dlqRetryCap,
+  dlqRetryReasons: x.dlqRetryReasons
 })
 
 /**

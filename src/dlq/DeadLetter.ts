@@ -16,6 +16,12 @@
  * or that nats.js cannot send are not carried as headers: they are kept, as JSON, in
  * `Msgsys-Dlq-Held-Headers`, for people to read; replay does not send them.
  *
+ * One header of the prefix travels with the task rather than the letter: `Msgsys-Dlq-Retries`, the
+ * number of times the DLQ worker has replayed the task. The DLQ worker sets it on the message it
+ * replays; when that run is dead-lettered again, the header is carried onto the new letter like
+ * any other header of the task, so the count survives the round trip (and a crash of the DLQ
+ * worker, which keeps no count of its own).
+ *
  * Letters written before this format (JSON with the body in base64, no `Msgsys-Dlq-Format`
  * header) still decode, as format 1.
  * @since 0.1.0
@@ -67,10 +73,34 @@ export const Headers = {
 /** The format this version writes. @category constants @since 0.1.0 */
 export const format = 2
 
-const prefix = "msgsys-dlq-"
+/**
+ * On a task the DLQ worker replayed, and on the letter of its next failure: how many times the
+ * DLQ worker has replayed it. Absent means none. A replay from the CLI leaves it out, so the DLQ
+ * worker starts counting afresh.
+ * @category constants @since 0.1.0
+ */
+export const RetriesHeader = "Msgsys-Dlq-Retries"
 
-/** Whether a header name belongs to the format (case-insensitive). @category guards @since 0.1.0 */
-export const isFormatHeader = (name: string): boolean => name.toLowerCase().startsWith(prefix)
+const prefix = "msgsys-dlq-"
+const retriesLower = RetriesHeader.toLowerCase()
+
+/**
+ * Whether a header name belongs to the format (case-insensitive); `Msgsys-Dlq-Retries` does not:
+ * it belongs to the task.
+ * @category guards @since 0.1.0
+ */
+export const isFormatHeader = (name: string): boolean => {
+  const lower = name.toLowerCase()
+  return lower.startsWith(prefix) && lower !== retriesLower
+}
+
+/** The DLQ worker's replays of a task, from its (or its letter's) headers; 0 when absent or malformed. @category reading @since 0.1.0 */
+export const retriesOf = (headers: Readonly<Record<string, string>> | undefined): number => {
+  for (const [k, v] of Object.entries(headers ?? {})) {
+    if (k.toLowerCase() === retriesLower) return /^\d{1,6}$/.test(v.trim()) ? Number(v.trim()) : 0
+  }
+  return 0
+}
 
 /** What the caller decided about the message: who, why, and the history. @category models @since 0.1.0 */
 export interface Metadata {
@@ -128,6 +158,8 @@ export interface Letter {
   readonly heldHeaders: Readonly<Record<string, string>>
   /** Which variable parts were trimmed to bound the letter's size. */
   readonly trimmed: ReadonlyArray<string>
+  /** How many times the DLQ worker had replayed the task before this letter (`Msgsys-Dlq-Retries`). */
+  readonly retries: number
 }
 
 /** The dedup id of the letter of one stored message: a retried move makes one letter, not two. @category utils @since 0.1.0 */
@@ -330,7 +362,8 @@ export const fromHeaders = (h: Readonly<Record<string, string>>): Option.Option<
     bodySize,
     bodySequence,
     heldHeaders: held.value,
-    trimmed: h[Headers.Trimmed]?.split(",").filter((s) => s.length > 0) ?? []
+    trimmed: h[Headers.Trimmed]?.split(",").filter((s) => s.length > 0) ?? [],
+    retries: retriesOf(h)
   })
 }
 
@@ -402,7 +435,8 @@ export const fromLegacy = (data: Uint8Array): Option.Option<{
       bodySize: body.length,
       bodySequence: undefined,
       heldHeaders: held,
-      trimmed: []
+      trimmed: [],
+      retries: retriesOf(carried)
     },
     headers: carried,
     body

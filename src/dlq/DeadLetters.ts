@@ -26,9 +26,11 @@ import { type BrokerError, brokerFailure } from "../broker/BrokerError.ts"
 import { Nats } from "../broker/Nats.ts"
 import * as Publish from "../broker/Publish.ts"
 import * as Pull from "../broker/Pull.ts"
-import { isName, type Names } from "../broker/Subjects.ts"
+import { isName, matchesFilter, type Names } from "../broker/Subjects.ts"
 import { Headers as EnvelopeHeaders, isValidTenant } from "../envelope/Envelope.ts"
+import * as Failpoint from "../failpoint/Failpoint.ts"
 import { Results } from "../task/Results.ts"
+import type { FailedAttempt } from "../task/TaskRecord.ts"
 import * as DeadLetter from "./DeadLetter.ts"
 
 // ---------------------------------------------------------------------------------------------
@@ -435,63 +437,233 @@ export const list = (names: Names, options: ListOptions = {}) =>
   }))
 
 // ---------------------------------------------------------------------------------------------
-// replaying
+// selecting
+
+/** Which letters `select` picks; every field narrows, none means all. @category models @since 0.1.0 */
+export interface Filter {
+  readonly actor?: string | undefined
+  readonly tenant?: string | undefined
+  /** The task subject, or a NATS pattern of task subjects (`etl.*`, `etl.>`). */
+  readonly subject?: string | undefined
+  /** Only letters dead-lettered at or after this time (epoch ms). */
+  readonly since?: number | undefined
+  /** Only letters dead-lettered before this time (epoch ms). */
+  readonly before?: number | undefined
+}
+
+/** A selected letter: where it and its body part sit. @category models @since 0.1.0 */
+export interface Selected {
+  readonly sequence: number
+  readonly bodySequence: number | undefined
+  readonly taskId: string
+}
+
+/** What `select` found. @category models @since 0.1.0 */
+export interface Matches {
+  /** The matching letters in stream order. */
+  readonly letters: ReadonlyArray<Selected>
+  /** Messages in the range that are no msgsys letter: never selected, counted so they are not hidden. */
+  readonly unreadable: number
+}
+
+/** A bad `--subject`. @category errors @since 0.1.0 */
+export class InvalidSubjectFilter extends Data.TaggedError("InvalidSubjectFilter")<{ readonly value: string }> {
+  override get message() {
+    return `invalid subject ${JSON.stringify(this.value)}: give a task subject such as etl.extract, or a pattern ` +
+      "such as etl.* or etl.> (tokens separated by dots, no spaces)"
+  }
+}
+
+const selectPage = 1000
 
 /**
- * Republishes a dead letter's original message (same subject, headers and task id), then deletes
- * the letter, then its body part if it has one (a crash between the two leaves an orphan body part,
- * never a letter without its body). The task's status goes back to queued first, so a client
- * waiting on it sees the new run's outcome, not the old one. Deduplicated per letter: replaying
- * twice within the duplicate window enqueues once. Returns the task id.
+ * The letters that match `selection`, in stream order, as the stream holds them now: letters
+ * stored while it reads are left out, so a command acts on exactly what it counted. Reads
+ * headers only, a page at a time.
+ * @category selecting @since 0.1.0
+ */
+export const select = (names: Names, selection: Filter = {}) =>
+  Effect.gen(function*() {
+    const nats = yield* Nats
+    const subject = selection.subject
+    if (subject !== undefined && (subject.length === 0 || subject.split(".").some((t) => !/^[^\s.]+$/.test(t)))) {
+      return yield* new InvalidSubjectFilter({ value: subject })
+    }
+    const info = yield* Effect.tryPromise({
+      try: () => nats.manager.streams.info(names.deadLetterStream),
+      catch: (e) => e
+    }).pipe(
+      Effect.map((i) => i.state.last_seq),
+      Effect.catch((e) =>
+        e instanceof JetStreamApiError && e.code === 10059
+          ? Effect.succeed(0)
+          : Effect.fail(brokerFailure(`read ${names.deadLetterStream}`)(e))
+      )
+    )
+    const letters: Array<Selected> = []
+    let unreadable = 0
+    let after = 0
+    while (info > after) {
+      const page = yield* list(names, { actor: selection.actor, tenant: selection.tenant, limit: selectPage, after })
+      for (const { sequence, letter } of page.letters) {
+        if (sequence > info) continue
+        if (subject !== undefined && !matchesFilter(letter.subject, subject)) continue
+        if (selection.since !== undefined && letter.deadLetteredAt < selection.since) continue
+        if (selection.before !== undefined && letter.deadLetteredAt >= selection.before) continue
+        letters.push({ sequence, bodySequence: letter.bodySequence, taskId: letter.taskId })
+      }
+      unreadable += page.unreadable.filter((s) => s <= info).length
+      if (page.last === undefined || page.more === 0) break
+      after = page.last
+    }
+    return { letters, unreadable } satisfies Matches
+  })
+
+// ---------------------------------------------------------------------------------------------
+// removing
+
+const deleteMessage = (stream: string, sequence: number) =>
+  Effect.gen(function*() {
+    const nats = yield* Nats
+    return yield* Effect.tryPromise({
+      try: () => nats.manager.streams.deleteMessage(stream, sequence, false),
+      catch: (e) => e
+    }).pipe(
+      // 10057: no message at that sequence (deleted already)
+      Effect.catch((e) =>
+        e instanceof JetStreamApiError && e.code === 10057
+          ? Effect.succeed(false)
+          : Effect.fail(brokerFailure(`delete #${sequence} of ${stream}`)(e))
+      )
+    )
+  })
+
+/**
+ * Deletes a letter, then its body part if it has one (a crash between the two leaves an orphan
+ * body part, never a letter without its body). False when the letter was gone already.
+ * @category removing @since 0.1.0
+ */
+export const remove = (names: Names, letter: { readonly sequence: number; readonly bodySequence: number | undefined }) =>
+  Effect.gen(function*() {
+    const stream = names.deadLetterStream
+    const removed = yield* deleteMessage(stream, letter.sequence)
+    if (letter.bodySequence !== undefined) {
+      const bodySequence = letter.bodySequence
+      yield* deleteMessage(stream, bodySequence).pipe(
+        Effect.catch(() => Effect.logWarning(`could not delete #${bodySequence}, the body of dead letter #${letter.sequence}`))
+      )
+    }
+    return removed
+  })
+
+// ---------------------------------------------------------------------------------------------
+// replaying
+
+/** How a letter is replayed. @category models @since 0.1.0 */
+export interface ReplayOptions {
+  /**
+   * The DLQ worker's count, sent as `Msgsys-Dlq-Retries` on the replayed task. Default: none (a
+   * replay by a person starts the DLQ worker's count afresh).
+   */
+  readonly retries?: number | undefined
+}
+
+/**
+ * Publishes an original message again through the normal path, as a new message with a fresh
+ * attempt count: same subject, headers and task id (its `Msgsys-Id` is added when its publisher
+ * named it only by `Nats-Msg-Id`, which is not replayed). `dedupId` makes a second replay within
+ * the task stream's duplicate window store nothing; an original that filled `max_payload` has no
+ * room for it and goes as it was stored.
+ *
+ * The task's status goes back to queued first, so a client waiting on it sees the new run's
+ * outcome, not the old one; but only from dead (or none): a status that moved on says an earlier
+ * replay of this letter ran or runs (a crash kept the letter), and a deduplicated replay starts no
+ * run to move a queued status on, so it puts the status it replaced back.
  * @category replaying @since 0.1.0
  */
-export const replay = (names: Names, sequence: number) =>
+export const resend = (
+  original: {
+    readonly taskId: string
+    readonly subject: string
+    readonly storedSubject: string
+    readonly tenant: string
+    readonly history: ReadonlyArray<FailedAttempt>
+    readonly headers: Readonly<Record<string, string>>
+    readonly body: Uint8Array
+  },
+  dedupId: string,
+  options: ReplayOptions = {}
+) =>
   Effect.gen(function*() {
     const nats = yield* Nats
     const results = yield* Results
-    const stream = names.deadLetterStream
-    const { letter, headers, body } = yield* read(names, sequence)
-    if (body === undefined) {
-      return yield* new LetterBodyMissing({ sequence, bodySequence: letter.bodySequence ?? 0, stream })
-    }
     const now = yield* Clock.currentTimeMillis
-    yield* results.put({
-      id: letter.taskId,
-      subject: letter.subject,
-      tenant: letter.tenant,
-      status: "queued",
-      attempt: 0,
-      updatedAt: now,
-      enqueuedAt: now,
-      history: letter.history
-    })
-    // The task keeps its id even when its publisher named it only by Nats-Msg-Id (not replayed),
-    // and the replay is deduplicated per letter; an original that filled max_payload has no room
-    // for either, and goes as it was stored (a crash before the letter is deleted could then
-    // replay it twice).
+    const prior = yield* results.get(original.taskId)
+    const requeue = Option.isNone(prior) || prior.value.status === "dead"
+    if (requeue) {
+      yield* results.put({
+        id: original.taskId,
+        subject: original.subject,
+        tenant: original.tenant,
+        status: "queued",
+        attempt: 0,
+        updatedAt: now,
+        enqueuedAt: now,
+        history: original.history
+      })
+    }
+    const headers: Record<string, string> = {}
+    for (const [k, v] of Object.entries(original.headers)) {
+      if (k.toLowerCase() !== DeadLetter.RetriesHeader.toLowerCase()) headers[k] = v
+    }
+    if (options.retries !== undefined && options.retries > 0) headers[DeadLetter.RetriesHeader] = String(options.retries)
     const hasId = Object.keys(headers).some((k) => k.toLowerCase() === EnvelopeHeaders.Id.toLowerCase())
-    const withId = hasId ? headers : { ...headers, [EnvelopeHeaders.Id]: letter.taskId }
+    const withId = hasId ? headers : { ...headers, [EnvelopeHeaders.Id]: original.taskId }
+    const data = original.body
+    const subject = original.storedSubject
     const tries: ReadonlyArray<Publish.Message> = [
-      { subject: letter.storedSubject, data: body, headers: withId, msgId: `replay:${stream}:${sequence}` },
-      { subject: letter.storedSubject, data: body, headers: withId },
-      { subject: letter.storedSubject, data: body, headers }
+      { subject, data, headers: withId, msgId: dedupId },
+      { subject, data, headers: withId },
+      { subject, data, headers }
     ]
+    let ack: Publish.Ack | undefined
     for (const [i, message] of tries.entries()) {
-      const sent = yield* Publish.publish(nats.publisher, message).pipe(
-        Effect.as(true),
-        Effect.catchIf((e) => e._tag === "BrokerError" && tooLarge(e.cause) && i < tries.length - 1, () => Effect.succeed(false))
+      ack = yield* Publish.publish(nats.publisher, message).pipe(
+        Effect.catchIf((e) => e._tag === "BrokerError" && tooLarge(e.cause) && i < tries.length - 1, () => Effect.succeed(undefined))
       )
-      if (sent) break
+      if (ack !== undefined) break
     }
-    yield* Effect.tryPromise({
-      try: () => nats.manager.streams.deleteMessage(stream, sequence, false),
-      catch: brokerFailure(`delete dead letter #${sequence}`)
-    })
-    if (letter.bodySequence !== undefined) {
-      const bodySequence = letter.bodySequence
-      yield* Effect.tryPromise(() => nats.manager.streams.deleteMessage(stream, bodySequence, false)).pipe(
-        Effect.catch(() => Effect.logWarning(`could not delete #${bodySequence}, the body of replayed dead letter #${sequence}`))
-      )
+    if (ack?.duplicate === true && requeue && Option.isSome(prior)) yield* results.put(prior.value)
+    return { duplicate: ack?.duplicate === true }
+  })
+
+/** The dedup id of the replay of one letter. @category replaying @since 0.1.0 */
+export const replayDedupId = (stream: string, sequence: number) => `replay:${stream}:${sequence}`
+
+/**
+ * Replays a letter that was read: its original through the normal path (`resend`, deduplicated
+ * per letter, so replaying twice within the duplicate window enqueues once), then deletes the
+ * letter and its body part. Fails with `LetterBodyMissing` when the body part is gone.
+ * @category replaying @since 0.1.0
+ */
+export const replayRead = (names: Names, full: Full, options: ReplayOptions = {}) =>
+  Effect.gen(function*() {
+    const { sequence, letter, headers, body } = full
+    if (body === undefined) {
+      return yield* new LetterBodyMissing({ sequence, bodySequence: letter.bodySequence ?? 0, stream: names.deadLetterStream })
     }
+    yield* resend({ ...letter, headers, body }, replayDedupId(names.deadLetterStream, sequence), options)
+    yield* Failpoint.hit("dlq-after-replay")
+    yield* remove(names, { sequence, bodySequence: letter.bodySequence })
     return letter.taskId
   })
+
+/**
+ * Republishes a dead letter's original message (same subject, headers and task id, a fresh
+ * attempt count), then deletes the letter, then its body part if it has one. The task's status
+ * goes back to queued first, so a client waiting on it sees the new run's outcome. Deduplicated
+ * per letter: replaying twice within the duplicate window enqueues once. Returns the task id.
+ * @category replaying @since 0.1.0
+ */
+export const replay = (names: Names, sequence: number, options: ReplayOptions = {}) =>
+  Effect.flatMap(read(names, sequence), (full) => replayRead(names, full, options))

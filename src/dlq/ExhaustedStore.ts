@@ -1,6 +1,7 @@
 /**
  * Dead letters the DLQ worker gave up on, kept for a person to inspect, replay or delete
- * (guarantee 4: dead letters are never dropped).
+ * (guarantee 4: dead letters are never dropped). One row per task: a task exhausted again after a
+ * replay replaces its row.
  * @since 0.1.0
  */
 import { Context, Data, type Effect, type Option } from "effect"
@@ -16,8 +17,9 @@ export interface ExhaustedAttempt {
 
 /** An exhausted dead letter as stored. @category models @since 0.1.0 */
 export interface Exhausted {
-  /** The message id (unique in the store). */
+  /** The task id (unique in the store). */
   readonly id: string
+  /** The subject the original was stored on (with any priority prefix): a replay publishes there. */
   readonly originalSubject: string
   readonly actor: string
   readonly tenant: string
@@ -26,6 +28,10 @@ export interface Exhausted {
   readonly payload: string
   /** The last error: a JSON value (a message, or a structured error). */
   readonly error: unknown
+  /** Why it was dead-lettered (a `DeadLetter.Reason`: exhausted, permanent, poison, max_deliveries). */
+  readonly reason: string
+  /** How many times the DLQ worker replayed it before giving up. */
+  readonly retries: number
   readonly attempts: ReadonlyArray<ExhaustedAttempt>
   /** Epoch ms. */
   readonly deadLetteredAt: number
@@ -35,9 +41,11 @@ export interface Exhausted {
   readonly replayedAt: number | undefined
 }
 
-/** What `add` takes: the payload as bytes or base64. @category models @since 0.1.0 */
-export interface ExhaustedInput extends Omit<Exhausted, "payload" | "replayedAt"> {
+/** What `add` takes: the payload as bytes or base64; reason default "exhausted", retries default 0. @category models @since 0.1.0 */
+export interface ExhaustedInput extends Omit<Exhausted, "payload" | "replayedAt" | "reason" | "retries"> {
   readonly payload: Uint8Array | string
+  readonly reason?: string | undefined
+  readonly retries?: number | undefined
 }
 
 /** @category models @since 0.1.0 */
@@ -67,6 +75,8 @@ export class ExhaustedStore extends Context.Service<ExhaustedStore, {
   /** Stores the letter; adding an id again replaces it (and clears `replayedAt`). */
   readonly add: (letter: ExhaustedInput) => Effect.Effect<void, ExhaustedStoreError>
   readonly list: (options?: ListOptions) => Effect.Effect<ReadonlyArray<Exhausted>, ExhaustedStoreError>
+  /** How many letters match the filter (the limit aside). */
+  readonly count: (options?: Omit<ListOptions, "limit">) => Effect.Effect<number, ExhaustedStoreError>
   readonly get: (id: string) => Effect.Effect<Option.Option<Exhausted>, ExhaustedStoreError>
   /** Records a replay; `false` if there is no such letter. */
   readonly markReplayed: (id: string, at: number) => Effect.Effect<boolean, ExhaustedStoreError>

@@ -18,6 +18,8 @@ interface Row {
   readonly dead_lettered_at: number
   readonly exhausted_at: number
   readonly replayed_at: number | null
+  readonly reason: string
+  readonly retries: number
 }
 
 const fromRow = (r: Row): Exhausted => ({
@@ -28,6 +30,8 @@ const fromRow = (r: Row): Exhausted => ({
   headers: JSON.parse(r.headers),
   payload: r.payload,
   error: JSON.parse(r.error),
+  reason: r.reason,
+  retries: r.retries,
   attempts: JSON.parse(r.attempts),
   deadLetteredAt: r.dead_lettered_at,
   exhaustedAt: r.exhausted_at,
@@ -37,7 +41,8 @@ const fromRow = (r: Row): Exhausted => ({
 const base64 = (payload: Uint8Array | string): string =>
   typeof payload === "string" ? payload : Buffer.from(payload).toString("base64")
 
-const columns = "id, original_subject, actor, tenant, headers, payload, error, attempts, dead_lettered_at, exhausted_at, replayed_at"
+const columns =
+  "id, original_subject, actor, tenant, headers, payload, error, reason, retries, attempts, dead_lettered_at, exhausted_at, replayed_at"
 
 /**
  * The store on the `Database`.
@@ -47,18 +52,22 @@ export const make = Effect.fn("SqliteExhaustedStore.make")(function*() {
   const db = yield* Database.Database
   const h = db.handle
   const s = yield* Effect.orDie(db.use("preparing exhausted-store statements", () => ({
-    add: h.prepare<never, [string, string, string, string, string, string, string, string, number, number]>(
-      `INSERT INTO exhausted (id, original_subject, actor, tenant, headers, payload, error, attempts, dead_lettered_at, exhausted_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    add: h.prepare<never, [string, string, string, string, string, string, string, string, number, string, number, number]>(
+      `INSERT INTO exhausted (id, original_subject, actor, tenant, headers, payload, error, reason, retries, attempts,
+         dead_lettered_at, exhausted_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET original_subject = excluded.original_subject, actor = excluded.actor,
          tenant = excluded.tenant, headers = excluded.headers, payload = excluded.payload, error = excluded.error,
-         attempts = excluded.attempts, dead_lettered_at = excluded.dead_lettered_at,
-         exhausted_at = excluded.exhausted_at, replayed_at = NULL`
+         reason = excluded.reason, retries = excluded.retries, attempts = excluded.attempts,
+         dead_lettered_at = excluded.dead_lettered_at, exhausted_at = excluded.exhausted_at, replayed_at = NULL`
     ),
     list: h.prepare<Row, [string | null, string | null, number]>(
       `SELECT ${columns} FROM exhausted
        WHERE (?1 IS NULL OR actor = ?1) AND (?2 IS NULL OR tenant = ?2)
        ORDER BY exhausted_at DESC, id LIMIT ?3`
+    ),
+    count: h.prepare<{ n: number }, [string | null, string | null]>(
+      "SELECT count(*) AS n FROM exhausted WHERE (?1 IS NULL OR actor = ?1) AND (?2 IS NULL OR tenant = ?2)"
     ),
     get: h.prepare<Row, [string]>(`SELECT ${columns} FROM exhausted WHERE id = ?`),
     replayed: h.prepare<never, [number, string]>("UPDATE exhausted SET replayed_at = ? WHERE id = ?"),
@@ -87,6 +96,8 @@ export const make = Effect.fn("SqliteExhaustedStore.make")(function*() {
               headers,
               base64(letter.payload),
               error,
+              letter.reason ?? "exhausted",
+              letter.retries ?? 0,
               attempts,
               letter.deadLetteredAt,
               letter.exhaustedAt
@@ -98,6 +109,10 @@ export const make = Effect.fn("SqliteExhaustedStore.make")(function*() {
       db.use("listing exhausted dead letters", () =>
         s.list.all(options.actor ?? null, options.tenant ?? null, Math.max(1, options.limit ?? 100)).map(fromRow)
       ).pipe(Effect.mapError(fail("list"))),
+    count: (options = {}) =>
+      db.use("counting exhausted dead letters", () => s.count.get(options.actor ?? null, options.tenant ?? null)?.n ?? 0).pipe(
+        Effect.mapError(fail("count"))
+      ),
     get: (id) =>
       db.use("reading an exhausted dead letter", () => Option.map(Option.fromNullishOr(s.get.get(id)), fromRow)).pipe(
         Effect.mapError(fail("get", id))

@@ -17,6 +17,8 @@ export type Name =
   | "after-commit"
   /** After the final status is stored (or with no result to store), before the ack. */
   | "before-ack"
+  /** A dead letter's replay was stored in its task stream; the letter is not deleted yet. */
+  | "dlq-after-replay"
 
 const enabled = new Set((process.env.MSGSYS_FAILPOINTS ?? "").split(",").map((s) => s.trim()).filter(Boolean))
 

@@ -1,7 +1,8 @@
 /**
  * The services a msgsys program runs on, built from `MsgsysConfig` as one layer: the NATS
- * connection, the results and control buckets, the SQLite database with the audit log and the
- * idempotency store (SQLite, or NATS KV when workers span hosts), and the client.
+ * connection, the results and control buckets, the SQLite database with the audit log, the
+ * exhausted dead letters and the idempotency store (SQLite, or NATS KV when workers span hosts),
+ * and the client.
  * @since 0.1.0
  */
 import { Effect, Layer, Option } from "effect"
@@ -17,6 +18,8 @@ import * as SqliteIdempotency from "../idempotency/SqliteIdempotency.ts"
 import * as Ledger from "../ledger/Ledger.ts"
 import * as SqliteLedger from "../ledger/SqliteLedger.ts"
 import * as StoreLedger from "../ledger/StoreLedger.ts"
+import * as ExhaustedStore from "../dlq/ExhaustedStore.ts"
+import * as SqliteExhaustedStore from "../dlq/SqliteExhaustedStore.ts"
 import * as Client from "../task/Client.ts"
 import * as Results from "../task/Results.ts"
 import * as Control from "./Control.ts"
@@ -33,6 +36,9 @@ export const auditLog: Layer.Layer<AuditLog.AuditLog, never, Database.Database |
   Effect.map(MsgsysConfig.MsgsysConfig, (c) =>
     SqliteAuditLog.layerSqlite({ payload: c.auditPayload, redactFields: c.auditRedactFields }))
 )
+
+/** Exhausted dead letters, in the SQLite file. @category layers @since 0.1.0 */
+export const exhaustedStore: Layer.Layer<ExhaustedStore.ExhaustedStore, never, Database.Database> = SqliteExhaustedStore.layerSqlite
 
 type IdempotencyLayer = Layer.Layer<
   Idempotency.Idempotency,
@@ -122,7 +128,7 @@ export const layerWith = <E>(
 ) =>
   Layer.mergeAll(Client.layer).pipe(
     Layer.provideMerge(Layer.mergeAll(idempotencyRetention, ledgerWith({ audit: options.audit !== false }))),
-    Layer.provideMerge(Layer.mergeAll(auditLog, idempotency, auditRetention)),
+    Layer.provideMerge(Layer.mergeAll(auditLog, idempotency, auditRetention, exhaustedStore)),
     Layer.provideMerge(database),
     Layer.provideMerge(broker),
     Layer.provideMerge(Main.levelFromConfig),

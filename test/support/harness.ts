@@ -34,7 +34,11 @@ export const startServer = async (options: EmbeddedNats.Options = {}) => {
   return { server, close: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
 }
 
-/** Settings pointing at `url`, with a unique stream prefix and SQLite file in `dir`. */
+/**
+ * Settings pointing at `url`, with a unique stream prefix and SQLite file in `dir`. The DLQ worker
+ * is off unless a test turns it on (`dlqWorker: true`): tests of dead-lettering look at the
+ * letters it would otherwise retry or move to exhausted.
+ */
 export const settingsFor = (url: string, dir: string, overrides: Partial<MsgsysConfig.MsgsysSettings> = {}):
   MsgsysConfig.MsgsysSettings => ({
     ...MsgsysConfig.defaults,
@@ -42,6 +46,7 @@ export const settingsFor = (url: string, dir: string, overrides: Partial<MsgsysC
     dataDir: dir,
     sqlitePath: join(dir, "msgsys.sqlite"),
     httpPort: 0,
+    dlqWorker: false,
     ...overrides,
     nats: { ...MsgsysConfig.defaults.nats, servers: [url], connectAttempts: 1, ...overrides.nats }
   })

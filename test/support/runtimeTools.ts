@@ -12,6 +12,7 @@ import * as Subjects from "../../src/broker/Subjects.ts"
 import type * as MsgsysConfig from "../../src/config/MsgsysConfig.ts"
 import type * as DeadLetter from "../../src/dlq/DeadLetter.ts"
 import * as DeadLetters from "../../src/dlq/DeadLetters.ts"
+import { ExhaustedStore } from "../../src/dlq/ExhaustedStore.ts"
 import * as App from "../../src/runtime/App.ts"
 import * as Control from "../../src/runtime/Control.ts"
 import * as Worker from "../../src/runtime/Worker.ts"
@@ -71,6 +72,8 @@ export interface Runtime {
   readonly nats: Nats.Nats["Service"]
   readonly control: Control.Control["Service"]
   readonly results: Results.Results["Service"]
+  /** Exhausted dead letters, in the runtime's SQLite file. */
+  readonly exhausted: ExhaustedStore["Service"]
   readonly names: Subjects.Names
   readonly settings: MsgsysConfig.MsgsysSettings
 }
@@ -86,6 +89,7 @@ export const start = <Actors extends ReadonlyArray<Actor.Any>, E>(
     nats: Context.get(ctx, Nats.Nats),
     control: Context.get(ctx, Control.Control),
     results: Context.get(ctx, Results.Results),
+    exhausted: Context.get(ctx, ExhaustedStore),
     names: Subjects.make(settings.streamPrefix),
     settings
   }))

@@ -84,6 +84,27 @@ WHERE r.rn = 1;
 // The statistics pinned in sqlite_stat1 tell the planner what holds at any size: few statuses,
 // names and tenants, many tasks each. Without them it scans whole indexes instead of skipping
 // through (status, started_at) per status; a later ANALYZE replaces them with measured ones.
+// The steps with their task's columns, one row per step, as the audit_log table had them.
+const auditLogView = `CREATE VIEW audit_log AS
+SELECT s.id AS id,
+  t.task_id AS message_id,
+  t.task_name AS subject,
+  t.actor AS actor,
+  t.pool AS pool,
+  t.tenant AS tenant,
+  COALESCE(t.correlation_id, t.task_id) AS correlation_id,
+  s.attempt AS attempt,
+  CASE s.step WHEN 1 THEN 'enqueued' WHEN 2 THEN 'started' WHEN 3 THEN 'succeeded' WHEN 4 THEN 'failed'
+    WHEN 5 THEN 'retry_scheduled' WHEN 6 THEN 'dead_lettered' WHEN 7 THEN 'skipped_duplicate' WHEN 8 THEN 'cancelled'
+    WHEN 9 THEN 'exhausted' END AS step,
+  s.at AS at,
+  s.duration_ms AS duration_ms,
+  s.error AS error,
+  s.delay_ms AS delay_ms,
+  CASE WHEN s.payload_in_args THEN t.args ELSE s.payload END AS payload,
+  t.kind AS kind
+FROM audit_steps s JOIN task_audit t ON t.id = s.task;`
+
 const taskAuditTable = `
 CREATE TABLE task_audit_new (
   id INTEGER PRIMARY KEY,
@@ -157,24 +178,7 @@ CREATE TRIGGER task_audit_delete_steps AFTER DELETE ON task_audit BEGIN
   DELETE FROM audit_steps WHERE task = OLD.id;
 END;
 
-CREATE VIEW audit_log AS
-SELECT s.id AS id,
-  t.task_id AS message_id,
-  t.task_name AS subject,
-  t.actor AS actor,
-  t.pool AS pool,
-  t.tenant AS tenant,
-  COALESCE(t.correlation_id, t.task_id) AS correlation_id,
-  s.attempt AS attempt,
-  CASE s.step WHEN 1 THEN 'enqueued' WHEN 2 THEN 'started' WHEN 3 THEN 'succeeded' WHEN 4 THEN 'failed'
-    WHEN 5 THEN 'retry_scheduled' WHEN 6 THEN 'dead_lettered' WHEN 7 THEN 'skipped_duplicate' WHEN 8 THEN 'cancelled' END AS step,
-  s.at AS at,
-  s.duration_ms AS duration_ms,
-  s.error AS error,
-  s.delay_ms AS delay_ms,
-  CASE WHEN s.payload_in_args THEN t.args ELSE s.payload END AS payload,
-  t.kind AS kind
-FROM audit_steps s JOIN task_audit t ON t.id = s.task;
+${auditLogView}
 
 ANALYZE sqlite_schema;
 DELETE FROM sqlite_stat1 WHERE tbl IN ('task_audit', 'audit_steps');
@@ -259,5 +263,20 @@ CREATE INDEX exhausted_at ON exhausted (exhausted_at);
     name: "idempotency dead marks",
     // done = 2: the stored message \`sequence\` was decided dead (output holds the verdict)
     sql: "ALTER TABLE idempotency_keys ADD COLUMN sequence INTEGER"
+  },
+  {
+    version: 11,
+    name: "exhausted reason and retries",
+    // why the letter was dead-lettered, and how many times the DLQ worker replayed it first
+    sql: `
+ALTER TABLE exhausted ADD COLUMN reason TEXT NOT NULL DEFAULT 'exhausted';
+ALTER TABLE exhausted ADD COLUMN retries INTEGER NOT NULL DEFAULT 0;
+`
+  },
+  {
+    version: 12,
+    name: "audit step exhausted",
+    // the DLQ worker's last word on a task (step code 9) gets its name in the view
+    sql: `DROP VIEW audit_log;\n${auditLogView}`
   }
 ]

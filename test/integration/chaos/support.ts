@@ -132,7 +132,7 @@ export interface WorkerOptions {
   readonly settings: MsgsysConfig.MsgsysSettings
   readonly actor: string
   readonly log: string
-  /** Extra env: MSGSYS_ACK_WAIT, MSGSYS_SHUTDOWN_GRACE, MSGSYS_FAILPOINTS, CHAOS_CONCURRENCY, … */
+  /** Extra env: MSGSYS_ACK_WAIT, MSGSYS_SHUTDOWN_GRACE, MSGSYS_FAILPOINTS, MSGSYS_DLQ_WORKER (default off here), CHAOS_CONCURRENCY, … */
   readonly env?: Record<string, string>
 }
 
@@ -151,6 +151,8 @@ export const spawnWorker = (o: WorkerOptions): Proc =>
     // Info, so the test sees "worker … running" (readiness); nothing is logged per task at Info
     MSGSYS_LOG_LEVEL: "Info",
     MSGSYS_LOG_FORMAT: "logfmt",
+    // tests that dead-letter on purpose count the letters; the DLQ worker's tests turn it on
+    MSGSYS_DLQ_WORKER: "off",
     CHAOS_ACTOR: o.actor,
     CHAOS_LOG: o.log,
     ...o.env

@@ -153,7 +153,12 @@ describe("every variable is read", () => {
     MSGSYS_AUDIT_RETENTION: "30 days",
     MSGSYS_DLQ_MAX_BYTES: "512MB",
     MSGSYS_DLQ_MAX_AGE: "30d",
-    MSGSYS_RESULTS_MAX_BYTES: "2147483648"
+    MSGSYS_RESULTS_MAX_BYTES: "2147483648",
+    MSGSYS_DLQ_WORKER: "off",
+    MSGSYS_DLQ_RETRY_ATTEMPTS: "3",
+    MSGSYS_DLQ_RETRY_BASE: "30s",
+    MSGSYS_DLQ_RETRY_CAP: "1h",
+    MSGSYS_DLQ_RETRY_REASONS: "exhausted, permanent"
   }
 
   test("each variable lands in its field, normalised", () => {
@@ -201,6 +206,25 @@ describe("every variable is read", () => {
     expect(s.dlqMaxBytes).toEqual(Option.some(512_000_000))
     expect(Option.map(s.dlqMaxAge, ms)).toEqual(Option.some(30 * 86_400_000))
     expect(s.resultsMaxBytes).toEqual(Option.some(2_147_483_648))
+    expect(s.dlqWorker).toBe(false)
+    expect(s.dlqRetryAttempts).toBe(3)
+    expect(ms(s.dlqRetryBase)).toBe(30_000)
+    expect(ms(s.dlqRetryCap)).toBe(3_600_000)
+    expect(s.dlqRetryReasons).toEqual(["exhausted", "permanent"])
+  })
+
+  test("the DLQ worker is on by default, retrying exhausted and max_deliveries letters 5 times, 1 minute doubling to 15", () => {
+    const d = MsgsysConfig.defaults
+    expect([d.dlqWorker, d.dlqRetryAttempts, ms(d.dlqRetryBase), ms(d.dlqRetryCap), d.dlqRetryReasons]).toEqual([
+      true, 5, 60_000, 900_000, ["exhausted", "max_deliveries"]
+    ])
+    expect(ok({ MSGSYS_DLQ_WORKER: "ON" }).dlqWorker).toBe(true)
+    expect(ok({ MSGSYS_DLQ_RETRY_REASONS: "none" }).dlqRetryReasons).toEqual([])
+    expect(fromCode({ dlqWorker: "off", dlqRetryBase: "200ms", dlqRetryReasons: ["permanent"] })).toMatchObject({
+      dlqWorker: false,
+      dlqRetryBase: Duration.millis(200),
+      dlqRetryReasons: ["permanent"]
+    })
   })
 
   test("storage bounds take binary and decimal units, and \"off\" lifts them", () => {
@@ -321,7 +345,13 @@ describe("bad values", () => {
     ["MSGSYS_DLQ_MAX_BYTES", "lots", "not a byte size"],
     ["MSGSYS_DLQ_MAX_BYTES", "0", "zero"],
     ["MSGSYS_DLQ_MAX_AGE", "500ms", "shorter than 1s"],
-    ["MSGSYS_RESULTS_MAX_BYTES", "1.5B", "not a byte size"]
+    ["MSGSYS_RESULTS_MAX_BYTES", "1.5B", "not a byte size"],
+    ["MSGSYS_DLQ_WORKER", "maybe", "not on or off"],
+    ["MSGSYS_DLQ_RETRY_ATTEMPTS", "-1", "out of range"],
+    ["MSGSYS_DLQ_RETRY_BASE", "0", "zero"],
+    ["MSGSYS_DLQ_RETRY_CAP", "soon", "not a duration"],
+    ["MSGSYS_DLQ_RETRY_REASONS", "exhausted,poison", "poison letters cannot be retried: a retry sends the same bad payload"],
+    ["MSGSYS_DLQ_RETRY_REASONS", "exhausted,flaky", `unknown reason "flaky"`]
   ]
   for (const [variable, value, problem] of cases) {
     test(`rejects ${variable}=${JSON.stringify(value)}: ${problem}`, () => {

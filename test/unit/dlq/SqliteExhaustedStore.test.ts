@@ -35,17 +35,22 @@ const letter = (id: string, extra: Partial<ExhaustedInput> = {}): ExhaustedInput
 })
 
 describe("SqliteExhaustedStore", () => {
-  test("stores a letter with its headers, bytes (as base64), error and attempt history", () =>
+  test("stores a letter with its headers, bytes (as base64), error, reason, retries and attempt history", () =>
     withStore((store) =>
       Effect.gen(function*() {
-        yield* store.add(letter("m1"))
+        yield* store.add(letter("m1", { reason: "max_deliveries", retries: 5 }))
         const got = Option.getOrThrow(yield* store.get("m1"))
         expect(got).toEqual({
           ...letter("m1"),
+          reason: "max_deliveries",
+          retries: 5,
           payload: Buffer.from(JSON.stringify({ since: "2026-01-01" })).toString("base64"),
           replayedAt: undefined
         })
         expect(Option.isNone(yield* store.get("nope"))).toBe(true)
+        // reason and retries default to a letter whose retries ran out before any replay
+        yield* store.add(letter("m2"))
+        expect(Option.getOrThrow(yield* store.get("m2"))).toMatchObject({ reason: "exhausted", retries: 0 })
       })))
 
   test("lists newest first, filtered by actor and tenant, up to the limit", () =>
@@ -60,6 +65,8 @@ describe("SqliteExhaustedStore", () => {
         expect(ids(yield* store.list({ actor: "etl" }))).toEqual(["a2", "b1", "a1"])
         expect(ids(yield* store.list({ actor: "etl", tenant: "acme" }))).toEqual(["a2", "a1"])
         expect(ids(yield* store.list({ tenant: "acme", limit: 2 }))).toEqual(["c1", "a2"])
+        expect(yield* store.count()).toBe(4)
+        expect(yield* store.count({ actor: "etl", tenant: "acme" })).toBe(2)
       })))
 
   test("markReplayed and remove report whether the letter existed", () =>
