@@ -38,6 +38,7 @@ import type * as Task from "../task/Task.ts"
 import * as TaskError from "../task/TaskError.ts"
 import type { FailedAttempt, StoredError, TaskRecord } from "../task/TaskRecord.ts"
 import * as Intake from "./Intake.ts"
+import * as MessageMetrics from "./MessageMetrics.ts"
 import * as Status from "./Status.ts"
 import * as Verdict from "./Verdict.ts"
 
@@ -182,6 +183,7 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
     const beatEvery = Math.max(options.ackWaitMs / 3, 200)
     const leaseMs = 3 * beatEvery + 1000
     const runEffect = Effect.runForkWith(context)
+    const recordRun = MessageMetrics.recorder(context, actor.name)
     const log = (effect: Effect.Effect<void>) => {
       runEffect(effect)
     }
@@ -648,7 +650,9 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
         running.delete(job.taskId)
         run.abort?.abort()
         if (!held.has(h)) return
-        onFailed(run, Verdict.decide(exit, { task: job.task, policy: policy.retry, attempt: job.attempt, timeoutMs, stopped: run.stopped }))
+        const verdict = Verdict.decide(exit, { task: job.task, policy: policy.retry, attempt: job.attempt, timeoutMs, stopped: run.stopped })
+        recordRun(job.subject, verdict._tag, now() - startedAt)
+        onFailed(run, verdict)
       })
     }
 
