@@ -109,6 +109,10 @@ export interface Names {
   readonly maxDeliveriesAdvisory: (stream: string) => string
   readonly resultsBucket: string
   readonly controlBucket: string
+  /** Live workers, each announcing itself under its id (see `WorkerRegistry`). */
+  readonly workersBucket: string
+  /** The scheduler's schedules (read by the dashboard when it exists). */
+  readonly schedulesBucket: string
 }
 
 /** The names for one stream prefix. @category constructors @since 0.1.0 */
@@ -146,6 +150,8 @@ export const make = (prefix: string): Names => {
     advisoryStream: `${prefix}_ADVISORIES`,
     maxDeliveriesAdvisory: (stream) => `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${stream}.*`,
     resultsBucket: `${prefix}_results`,
-    controlBucket: `${prefix}_control`
+    controlBucket: `${prefix}_control`,
+    workersBucket: `${prefix}_workers`,
+    schedulesBucket: `${prefix}_schedules`
   }
 }
