@@ -263,3 +263,122 @@ export const pruneLoop = (
     Effect.andThen(Effect.sleep(every)),
     Effect.forever
   )
+
+// ---------------------------------------------------------------------------------------------
+// for people looking at a running system (msgsys status, the dashboard)
+
+/** One failed run or dead letter, as the audit recorded it. @category models @since 0.1.0 */
+export interface Failure {
+  readonly taskId: string
+  readonly subject: string
+  readonly actor: string
+  readonly tenant: string
+  readonly attempt: number
+  /** `failed` (a run failed) or `dead_lettered`. */
+  readonly step: AuditStep
+  readonly at: number
+  readonly error: string | null
+}
+
+/**
+ * The newest failures (failed runs and dead letters) at or after `since` (epoch ms; default the
+ * last 24 hours), newest first, at most `limit` (default 20).
+ * @category queries @since 0.1.0
+ */
+export const failures = Effect.fn("AuditQueries.failures")(function*(options: {
+  readonly since?: number | undefined
+  readonly limit?: number | undefined
+} = {}) {
+  const db = yield* Database
+  const since = options.since ?? (yield* Clock.currentTimeMillis) - Duration.toMillis(Duration.days(1))
+  return yield* db.use("reading the latest failures", (h) =>
+    h.query<RawRow, [number, number]>(
+      `SELECT * FROM audit_log WHERE at >= ? AND step IN ('failed', 'dead_lettered') ORDER BY at DESC, id DESC LIMIT ?`
+    ).all(since, Math.max(1, options.limit ?? 20)).map((r): Failure => ({
+      taskId: r.message_id,
+      subject: r.subject,
+      actor: r.actor,
+      tenant: r.tenant,
+      attempt: r.attempt,
+      step: r.step,
+      at: r.at,
+      error: r.error
+    })))
+})
+
+/** One task as `task_audit` sums it up. @category models @since 0.1.0 */
+export interface TaskSummary {
+  readonly taskId: string
+  readonly subject: string
+  readonly actor: string
+  readonly tenant: string
+  /** pending, started, completed, failed, retrying, cancelled or skipped. */
+  readonly status: string
+  /** UTC, `YYYY-MM-DD HH:MM:SS.SSS`. */
+  readonly startedAt: string
+  readonly endedAt: string | null
+  readonly durationMs: number | null
+  readonly error: string | null
+  readonly retries: number
+}
+
+/** @category models @since 0.1.0 */
+export interface SearchOptions {
+  /** The exact task id. */
+  readonly taskId?: string | undefined
+  /** The exact subject (task name). */
+  readonly subject?: string | undefined
+  readonly tenant?: string | undefined
+  /** A `task_audit` status: pending, started, completed, failed, retrying, cancelled, skipped. */
+  readonly status?: string | undefined
+  /** Default 50, at most 500. */
+  readonly limit?: number | undefined
+}
+
+/**
+ * Tasks matching every filter given, newest first (no filter: the newest tasks).
+ * @category queries @since 0.1.0
+ */
+export const search = Effect.fn("AuditQueries.search")(function*(options: SearchOptions = {}) {
+  const db = yield* Database
+  const where: Array<string> = []
+  const params: Array<string | number> = []
+  const add = (column: string, value: string | undefined) => {
+    if (value === undefined || value === "") return
+    where.push(`${column} = ?`)
+    params.push(value)
+  }
+  add("task_id", options.taskId)
+  add("task_name", options.subject)
+  add("tenant", options.tenant)
+  add("status", options.status)
+  params.push(Math.min(500, Math.max(1, options.limit ?? 50)))
+  return yield* db.use("searching the audit log", (h) =>
+    h.query<{
+      task_id: string
+      task_name: string
+      actor: string
+      tenant: string
+      status: string
+      started_at: string
+      ended_at: string | null
+      duration_ms: number | null
+      error: string | null
+      retry_count: number | null
+    }, Array<string | number>>(
+      `SELECT task_id, task_name, actor, tenant, status, started_at, ended_at, duration_ms, error, retry_count
+       FROM task_audit ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""}
+       ORDER BY started_at DESC, task_id DESC LIMIT ?`
+    ).all(...params).map((r): TaskSummary => ({
+      taskId: r.task_id,
+      subject: r.task_name,
+      actor: r.actor,
+      tenant: r.tenant,
+      status: r.status,
+      startedAt: r.started_at,
+      endedAt: r.ended_at,
+      durationMs: r.duration_ms,
+      error: r.error,
+      retries: r.retry_count ?? 0
+    })))
+})

@@ -7,6 +7,8 @@
 import { Effect, Layer } from "effect"
 import type * as Actor from "../actor/Actor.ts"
 import * as MsgsysConfig from "../config/MsgsysConfig.ts"
+import * as HttpServer from "../http/HttpServer.ts"
+import * as Announcer from "../registry/Announcer.ts"
 import type * as Client from "../task/Client.ts"
 import * as Main from "./Main.ts"
 import * as Services from "./Services.ts"
@@ -43,18 +45,24 @@ export interface WorkerOptions {
 
 /**
  * The whole runtime as one layer: config, connection, topology, audit, idempotency, pools and the
- * app's actors. It provides the `Worker` and every service below it, so a program can also
- * enqueue with `Client` beside the worker.
+ * app's actors, the HTTP port (health, metrics, dashboard) and the worker's registry entry. It
+ * provides the `Worker` and every service below it, so a program can also enqueue with `Client`
+ * beside the worker.
  * @category layers @since 0.1.0
  */
 export const layer = <Actors extends ReadonlyArray<Actor.Any>, E>(app: App<Actors, E>, options: WorkerOptions = {}) =>
-  Worker.layer({
-    actors: app.actors,
-    ...(options.selection ? { selection: options.selection } : {}),
-    ...(options.prefetch !== undefined ? { prefetch: options.prefetch } : {})
-  }).pipe(
-    Layer.provide(app.handlers),
-    Layer.provideMerge(Services.layerWith(options.config ?? MsgsysConfig.layer))
+  // the HTTP port and the registry entry go first when the worker shuts down (reverse order)
+  Layer.mergeAll(HttpServer.layer, Announcer.layer).pipe(
+    Layer.provideMerge(
+      Worker.layer({
+        actors: app.actors,
+        ...(options.selection ? { selection: options.selection } : {}),
+        ...(options.prefetch !== undefined ? { prefetch: options.prefetch } : {})
+      }).pipe(
+        Layer.provide(app.handlers),
+        Layer.provideMerge(Services.layerWith(options.config ?? MsgsysConfig.layer))
+      )
+    )
   )
 
 /**
