@@ -14,6 +14,7 @@ import type { Nats } from "../broker/Nats.ts"
 import * as Subjects from "../broker/Subjects.ts"
 import { MsgsysConfig } from "../config/MsgsysConfig.ts"
 import * as DeadLetters from "../dlq/DeadLetters.ts"
+import type { Control } from "../runtime/Control.ts"
 import { describeFailure } from "../runtime/Main.ts"
 import { version } from "../runtime/Version.ts"
 import { Worker } from "../runtime/Worker.ts"
@@ -27,7 +28,7 @@ import * as Schedules from "./Schedules.ts"
 export const actionHeader = "x-msgsys-action"
 
 /** What the API needs. @category models @since 0.1.0 */
-export type Requirements = Nats | Database | Results | Worker | MsgsysConfig
+export type Requirements = Nats | Database | Results | Control | Worker | MsgsysConfig
 
 const json = (body: unknown, status = 200) =>
   new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" } })

@@ -19,6 +19,7 @@ import { brokerFailure } from "../broker/BrokerError.ts"
 import { Nats } from "../broker/Nats.ts"
 import * as Subjects from "../broker/Subjects.ts"
 import * as WorkerRegistry from "../registry/WorkerRegistry.ts"
+import { Control } from "../runtime/Control.ts"
 
 /** @category models @since 0.1.0 */
 export interface ActorCounts {
@@ -32,7 +33,7 @@ export interface ActorCounts {
   readonly pools: ReadonlyArray<string>
   /** Live workers running it. */
   readonly workers: number
-  /** Paused in every live worker that runs it. */
+  /** Paused, by itself or through its pool (the control bucket every worker follows). */
   readonly paused: boolean
 }
 
@@ -81,6 +82,7 @@ const deadByActor = (nats: Nats["Service"], names: Subjects.Names) =>
  */
 export const read = Effect.fn("StatusReport.read")(function*(names: Subjects.Names) {
   const nats = yield* Nats
+  const control = yield* Control
   const at = yield* Clock.currentTimeMillis
   const streamPrefix = names.taskStream("")
   const streams = yield* Effect.tryPromise({
@@ -88,15 +90,17 @@ export const read = Effect.fn("StatusReport.read")(function*(names: Subjects.Nam
     catch: brokerFailure("list streams")
   })
   const actorNames = streams.filter((s) => s.startsWith(streamPrefix)).map((s) => s.slice(streamPrefix.length)).sort()
-  const [workers, dead, consumers] = yield* Effect.all([
+  const [workers, dead, consumers, pauses] = yield* Effect.all([
     WorkerRegistry.list(names),
     deadByActor(nats, names),
     Effect.forEach(actorNames, (actor) =>
       Effect.tryPromise({
         try: () => Array.fromAsync(nats.manager.consumers.list(names.taskStream(actor))),
         catch: brokerFailure(`list the consumers of ${names.taskStream(actor)}`)
-      }), { concurrency: 4 })
+      }), { concurrency: 4 }),
+    control.paused
   ], { concurrency: "unbounded" })
+  const isPaused = (kind: "actor" | "pool", name: string) => pauses.some((t) => t.kind === kind && t.name === name)
 
   const actors = actorNames.map((name, i): ActorCounts => {
     const byName = new Map(consumers[i]!.map((c) => [c.name, c]))
@@ -115,7 +119,7 @@ export const read = Effect.fn("StatusReport.read")(function*(names: Subjects.Nam
       dead: dead.get(name) ?? 0,
       pools: [...new Set(entries.map((a) => a.pool))].sort(),
       workers: entries.length,
-      paused: entries.length > 0 && entries.every((a) => a.paused)
+      paused: isPaused("actor", name) || entries.some((a) => isPaused("pool", a.pool))
     }
   })
 

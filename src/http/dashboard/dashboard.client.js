@@ -54,6 +54,12 @@ function ago(ms) {
   return Math.floor(s / 86400) + "d " + Math.floor((s % 86400) / 3600) + "h"
 }
 
+// a long error is cut to a few lines; the whole text is in its tooltip
+function errorCell(text) {
+  const t = text || ""
+  return h("td", { class: "err", title: t.length > 240 ? t : undefined }, t.length > 240 ? t.slice(0, 240) + "…" : t)
+}
+
 function time(ms) {
   return new Date(ms).toLocaleTimeString()
 }
@@ -157,7 +163,7 @@ function renderFailures(rows) {
       h("td", {}, f.subject),
       h("td", { class: "num" }, f.attempt),
       h("td", { class: f.step === "dead_lettered" ? "status-dead" : "status-failed" }, f.step === "dead_lettered" ? "dead-lettered" : "failed"),
-      h("td", { class: "err" }, f.error || ""))), 6, "no failures in the last 24 hours")
+      errorCell(f.error))), 6, "no failures in the last 24 hours")
 }
 
 async function replay(sequence, button) {
@@ -204,7 +210,7 @@ function renderLetters(page) {
       h("td", {}, letter.subject),
       h("td", {}, letter.tenant),
       h("td", {}, letter.reason),
-      h("td", { class: "err" }, letter.error.message),
+      errorCell(letter.error.message),
       h("td", { class: "num" }, letter.attempts),
       h("td", {}, time(letter.deadLetteredAt)),
       h("td", {}, h("button", { class: "primary replay", onclick: (ev) => replay(sequence, ev.currentTarget) }, "Replay")))),
@@ -245,7 +251,7 @@ function renderTasks(rows) {
       h("td", {}, t.startedAt),
       h("td", { class: "num" }, fmtMs(t.durationMs)),
       h("td", { class: "num" }, t.retries),
-      h("td", { class: "err" }, t.error || ""))), 8, state.search ? "no task matches" : "no tasks yet")
+      errorCell(t.error))), 8, state.search ? "no task matches" : "no tasks yet")
 }
 
 async function showTask(id) {
