@@ -199,6 +199,33 @@ describe("the HTTP port", () => {
       expect(http).toMatchObject({ url: undefined, port: 0 })
     }))
   }, 30_000)
+  test("the schedules panel says no scheduler until the bucket exists, then lists, pauses and resumes schedules", async () => {
+    const { app } = setup()
+    const settings = h.settings({ httpPort: await port(), httpHost: "127.0.0.1" })
+    const base = `http://127.0.0.1:${settings.httpPort}`
+    const post = (path: string) =>
+      Effect.promise(() => fetch(`${base}${path}`, { method: "POST", headers: { "X-Msgsys-Action": "1" } }).then((r) => r.status))
+    await runTest(Effect.gen(function*() {
+      const rt = yield* start(app, settings)
+      expect(JSON.parse((yield* get(`${base}/api/schedules`)).body)).toEqual({ scheduler: false })
+      const kv = yield* Effect.promise(() => rt.nats.kvm.create(rt.names.schedulesBucket, { history: 1 }))
+      yield* Effect.promise(() => kv.put("nightly", JSON.stringify({ cron: "0 3 * * *", subject: "etl.extract", extra: 1 })))
+      const listed = JSON.parse((yield* get(`${base}/api/schedules`)).body)
+      expect(listed.scheduler).toBe(true)
+      expect(listed.schedules).toMatchObject([{ name: "nightly", when: "0 3 * * *", subject: "etl.extract", paused: false }])
+      expect(listed.schedules[0].nextRun).toBeGreaterThan(Date.now())
+      expect(yield* post("/api/schedules/nightly/pause")).toBe(200)
+      // the scheduler's own fields are kept
+      expect(JSON.parse((yield* Effect.promise(() => kv.get("nightly")))!.string())).toEqual({
+        cron: "0 3 * * *", subject: "etl.extract", extra: 1, paused: true
+      })
+      expect(JSON.parse((yield* get(`${base}/api/schedules`)).body).schedules[0]).toMatchObject({ paused: true })
+      expect(yield* post("/api/schedules/nightly/resume")).toBe(200)
+      expect(JSON.parse((yield* get(`${base}/api/schedules`)).body).schedules[0]).toMatchObject({ paused: false })
+      expect(yield* post("/api/schedules/nope/pause")).toBe(404)
+    }))
+  }, 30_000)
+
   // last: a refusal keeps every worker of this process not ready for a minute (the count is per process)
   test("/readyz answers 503 while the dead-letter stream refuses letters", async () => {
     const { name, Work, app } = setup()
