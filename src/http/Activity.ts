@@ -5,7 +5,7 @@
  * totals into throughput and error rate per interval; a page opened late still gets the history.
  * @since 0.1.0
  */
-import { Clock, Duration, Effect, Metric, Schedule, type Scope } from "effect"
+import { Clock, type Context, Duration, Effect, Metric, Schedule, type Scope } from "effect"
 import * as MessageMetrics from "../runtime/MessageMetrics.ts"
 import type { Worker } from "../runtime/Worker.ts"
 
@@ -31,7 +31,7 @@ export const kept = 150
 const failedOutcomes = new Set(["retry", "dead"])
 
 /** Runs so far by actor, from the metric registry of `context`. */
-const totals = (context: Parameters<typeof Metric.snapshotUnsafe>[0]) => {
+const totals = (context: Context.Context<never>) => {
   const out = new Map<string, { runs: number; failed: number }>()
   for (const s of Metric.snapshotUnsafe(context)) {
     if (s.id !== MessageMetrics.messagesTotal.id || s.type !== "Counter") continue

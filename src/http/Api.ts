@@ -60,7 +60,12 @@ const textParam = (url: URL, name: string) => {
 export const handle = (request: Request, url: URL, activity: Activity.Activity): Effect.Effect<Response, never, Requirements> | undefined => {
   const path = url.pathname
   if (!path.startsWith("/api/")) return undefined
-  const route = path.slice("/api/".length).split("/").map(decodeURIComponent)
+  let route: ReadonlyArray<string>
+  try {
+    route = path.slice("/api/".length).split("/").map(decodeURIComponent)
+  } catch {
+    return Effect.succeed(json({ error: `the path ${path} is not valid percent-encoding` }, 400))
+  }
   const method = request.method
   if (method === "POST" && request.headers.get(actionHeader) !== "1") {
     return Effect.succeed(json({ error: `a changing request needs the header ${actionHeader}: 1` }, 403))

@@ -6,7 +6,7 @@
  * Each check is bounded in time, so a probe answers even when a part hangs.
  * @since 0.1.0
  */
-import { Clock, Duration, Effect, Metric, Option } from "effect"
+import { Clock, type Context, Duration, Effect, Metric, Option } from "effect"
 import { Nats } from "../broker/Nats.ts"
 import * as DeadLetters from "../dlq/DeadLetters.ts"
 import { describeFailure } from "../runtime/Main.ts"
@@ -44,10 +44,13 @@ const bounded = (name: Check["name"], check: Effect.Effect<Check, unknown>, slow
     Effect.catchCause((cause) => Effect.succeed<Check>({ name, ok: false, detail: describeFailure(cause) }))
   )
 
-/** The dead-letter refusals counted in this process so far (every actor's series). */
-const refusalsSoFar = (context: Parameters<typeof Metric.snapshotUnsafe>[0]) =>
+/**
+ * The dead-letter refusals counted so far for `actors` (the counter is per process; another
+ * runtime in the same process counts its own actors).
+ */
+const refusalsSoFar = (context: Context.Context<never>, actors: ReadonlySet<string>) =>
   Metric.snapshotUnsafe(context)
-    .filter((s) => s.id === DeadLetters.refusedCounter.id && s.type === "Counter")
+    .filter((s) => s.id === DeadLetters.refusedCounter.id && s.type === "Counter" && actors.has(s.attributes?.actor ?? ""))
     .reduce((n, s) => n + Number((s.state as { count: number | bigint }).count), 0)
 
 /**
@@ -60,6 +63,7 @@ export const makeProbe = Effect.gen(function*() {
   const worker = yield* Worker
   const db = yield* Database
   const context = yield* Effect.context<never>()
+  const actors = new Set(worker.actors)
   let refusals = 0
   let refusedAt: number | undefined
 
@@ -91,7 +95,7 @@ export const makeProbe = Effect.gen(function*() {
 
   const deadLettersCheck = Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
-    const count = refusalsSoFar(context)
+    const count = refusalsSoFar(context, actors)
     if (count !== refusals) {
       refusals = count
       refusedAt = now

@@ -43,7 +43,10 @@ const timeOf = (v: unknown): number | undefined =>
 
 const text = (v: unknown): string | undefined => typeof v === "string" && v.length > 0 ? v : undefined
 
-/** Reads one entry leniently; `now` is used to compute the next run from a cron expression. */
+/**
+ * Reads one entry leniently; `now` is when the next run of a cron expression is counted from.
+ * @category reading @since 0.1.0
+ */
 export const fromEntry = (name: string, value: unknown, now: number): Schedule => {
   const o = typeof value === "object" && value !== null ? value as Record<string, unknown> : {}
   const cron = text(o.cron)

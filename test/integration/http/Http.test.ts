@@ -226,7 +226,6 @@ describe("the HTTP port", () => {
     }))
   }, 30_000)
 
-  // last: a refusal keeps every worker of this process not ready for a minute (the count is per process)
   test("/readyz answers 503 while the dead-letter stream refuses letters", async () => {
     const { name, Work, app } = setup()
     const settings = h.settings({ httpPort: await port(), httpHost: "127.0.0.1" })
