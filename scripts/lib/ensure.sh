@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the tools msgsys needs are on this machine: Bun (from the npm registry), nats-server
-# (Debian package) and the project's packages. Sourced by scripts/dev and scripts/test.
+# (Debian package), the project's packages, and for the tests Chromium (Debian package). Sourced
+# by scripts/dev and scripts/test.
 set -euo pipefail
 
 MSGSYS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -42,6 +43,18 @@ ensure_packages() {
     bun install --frozen-lockfile >/dev/null 2>&1 || bun install
     touch node_modules/.msgsys-installed
   fi
+}
+
+# The dashboard's browser test drives Debian's Chromium (playwright-core brings no browser). Where
+# it cannot be installed the test is skipped and says why; everything else still runs.
+CHROMIUM=/usr/bin/chromium
+ensure_chromium() {
+  if [ -x "$CHROMIUM" ]; then return 0; fi
+  say "installing chromium (Debian package) for the dashboard's browser test"
+  if ! apt_install chromium || [ ! -x "$CHROMIUM" ]; then
+    say "chromium could not be installed: the browser test will be skipped"
+  fi
+  return 0
 }
 
 ensure_all() { ensure_bun; ensure_nats_server; ensure_packages; }

@@ -24,6 +24,8 @@ export interface Options {
   readonly onRestart?: (count: number) => void
   /** A run that lasted this long resets the backoff. Default 30 seconds. */
   readonly healthyAfter?: Duration.Input
+  /** Labels of the restart counter beside `loop` (the name), e.g. `{ actor: "etl" }`. */
+  readonly attributes?: Readonly<Record<string, string>>
 }
 
 /**
@@ -35,7 +37,9 @@ export const supervise = <E>(name: string, loop: Effect.Effect<unknown, E>, opti
     const min = Duration.toMillis(Duration.fromInputUnsafe(options.minBackoff ?? "100 millis"))
     const max = Duration.toMillis(Duration.fromInputUnsafe(options.maxBackoff ?? "10 seconds"))
     const healthyAfter = Duration.toMillis(Duration.fromInputUnsafe(options.healthyAfter ?? "30 seconds"))
-    const counter = Metric.withAttributes(restartsTotal, { loop: name })
+    const counter = Metric.withAttributes(restartsTotal, { ...options.attributes, loop: name })
+    // the series exists from the start (at 0), so a scrape before the first restart shows it
+    yield* Metric.update(counter, 0)
     let restarts = 0
     let failuresInARow = 0
     while (true) {

@@ -10,7 +10,7 @@ import { Clock, Data, Duration, Effect } from "effect"
 import { closeSync, fsyncSync, mkdirSync, openSync, readSync, writeSync } from "node:fs"
 import { dirname } from "node:path"
 import type { AuditStep } from "./AuditLog.ts"
-import { stepCodes, timeText } from "./AuditRows.ts"
+import { statusOf, stepCodes, timeText } from "./AuditRows.ts"
 import { Database, type DatabaseError, type Handle } from "../sqlite/Database.ts"
 
 /** One stored audit step, with its task's columns (a row of the `audit_log` view). @category models @since 0.1.0 */
@@ -89,6 +89,9 @@ const stepColumns = `s.id, t.task_id AS message_id, t.task_name AS subject, t.ac
   s.delay_ms, CASE WHEN s.payload_in_args THEN t.args ELSE s.payload END AS payload, t.kind`
 const byTask = `SELECT ${stepColumns} FROM task_audit t CROSS JOIN audit_steps s ON s.task = t.id`
 const byStep = `SELECT ${stepColumns} FROM audit_steps s CROSS JOIN task_audit t ON t.id = s.task`
+// every status word task_audit can hold, once
+const statusWords = [...new Set(Object.values(statusOf))]
+const failureCodes = [stepCodes.failed, stepCodes.dead_lettered, stepCodes.exhausted].join(", ")
 
 /** Audit statistics since a point in time. @category models @since 0.1.0 */
 export interface Stats {
@@ -464,3 +467,143 @@ export const pruneLoop = (
     Effect.andThen(Effect.sleep(every)),
     Effect.forever
   )
+
+// ---------------------------------------------------------------------------------------------
+// for people looking at a running system (msgsys status, the dashboard)
+
+/** One failed run or dead letter, as the audit recorded it. @category models @since 0.1.0 */
+export interface Failure {
+  readonly taskId: string
+  readonly subject: string
+  readonly actor: string
+  readonly tenant: string
+  readonly attempt: number
+  /** `failed` (a run failed), `dead_lettered` or `exhausted`. */
+  readonly step: AuditStep
+  readonly at: number
+  readonly error: string | null
+}
+
+/**
+ * The newest failures (failed runs, dead letters, exhausted letters) at or after `since` (epoch ms; default the
+ * last 24 hours), newest first, at most `limit` (default 20).
+ * @category queries @since 0.1.0
+ */
+export const failures = Effect.fn("AuditQueries.failures")(function*(options: {
+  readonly since?: number | undefined
+  readonly limit?: number | undefined
+} = {}) {
+  const db = yield* Database
+  const since = options.since ?? (yield* Clock.currentTimeMillis) - Duration.toMillis(Duration.days(1))
+  return yield* db.use("reading the latest failures", (h) =>
+    h.query<RawRow, [number, number]>(
+      // the partial index audit_steps_failures holds exactly these steps, by time
+      `${byStep} WHERE s.step IN (${failureCodes}) AND s.at >= ? ORDER BY s.at DESC, s.id DESC LIMIT ?`
+    ).all(since, Math.max(1, options.limit ?? 20)).map((r): Failure => ({
+      taskId: r.message_id,
+      subject: r.subject,
+      actor: r.actor,
+      tenant: r.tenant,
+      attempt: r.attempt,
+      step: stepNames.get(r.step) ?? (String(r.step) as AuditStep),
+      at: r.at,
+      error: r.error
+    })))
+})
+
+/** One task as `task_audit` sums it up. @category models @since 0.1.0 */
+export interface TaskSummary {
+  readonly taskId: string
+  readonly subject: string
+  readonly actor: string
+  readonly tenant: string
+  /** pending, started, completed, failed, retrying, cancelled or skipped. */
+  readonly status: string
+  /** UTC, `YYYY-MM-DD HH:MM:SS.SSS`. */
+  readonly startedAt: string
+  readonly endedAt: string | null
+  readonly durationMs: number | null
+  readonly error: string | null
+  readonly retries: number
+}
+
+/** @category models @since 0.1.0 */
+export interface SearchOptions {
+  /** The exact task id. */
+  readonly taskId?: string | undefined
+  /** The exact subject (task name). */
+  readonly subject?: string | undefined
+  readonly tenant?: string | undefined
+  /** A `task_audit` status: pending, started, completed, failed, retrying, cancelled, skipped. */
+  readonly status?: string | undefined
+  /** Default 50, at most 500. */
+  readonly limit?: number | undefined
+}
+
+/**
+ * Tasks matching every filter given, newest first (no filter: the newest tasks).
+ * @category queries @since 0.1.0
+ */
+export const search = Effect.fn("AuditQueries.search")(function*(options: SearchOptions = {}) {
+  const db = yield* Database
+  const limit = Math.min(500, Math.max(1, options.limit ?? 50))
+  const filters = (status: string | undefined) => {
+    const where: Array<string> = []
+    const params: Array<string | number> = []
+    const add = (column: string, value: string | undefined) => {
+      if (value === undefined || value === "") return
+      where.push(`${column} = ?`)
+      params.push(value)
+    }
+    add("task_id", options.taskId)
+    add("task_name", options.subject)
+    add("tenant", options.tenant)
+    add("status", status)
+    return { where, params }
+  }
+  const status = options.status === "" ? undefined : options.status
+  const anyFilter = options.taskId || options.subject || options.tenant || status
+  // Each shape reads an index in order and stops at the limit (never sorts a whole table): newest
+  // rows by rowid; by status or tenant through their (…, started_at) indexes; a subject without a
+  // status as one ordered read per status, merged here.
+  const shapes = !anyFilter
+    ? [{ ...filters(undefined), order: "id DESC" }]
+    : options.subject && !status && !options.taskId
+    ? statusWords.map((s) => ({ ...filters(s), order: "started_at DESC" }))
+    : [{ ...filters(status), order: "started_at DESC, id DESC" }]
+  return yield* db.use("searching the audit log", (h) => {
+    const rows = shapes.flatMap(({ order, params, where }) =>
+      h.query<SearchRow, Array<string | number>>(
+        `SELECT task_id, task_name, actor, tenant, status, started_at, ended_at, duration_ms, error, retry_count
+         FROM task_audit ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY ${order} LIMIT ?`
+      ).all(...params, limit)
+    )
+    if (shapes.length > 1) rows.sort((x, y) => (x.started_at < y.started_at ? 1 : x.started_at > y.started_at ? -1 : 0))
+    return rows.slice(0, limit).map((r): TaskSummary => ({
+      taskId: r.task_id,
+      subject: r.task_name,
+      actor: r.actor,
+      tenant: r.tenant,
+      status: r.status,
+      startedAt: r.started_at,
+      endedAt: r.ended_at,
+      durationMs: r.duration_ms,
+      error: r.error,
+      retries: r.retry_count ?? 0
+    }))
+  })
+})
+
+interface SearchRow {
+  readonly task_id: string
+  readonly task_name: string
+  readonly actor: string
+  readonly tenant: string
+  readonly status: string
+  readonly started_at: string
+  readonly ended_at: string | null
+  readonly duration_ms: number | null
+  readonly error: string | null
+  readonly retry_count: number | null
+}
+

@@ -113,7 +113,9 @@ export interface Names {
   readonly eventStream: (domain: string) => string
   /** The stream capturing the MAX_DELIVERIES advisories of an events stream's groups. */
   readonly eventAdvisoryStream: (domain: string) => string
-  /** Schedules and the last tick each enqueued. */
+  /** Live workers, each announcing itself under its id (see `WorkerRegistry`). */
+  readonly workersBucket: string
+  /** The scheduler's schedules (read by the dashboard when it exists). */
   readonly schedulesBucket: string
 }
 
@@ -155,6 +157,7 @@ export const make = (prefix: string): Names => {
     controlBucket: `${prefix}_control`,
     eventStream: (domain) => `${prefix}_EVENTS_${domain}`,
     eventAdvisoryStream: (domain) => `${prefix}_ADVISORIES_EVENTS_${domain}`,
+    workersBucket: `${prefix}_workers`,
     schedulesBucket: `${prefix}_schedules`
   }
 }

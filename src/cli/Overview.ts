@@ -31,6 +31,8 @@ export interface ConsumerOverview {
   readonly redelivered: number
   /** Pull requests waiting. */
   readonly waiting: number
+  /** False for an ephemeral consumer (a KV watch, a listing): it goes away by itself. */
+  readonly durable: boolean
 }
 
 /** @category models @since 0.1.0 */
@@ -77,7 +79,8 @@ export const describe = Effect.fn("Overview.describe")(function*(nats: Nats["Ser
       pending: c.num_pending,
       ackPending: c.num_ack_pending,
       redelivered: c.num_redelivered,
-      waiting: c.num_waiting
+      waiting: c.num_waiting,
+      durable: c.config.durable_name !== undefined && c.config.durable_name !== ""
     })).sort((a, b) => a.stream.localeCompare(b.stream) || a.name.localeCompare(b.name))
   } satisfies Overview
 })

@@ -1,14 +1,14 @@
 /**
- * `msgsys worker`, `msgsys dev` and `msgsys status`: running actors and looking at the broker.
+ * `msgsys worker`, `msgsys dev` and `msgsys topology`: running actors and declaring what they need.
  * @since 0.1.0
  */
 import { Console, Effect, Layer, Option } from "effect"
 import { Command, Flag } from "effect/cli"
 import { join, resolve } from "node:path"
 import * as EmbeddedNats from "../broker/EmbeddedNats.ts"
-import * as Nats from "../broker/Nats.ts"
 import * as Topology from "../broker/Topology.ts"
 import * as MsgsysConfig from "../config/MsgsysConfig.ts"
+import * as HttpServer from "../http/HttpServer.ts"
 import * as App from "../runtime/App.ts"
 import * as Main from "../runtime/Main.ts"
 import * as Worker from "../runtime/Worker.ts"
@@ -19,7 +19,6 @@ import * as Scheduler from "../scheduler/Scheduler.ts"
 import { natsLayer } from "./CliLayers.ts"
 import * as DevState from "./DevState.ts"
 import * as Entry from "./Entry.ts"
-import * as Overview from "./Overview.ts"
 
 const list = (value: Option.Option<string>) =>
   Option.match(value, {
@@ -56,32 +55,6 @@ export const worker = Command.make("worker", {
   )
 
 /** @category commands @since 0.1.0 */
-export const status = Command.make("status", {
-  json: Flag.Boolean("json").pipe(Flag.withDefault(false), Flag.withDescription("print JSON"))
-}, (args) =>
-  Effect.gen(function*() {
-    const settings = yield* MsgsysConfig.MsgsysConfig
-    const nats = yield* Nats.Nats
-    const overview = yield* Overview.describe(nats)
-    if (args.json) {
-      return yield* Console.log(JSON.stringify({ server: nats.server, ...overview }, null, 2))
-    }
-    yield* Console.log(`nats-server ${nats.server.version} at ${nats.connection.getServer()} (max payload ${nats.server.maxPayload} bytes)`)
-    yield* Console.log(`stream prefix ${settings.streamPrefix}`)
-    yield* Console.log(`\nstreams (${overview.streams.length}):`)
-    for (const s of overview.streams) {
-      yield* Console.log(`  ${s.name}  ${s.messages} msgs  ${s.bytes} bytes  subjects: ${s.subjects.join(" ")}`)
-    }
-    yield* Console.log(`\nconsumers (${overview.consumers.length}):`)
-    for (const c of overview.consumers) {
-      yield* Console.log(`  ${c.stream}/${c.name}  pending ${c.pending}  ack pending ${c.ackPending}  redelivered ${c.redelivered}`)
-    }
-  }).pipe(
-    Effect.provide(natsLayer),
-    Effect.scoped
-  )).pipe(Command.withDescription("connect and print the server version, the streams and the consumers"))
-
-/** @category commands @since 0.1.0 */
 export const dev = Command.make("dev", {
   entry: entryFlag,
   once: Flag.Boolean("once").pipe(
@@ -106,11 +79,13 @@ export const dev = Command.make("dev", {
     )
     yield* Effect.gen(function*() {
       const w = yield* Worker.Worker
+      const http = yield* HttpServer.HttpServer
       yield* Console.log([
         "",
         "msgsys dev is running",
         `  NATS       ${url}${base.nats.servers.length === 0 ? ` (embedded, store ${join(base.dataDir, "nats")})` : ""}`,
         `  SQLite     ${settings.sqlitePath}`,
+        `  dashboard  ${http.url ?? "off (MSGSYS_HTTP_PORT=0)"}${http.url ? "   (also /healthz, /readyz, /metrics)" : ""}`,
         `  actors     ${w.actors.join(", ")}`,
         `  tasks      ${app.actors.flatMap((a) => [...a.tasks.keys()]).join(", ")}`,
         `  try        bun run msgsys enqueue TASK 'INPUT-AS-JSON' --wait`,

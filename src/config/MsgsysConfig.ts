@@ -64,6 +64,8 @@ export interface MsgsysSettings {
   readonly sqliteSynchronous: "NORMAL" | "FULL"
   /** 0 disables HTTP. */
   readonly httpPort: number
+  /** Address the HTTP port listens on: `0.0.0.0` every interface, `127.0.0.1` this machine only. */
+  readonly httpHost: string
   readonly logLevel: LogLevel
   readonly logFormat: "pretty" | "json" | "logfmt"
   readonly ackWait: Duration.Duration
@@ -173,6 +175,7 @@ export interface Overrides {
   readonly sqlitePath?: string
   readonly sqliteSynchronous?: AnyCase<MsgsysSettings["sqliteSynchronous"]>
   readonly httpPort?: number
+  readonly httpHost?: string
   readonly logLevel?: AnyCase<LogLevel> | "warning"
   readonly logFormat?: MsgsysSettings["logFormat"]
   readonly ackWait?: DurationInput
@@ -352,6 +355,10 @@ const streamPrefix = text(
   (s) => /^[a-z0-9_-]+$/i.test(s) ? undefined : "has characters not allowed in a stream name",
   "letters, digits, _ and - only (it is part of stream names), such as MSGSYS or ACME_PROD"
 )
+const httpHost = text(
+  (s) => /^[A-Za-z0-9.:_-]+$/.test(s) ? undefined : "is not a host name or IP address",
+  "an IP address or host name to listen on, such as 0.0.0.0 (every interface), 127.0.0.1 or ::"
+)
 const logLevels = oneOf(["Trace", "Debug", "Info", "Warn", "Error", "Fatal", "None"], { warning: "Warn", off: "None" })
 const onOff = kind(
   Schema.Boolean,
@@ -417,6 +424,9 @@ const variablesByKey = {
     "SQLite synchronous mode; FULL survives power loss, at about half the write speed"),
   httpPort: setting(integer(0, 65535, "an integer port 0-65535 (0 disables HTTP)"), 7777)("httpPort", "7777",
     "Port of /healthz, /readyz, /metrics and the dashboard; 0 disables HTTP"),
+  httpHost: setting(httpHost, "0.0.0.0")("httpHost", "0.0.0.0",
+    "Address the HTTP port listens on; the dashboard can replay dead letters and has no login, so use 127.0.0.1 " +
+      "(or a proxy with authentication) where others reach the host"),
   logLevel: setting(logLevels, "Info")("logLevel", "Info", "Lowest level logged (logs go to stderr); also warning, off"),
   logFormat: setting(oneOf(["pretty", "json", "logfmt"]), "pretty")("logFormat", "pretty", "Log line format"),
   ackWait: setting(atLeastOneSecond, Duration.seconds(30))("ackWait", "30 seconds",
@@ -498,7 +508,7 @@ const assemble = ({ natsTlsCa: ca, natsTlsCert: cert, natsTlsKey: key, ...x }: V
   },
   streamPrefix: x.streamPrefix, dataDir: x.dataDir, sqliteSynchronous: x.sqliteSynchronous,
   sqlitePath: Option.getOrElse(x.sqlitePath, () => join(x.dataDir, "msgsys.sqlite")),
-  httpPort: x.httpPort, logLevel: x.logLevel, logFormat: x.logFormat,
+  httpPort: x.httpPort, httpHost: x.httpHost, logLevel: x.logLevel, logFormat: x.logFormat,
   ackWait: x.ackWait, shutdownGrace: x.shutdownGrace, resultTtl: x.resultTtl, sweepInterval: x.sweepInterval, eventsMaxAge: x.eventsMaxAge, pools: x.pools,
   idempotencyStore: x.idempotencyStore, idempotencyRetention: x.idempotencyRetention,
   auditPayload: x.auditPayload, auditRedactFields: x.auditRedact, auditRetention: x.auditRetention,

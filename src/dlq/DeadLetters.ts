@@ -47,6 +47,12 @@ export const refusedCounter = Metric.counter("msgsys_dlq_refused_total", {
   incremental: true
 })
 
+/** @category metrics @since 0.1.0 */
+export const movedCounter = Metric.counter("msgsys_dead_letters_total", {
+  description: "Messages moved to the dead-letter stream, by actor and reason (a repeated move of one message counts once)",
+  incremental: true
+})
+
 /**
  * The dead-letter stream refused the letter because it is full. Nothing is lost: the message stays
  * in its task stream and is tried again.
@@ -200,6 +206,9 @@ export const move = (
     }
     return { sequence: letter.ack.sequence, bodySequence, duplicate: letter.ack.duplicate }
   }).pipe(
+    Effect.tap((moved) =>
+      moved.duplicate ? Effect.void : Metric.update(Metric.withAttributes(movedCounter, { actor: metadata.actor, reason: metadata.reason }), 1)
+    ),
     Effect.tapError((e) => e._tag === "DeadLetterStreamFull" ? reportFull(e, metadata.actor) : Effect.void)
   )
 

@@ -5,7 +5,7 @@
  * consumer each, plus a stream capturing the server's MAX_DELIVERIES advisories for that stream.
  * Shared: the dead-letter stream (limits retention; bounded by `MSGSYS_DLQ_MAX_BYTES` and, if set,
  * `MSGSYS_DLQ_MAX_AGE`; when full it refuses new letters rather than dropping old ones), the results
- * bucket (TTL, `MSGSYS_RESULTS_MAX_BYTES`) and the control bucket (pauses).
+ * bucket (TTL, `MSGSYS_RESULTS_MAX_BYTES`), the control bucket (pauses) and the workers bucket.
  * @since 0.1.0
  */
 import { Duration, Option } from "effect"
@@ -14,6 +14,7 @@ import type { Names } from "../broker/Subjects.ts"
 import { priorities } from "../broker/Subjects.ts"
 import type * as Topology from "../broker/Topology.ts"
 import type { MsgsysSettings } from "../config/MsgsysConfig.ts"
+import * as WorkerRegistry from "../registry/WorkerRegistry.ts"
 import * as Retry from "../retry/Retry.ts"
 import type * as Task from "../task/Task.ts"
 
@@ -50,7 +51,8 @@ export const shared = (names: Names, settings: Settings): Topology.Topology => (
       ...Option.match(settings.resultsMaxBytes, { onNone: () => ({}), onSome: (maxBytes) => ({ maxBytes }) }),
       description: "msgsys task status and results"
     },
-    { bucket: names.controlBucket, history: 1, description: "msgsys pauses" }
+    { bucket: names.controlBucket, history: 1, description: "msgsys pauses" },
+    WorkerRegistry.bucket(names)
   ]
 })
 

@@ -11,6 +11,8 @@ import type * as Event from "../event/Event.ts"
 import type * as Subscriber from "../event/Subscriber.ts"
 import * as MsgsysConfig from "../config/MsgsysConfig.ts"
 import * as DlqWorker from "../dlq/DlqWorker.ts"
+import * as HttpServer from "../http/HttpServer.ts"
+import * as Announcer from "../registry/Announcer.ts"
 import type * as Client from "../task/Client.ts"
 import * as Main from "./Main.ts"
 import * as Services from "./Services.ts"
@@ -63,25 +65,29 @@ export interface WorkerOptions {
 
 /**
  * The whole runtime as one layer: config, connection, topology, audit, idempotency, pools, the
- * app's actors and, unless `MSGSYS_DLQ_WORKER` is off, the DLQ worker. It provides the `Worker`
- * and every service below it, so a program can also enqueue with `Client` beside the worker.
+ * app's actors and event groups, the HTTP port (health, metrics, dashboard), the worker's registry
+ * entry and, unless `MSGSYS_DLQ_WORKER` is off, the DLQ worker. It provides the `Worker` and every
+ * service below it, so a program can also enqueue with `Client` beside the worker.
  * @category layers @since 0.1.0
  */
 export const layer = <Actors extends ReadonlyArray<Actor.Any>, E, Groups extends ReadonlyArray<Subscriber.Any>>(
   app: App<Actors, E, Groups>,
   options: WorkerOptions = {}
 ) =>
-  Layer.merge(
-    Worker.layer({
-      actors: app.actors,
-      subscribers: app.subscribers,
-      events: app.events,
-      ...(options.selection ? { selection: options.selection } : {}),
-      ...(options.prefetch !== undefined ? { prefetch: options.prefetch } : {})
-    }).pipe(Layer.provide(app.handlers)),
-    DlqWorker.layerFromConfig
-  ).pipe(
-    Layer.provideMerge(Services.layerWith(options.config ?? MsgsysConfig.layer))
+  // the HTTP port and the registry entry go first when the worker shuts down (reverse order)
+  Layer.mergeAll(HttpServer.layer, Announcer.layer, DlqWorker.layerFromConfig).pipe(
+    Layer.provideMerge(
+      Worker.layer({
+        actors: app.actors,
+        subscribers: app.subscribers,
+        events: app.events,
+        ...(options.selection ? { selection: options.selection } : {}),
+        ...(options.prefetch !== undefined ? { prefetch: options.prefetch } : {})
+      }).pipe(
+        Layer.provide(app.handlers),
+        Layer.provideMerge(Services.layerWith(options.config ?? MsgsysConfig.layer))
+      )
+    )
   )
 
 /**

@@ -38,6 +38,7 @@ import type * as Task from "../task/Task.ts"
 import * as TaskError from "../task/TaskError.ts"
 import type { FailedAttempt, StoredError, TaskRecord } from "../task/TaskRecord.ts"
 import * as Intake from "./Intake.ts"
+import * as MessageMetrics from "./MessageMetrics.ts"
 import * as Status from "./Status.ts"
 import * as Verdict from "./Verdict.ts"
 
@@ -206,6 +207,7 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
     const beatEvery = Math.max(options.ackWaitMs / 3, 200)
     const leaseMs = 3 * beatEvery + 1000
     const runEffect = Effect.runForkWith(context)
+    const recordRun = MessageMetrics.recorder(context, actor.name)
     const log = (effect: Effect.Effect<void>) => {
       runEffect(effect)
     }
@@ -798,12 +800,18 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
         }
         const live = runs.filter((run) => held.has(run.held))
         if (live.length === 0) return
+        const endedAt = now()
         if (Exit.isSuccess(exit)) {
           const verdict = Verdict.decide(exit, { task: first.task, policy: policy.retry, attempt: first.attempt, timeoutMs, stopped: undefined })
-          if (verdict._tag === "Succeeded") return onSucceeded(live[0]!.group !== undefined ? { ...live[0]!, group: live } : live[0]!, verdict.output)
+          if (verdict._tag === "Succeeded") {
+            for (const run of live) recordRun(run.job.subject, verdict._tag, endedAt - run.startedAt)
+            return onSucceeded(live[0]!.group !== undefined ? { ...live[0]!, group: live } : live[0]!, verdict.output)
+          }
         }
         for (const run of live) {
-          onFailed(run, Verdict.decide(exit, { task: run.job.task, policy: policy.retry, attempt: run.job.attempt, timeoutMs, stopped: run.stopped }))
+          const verdict = Verdict.decide(exit, { task: run.job.task, policy: policy.retry, attempt: run.job.attempt, timeoutMs, stopped: run.stopped })
+          recordRun(run.job.subject, verdict._tag, endedAt - run.startedAt)
+          onFailed(run, verdict)
         }
       })
     }

@@ -8,7 +8,7 @@
  * below this one, flush and drain after it.
  * @since 0.1.0
  */
-import { Context, Data, Duration, Effect, Fiber, Layer, Metric, Option, Schedule, type Scope } from "effect"
+import { Clock, Context, Data, Duration, Effect, Fiber, Layer, Metric, Option, Schedule, type Scope } from "effect"
 import { hostname } from "node:os"
 import type * as Actor from "../actor/Actor.ts"
 import * as Supervisor from "../actor/Supervisor.ts"
@@ -63,13 +63,27 @@ export interface ActorState {
   readonly held: number
   readonly concurrency: number
   readonly restarts: number
+  /** Its consume loop is running (pulling from its consumers); false while the supervisor restarts it. */
+  readonly consuming: boolean
+}
+
+/** One pool of this worker. @category models @since 0.1.0 */
+export interface PoolState {
+  readonly name: string
+  /** Its concurrency budget. */
+  readonly size: number
+  /** Slots taken by running handlers now. */
+  readonly inFlight: number
 }
 
 /** The running worker. @category services @since 0.1.0 */
 export class Worker extends Context.Service<Worker, {
   readonly id: string
   readonly actors: ReadonlyArray<string>
+  /** When it started, epoch ms. */
+  readonly startedAt: number
   readonly state: Effect.Effect<ReadonlyArray<ActorState>>
+  readonly pools: Effect.Effect<ReadonlyArray<PoolState>>
   /** Handlers running now, across all actors. */
   readonly inFlight: Effect.Effect<number>
   /** Pauses or resumes an actor or pool in THIS worker only; use `Control` for every worker. */
@@ -144,6 +158,7 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>, const Groups
     const control = yield* Control
     const names = Subjects.make(config.streamPrefix)
     const id = `${hostname()}-${process.pid}-${(yield* MessageId.make).slice(-6)}`
+    const startedAt = yield* Clock.currentTimeMillis
 
     const selection = options.selection ?? {}
     const actors = select(options.actors, selection)
@@ -216,6 +231,7 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>, const Groups
 
     const dispatchers = new Map<string, Dispatcher.Dispatcher>()
     const restarts = new Map<string, number>()
+    const consuming = new Set<string>()
     const loops: Array<Fiber.Fiber<never>> = []
     for (const actor of all) {
       const handlers = (yield* actor.Handlers) as Actor.AnyHandlers
@@ -280,16 +296,22 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>, const Groups
       Supervisor.supervise(`${what} of ${actor.name}`, Effect.scoped(loop), {
         // the usual cause is a consumer deleted from under the loop: declare it again
         beforeRestart: Effect.ignore(declare(actor)).pipe(Effect.provideService(Nats, nats)),
+        attributes: { actor: actor.name },
         onRestart: () => restarts.set(actor.name, (restarts.get(actor.name) ?? 0) + 1)
       }).pipe(Effect.forkScoped)
 
     for (const actor of actors) {
       const dispatcher = dispatchers.get(actor.name)!
       const stream = names.taskStream(actor.name)
-      loops.push(yield* supervised(actor, "consume loop", dispatcher.connect((priority, listener) => {
+      const consume = dispatcher.connect((priority, listener) => {
         const consumer = names.taskConsumer(actor.name, priority)
         return Pull.make(nats.connection, stream, consumer, listener, { consumerExists: consumerExists(stream, consumer) })
-      })))
+      })
+      // what readiness reports as "consumers bound": the loop runs, it is not waiting for a restart
+      loops.push(yield* supervised(actor, "consume loop", Effect.sync(() => consuming.add(actor.name)).pipe(
+        Effect.andThen(consume),
+        Effect.ensuring(Effect.sync(() => consuming.delete(actor.name)))
+      )))
       const delayed = names.taskConsumer(actor.name, "delayed")
       loops.push(yield* supervised(actor, "delay mover", DelayMover.run({
         nc: nats.connection,
@@ -321,8 +343,12 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>, const Groups
     }
     for (const group of groups) {
       const { stream, consumer } = consumerOf(group)
-      loops.push(yield* supervised(group, "consume loop", dispatchers.get(group.name)!.connect((_, listener) =>
+      const consume = dispatchers.get(group.name)!.connect((_, listener) =>
         Pull.make(nats.connection, stream, consumer, listener, { consumerExists: consumerExists(stream, consumer) })
+      )
+      loops.push(yield* supervised(group, "consume loop", Effect.sync(() => consuming.add(group.name)).pipe(
+        Effect.andThen(consume),
+        Effect.ensuring(Effect.sync(() => consuming.delete(group.name)))
       )))
     }
     // one sweeper per events domain: it dead-letters the events any of its groups gave up on
@@ -378,6 +404,10 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>, const Groups
     return Worker.of({
       id,
       actors: all.map((a) => a.name),
+      startedAt,
+      pools: Effect.sync(() =>
+        [...pools.values()].map((p) => ({ name: p.name, size: p.slots.size, inFlight: p.slots.inUse() }))
+      ),
       inFlight: Effect.sync(() => [...dispatchers.values()].reduce((n, d) => n + d.state().running, 0)),
       setPaused,
       state: Effect.sync(() =>
@@ -390,7 +420,8 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>, const Groups
             inFlight: s.running,
             held: s.held,
             concurrency: a.concurrency,
-            restarts: restarts.get(a.name) ?? 0
+            restarts: restarts.get(a.name) ?? 0,
+            consuming: consuming.has(a.name)
           }
         })
       )

@@ -68,15 +68,15 @@ describe("msgsys command", () => {
     }
   }, 60_000)
 
-  test("status connects and prints the server version, the streams and the consumers", async () => {
+  test("status --broker connects and prints the server version, the streams and the consumers", async () => {
     // declare an app's topology first, so there is something to list
     const env = { MSGSYS_NATS_URL: h.server.url, MSGSYS_STREAM_PREFIX: "CLITEST" }
     const declared = await msgsys(["topology"], env)
     expect(declared.code).toBe(0)
     expect(declared.stdout).toContain("created   stream CLITEST_TASKS_etl")
-    const { stdout, code } = await msgsys(["status"], env)
+    const { stdout, code } = await msgsys(["status", "--broker"], env)
     expect(code).toBe(0)
-    expect(stdout).toMatch(/^nats-server \d+\.\d+\.\d+ at 127\.0\.0\.1:\d+/m)
+    expect(stdout).toMatch(/^msgsys CLITEST on nats-server \d+\.\d+\.\d+ at 127\.0\.0\.1:\d+/m)
     expect(stdout).toContain("CLITEST_TASKS_etl")
     expect(stdout).toContain("CLITEST_TASKS_etl/etl-normal")
     // applying again changes nothing

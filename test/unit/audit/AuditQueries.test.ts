@@ -174,4 +174,39 @@ describe("AuditQueries", () => {
     }).pipe(Effect.provide(TestClock.layer())))
     expect(left).toEqual([["mid", "new"], ["new"]])
   })
+
+  test("failures lists failed runs, dead letters and exhausted letters since a time, newest first", async () => {
+    const rows = [
+      rec("a", "started", 100), rec("a", "failed", 110, { error: "boom a" }),
+      rec("b", "started", 120), rec("b", "succeeded", 130),
+      rec("c", "started", 140), rec("c", "dead_lettered", 150, { error: "dead c" }),
+      rec("d", "exhausted", 160, { error: "gave up d" }),
+      rec("e", "failed", 50, { error: "too old" })
+    ]
+    const found = await withRows(rows, AuditQueries.failures({ since: 100 }))
+    expect(found.map((f) => [f.taskId, f.step, f.error])).toEqual([
+      ["d", "exhausted", "gave up d"],
+      ["c", "dead_lettered", "dead c"],
+      ["a", "failed", "boom a"]
+    ])
+    expect(await withRows(rows, AuditQueries.failures({ since: 0, limit: 1 }))).toHaveLength(1)
+  })
+
+  test("search finds tasks by subject across statuses, by status, by tenant, newest first, up to the limit", async () => {
+    const day = Date.UTC(2026, 10, 30)
+    const rows = [
+      rec("t1", "started", day + 1, { subject: "etl.load" }), rec("t1", "succeeded", day + 2, { subject: "etl.load" }),
+      rec("t2", "started", day + 3, { subject: "etl.load" }), rec("t2", "failed", day + 4, { subject: "etl.load" }),
+      rec("t3", "started", day + 5, { subject: "etl.load", tenant: "globex" }),
+      rec("t4", "started", day + 6, { subject: "reports.daily" }), rec("t4", "succeeded", day + 7, { subject: "reports.daily" })
+    ]
+    const ids = (o: AuditQueries.SearchOptions) => withRows(rows, AuditQueries.search(o)).then((r) => r.map((t) => t.taskId))
+    expect(await ids({})).toEqual(["t4", "t3", "t2", "t1"])
+    expect(await ids({ subject: "etl.load" })).toEqual(["t3", "t2", "t1"])
+    expect(await ids({ subject: "etl.load", limit: 2 })).toEqual(["t3", "t2"])
+    expect(await ids({ status: "completed" })).toEqual(["t4", "t1"])
+    expect(await ids({ subject: "etl.load", status: "failed" })).toEqual(["t2"])
+    expect(await ids({ tenant: "globex" })).toEqual(["t3"])
+    expect(await ids({ taskId: "t1" })).toEqual(["t1"])
+  })
 })

@@ -138,6 +138,7 @@ describe("every variable is read", () => {
     MSGSYS_SQLITE_PATH: "/data/audit.sqlite",
     MSGSYS_SQLITE_SYNCHRONOUS: "full",
     MSGSYS_HTTP_PORT: "0",
+    MSGSYS_HTTP_HOST: "127.0.0.1",
     MSGSYS_LOG_LEVEL: "warning",
     MSGSYS_LOG_FORMAT: "JSON",
     MSGSYS_ACK_WAIT: "1m",
@@ -186,6 +187,7 @@ describe("every variable is read", () => {
     expect(s.sqlitePath).toBe("/data/audit.sqlite")
     expect(s.sqliteSynchronous).toBe("FULL")
     expect(s.httpPort).toBe(0)
+    expect(s.httpHost).toBe("127.0.0.1")
     expect(s.logLevel).toBe("Warn")
     expect(s.logFormat).toBe("json")
     expect(ms(s.ackWait)).toBe(60_000)
@@ -328,6 +330,7 @@ describe("bad values", () => {
     ["MSGSYS_SQLITE_SYNCHRONOUS", "OFF", "not one of NORMAL, FULL"],
     ["MSGSYS_HTTP_PORT", "http", "not an integer"],
     ["MSGSYS_HTTP_PORT", "-1", "out of range"],
+    ["MSGSYS_HTTP_HOST", "http://0.0.0.0", "is not a host name or IP address"],
     ["MSGSYS_LOG_FORMAT", "xml", "not one of pretty, json, logfmt"],
     ["MSGSYS_ACK_WAIT", "500ms", "shorter than 1s"],
     ["MSGSYS_ACK_WAIT", "Infinity", "not a duration"],
