@@ -31,6 +31,7 @@ import * as Publish from "../broker/Publish.ts"
 import type * as Pull from "../broker/Pull.ts"
 import * as Subjects from "../broker/Subjects.ts"
 import type { Reason } from "../dlq/DeadLetter.ts"
+import type { Ledger } from "../ledger/Ledger.ts"
 import * as MemoryLedger from "../ledger/MemoryLedger.ts"
 import * as Pool from "../pool/Pool.ts"
 import * as Retry from "../retry/Retry.ts"
@@ -67,6 +68,8 @@ export interface Options {
   readonly maxPayload?: number
   /** Results to use instead of a fresh in-memory store (e.g. one that fails, to test failures). */
   readonly results?: Results["Service"]
+  /** Wraps the in-memory ledger the dispatchers use (e.g. to count its writes, or to make one fail). */
+  readonly ledger?: (ledger: Ledger["Service"]) => Ledger["Service"]
 }
 
 /** What a test can look at and control besides the `Client`. @category services @since 0.1.0 */
@@ -154,7 +157,9 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(
     const names = Subjects.make(options.prefix ?? "MSGSYS")
     const maxPayload = options.maxPayload ?? 1024 * 1024
     const results = options.results ?? (yield* makeMemoryResults)
-    const { service: ledger, rows: auditRows } = yield* MemoryLedger.make
+    const memoryLedger = yield* MemoryLedger.make
+    const auditRows = memoryLedger.rows
+    const ledger = options.ledger?.(memoryLedger.service) ?? memoryLedger.service
     const letters: Array<Letter> = []
 
     // ------------------------------------------------------------------------------------------
