@@ -167,8 +167,10 @@ export const run = Effect.fn("Replay.run")(function*(group: string, options: Opt
     const stored = yield* control.epochs(group)
     const epochs = ReplayEpochs.add(stored.epochs, from, new Date(yield* Clock.currentTimeMillis))
     yield* control.setEpochs(group, epochs, stored.revision)
-    // until the consumer is gone, a failure takes the epoch back (best effort)
-    restore = Effect.ignore(Effect.flatMap(control.epochs(group), (now) => control.setEpochs(group, stored.epochs, now.revision)))
+    // until the consumer is gone, a failure takes the replay back (best effort); the epoch number
+    // stays used, since a worker may have keyed an event with it already
+    restore = Effect.ignore(Effect.flatMap(control.epochs(group), (now) =>
+      control.setEpochs(group, { epoch: epochs.epoch, replays: stored.epochs.replays }, now.revision)))
     yield* Effect.sleep(options.settle ?? Duration.seconds(1))
 
     const info = yield* Effect.tryPromise({

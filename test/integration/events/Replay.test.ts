@@ -5,7 +5,7 @@
  * exactly once, wherever it lies.
  */
 import { describe, expect, test } from "bun:test"
-import { type Duration, Effect, type Layer, Schema } from "effect"
+import { type Duration, Effect, Fiber, type Layer, Schema } from "effect"
 import type * as Actor from "../../../src/actor/Actor.ts"
 import { Nats } from "../../../src/broker/Nats.ts"
 import { MsgsysConfig } from "../../../src/config/MsgsysConfig.ts"
@@ -185,4 +185,35 @@ describe("event group replay", () => {
       const text = yield* Effect.promise(() => msgsys(["events", "groups"], s))
       expect(text.stdout).toContain(`${group.name}  filter ${Noted.subject}  lag 0  ack pending 0  redelivered 0  delivered #7 of #7  replay epoch 1`)
     })), 60_000)
+
+  test("a replay interrupted before it recreates the consumer takes its range back, keeps the epoch used and resumes the group", () =>
+    runTest(Effect.gen(function*() {
+      const domain = domainFor("rpi")
+      const Noted = Event.make(`${domain}.note.added`, { payload: { n: Schema.Int } })
+      const group = Subscriber.make(`${domain}-index`, { events: [Noted] })
+      const handled = new Handled()
+      const s = h.settings()
+      const rt = yield* start(groupApp(group, handled), s)
+      const published = yield* rt.client.publishMany(Noted, Array.from({ length: 5 }, (_, n) => ({ n })))
+      yield* waitFor("all 5", Effect.sync(() => handled.runs.length === 5), "20 seconds")
+      const fiber = yield* Effect.forkChild(
+        Replay.run(group.name, { from: { sequence: published[0]!.sequence }, settle: "5 seconds" }).pipe(
+          Effect.provideService(Nats, rt.nats),
+          Effect.provideService(Control, rt.control),
+          Effect.provideService(MsgsysConfig, rt.settings)
+        )
+      )
+      // interrupted while it waits for the workers: paused, the new epoch stored
+      yield* waitFor("the new epoch stored", Effect.map(rt.control.epochs(group.name), (e) => e.epochs.replays.length === 1))
+      expect((yield* rt.control.paused).map((t) => t.name)).toContain(group.name)
+      yield* Fiber.interrupt(fiber)
+      expect((yield* rt.control.epochs(group.name)).epochs).toEqual({ epoch: 1, replays: [] })
+      expect((yield* rt.control.paused).map((t) => t.name)).not.toContain(group.name)
+      // nothing ran again, and the group goes on
+      const next = yield* rt.client.publish(Noted, { n: 99 })
+      yield* waitFor("a new event", Effect.sync(() => handled.count(next.id) === 1), "20 seconds")
+      expect(handled.runs.length).toBe(6)
+      expect((yield* replay(rt, group.name, { sequence: published[4]!.sequence })).epoch).toBe(2)
+    })), 60_000)
 })
+
