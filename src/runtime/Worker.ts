@@ -267,7 +267,7 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>, const Groups
         const last = epochs.replays.at(-1)
         return last === undefined
           ? Effect.void
-          : Effect.logInfo(`event group ${group} replays from stream sequence ${last.from} (epoch ${last.epoch})`)
+          : Effect.logInfo(`event group ${group}: events from stream sequence ${last.from} on run under replay epoch ${last.epoch}`)
       })
     const onControl = (change: Control.Change) =>
       change._tag === "Pause"
