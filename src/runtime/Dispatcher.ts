@@ -92,8 +92,11 @@ export interface Options {
    * task consumers); an event group has one (its durable consumer, passed as "normal").
    */
   readonly priorities?: ReadonlyArray<Priority> | undefined
-  /** Prefix of its idempotency keys: an event group's keys are its own (one event, many groups). */
-  readonly keyScope?: string | undefined
+  /**
+   * Prefix of its idempotency keys by the delivery's stream sequence: an event group's keys are
+   * its own (one event, many groups), and a replay gives the events from its start a new scope.
+   */
+  readonly keyScope?: ((streamSequence: number) => string) | undefined
   /** Whether it writes task status records (tasks) or none (events). Default true. */
   readonly statuses?: boolean | undefined
 }
@@ -206,7 +209,7 @@ const rank = (p: Priority | "delayed") => (p === "high" ? 0 : p === "low" ? 2 : 
  */
 export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const { actor, ledger, results, poolSlots, names } = options
+    const { actor, ledger, results, poolSlots, names, keyScope } = options
     const context = yield* Effect.context<never>()
     const clock = yield* Clock.Clock
     const now = () => clock.currentTimeMillisUnsafe()
@@ -934,7 +937,7 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
     const receive = (d: Delivery) => {
       const h = hold(d)
       if (paused || stopped) return finish(h, "nak", 0)
-      const intake = Intake.read(actor, names, d, now(), options.keyScope)
+      const intake = Intake.read(actor, names, d, now(), keyScope?.(d.streamSequence))
       if (intake._tag === "Poison") {
         const { poison } = intake
         const kind = TaskError.classify(poison.error, [])
