@@ -71,8 +71,8 @@ export interface Options {
   readonly ackWaitMs: number
   /**
    * Messages asked for beyond the free slots, so the next batch is on its way while one runs.
-   * Default a quarter of the concurrency, at most 64 (none below 4). Besides it, each empty
-   * consumer has a one-message long poll open, so a new message arrives in one hop.
+   * Default a quarter of the concurrency, at most 64 (none below 4). An empty consumer has a
+   * long poll open for as many (at least one), so new messages arrive in one hop as they come.
    */
   readonly prefetch?: number | undefined
   /** Most messages asked for in one pull. Default 256. */
@@ -1021,12 +1021,14 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
         const r = rank(f.priority)
         waitingAbove += ready[r]!.length
         if (f.feed.outstanding() > 0) continue
+        const budget = free + prefetch - asked - waitingAbove
         if (f.state === "empty") {
-          // a one-message long poll: new work reaches us in one hop
-          f.feed.wait(1)
+          // a long poll for what fits (at least one): new work reaches us in one hop as it comes,
+          // not one round trip per message. It is not counted against the other consumers: which
+          // of them gets work next is not known (at most one budget each is held then)
+          f.feed.wait(Math.max(1, Math.min(budget, maxBatch)))
           continue
         }
-        const budget = free + prefetch - asked - waitingAbove
         if (budget <= 0) continue
         const n = Math.min(budget, maxBatch)
         f.feed.fetch(n)
