@@ -189,6 +189,46 @@ interface FeedState {
   lastPending: number
 }
 
+/** What a run's request calls back into: the dispatcher's side, shared by all its runs. */
+interface RunSide {
+  readonly isRunning: (run: Run) => boolean
+  readonly progress: (run: Run, value: unknown) => Effect.Effect<void>
+  readonly atCommit: (run: Run, write: (sql: Sql) => void) => Effect.Effect<void>
+}
+
+/**
+ * The request a handler gets. Its data are fields; `signal`, `progress` and `atCommit` are made
+ * when first read, so a handler that does not use them costs no closure or AbortController per
+ * message (a worker may hold tens of thousands in flight).
+ */
+class RunRequest implements Actor.Request<Task.Any> {
+  readonly input: unknown
+  readonly envelope: Envelope
+  readonly taskId: string
+  readonly attempt: number
+  readonly idempotencyKey: string
+  constructor(private readonly run: Run, private readonly side: RunSide, readonly maxAttempts: number | undefined) {
+    const job = run.job
+    this.input = job.input
+    this.envelope = job.envelope
+    this.taskId = job.taskId
+    this.attempt = job.attempt
+    this.idempotencyKey = job.key
+  }
+  get signal(): AbortSignal {
+    const run = this.run
+    run.abort ??= new AbortController()
+    if (!this.side.isRunning(run)) run.abort.abort()
+    return run.abort.signal
+  }
+  get progress() {
+    return (value: unknown) => this.side.progress(this.run, value)
+  }
+  get atCommit() {
+    return (write: (sql: Sql) => void) => this.side.atCommit(this.run, write)
+  }
+}
+
 const PRIORITIES: ReadonlyArray<Priority> = ["high", "normal", "low"]
 /** Reading a task's history again: 200 ms doubling to 10 s, about a minute in all. */
 const historyRetry = Schedule.exponential("200 millis").pipe(
@@ -774,6 +814,26 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
       })
     }
 
+    // what a handler's request reaches back to, shared by every run of this dispatcher
+    const runSide: RunSide = {
+      isRunning: (run) => running.get(run.job.taskId) === run,
+      progress: (run, value) =>
+        Effect.sync(() => {
+          if (running.get(run.job.taskId) !== run || !statuses) return
+          run.statusWritten = true
+          results.submit(Status.running(run.job, now(), run.startedAt, undefined, value), () => {})
+        }),
+      atCommit: (run, write) =>
+        ledger.writes
+          ? Effect.sync(() => {
+            run.writes.push(write)
+          })
+          : Effect.die(new Error(
+            "atCommit writes need the SQLite ledger: set MSGSYS_IDEMPOTENCY_STORE=sqlite (the default); " +
+              "the in-memory broker cannot run them"
+          ))
+    }
+
     /** Runs the handler for one message, or a batch handler for several of one subject. */
     const start = (hs: ReadonlyArray<Held>) => {
       if (hs.length === 0) return
@@ -804,42 +864,13 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
         group: undefined
       }))
       const batched = actor.batch !== undefined
+      const maxAttempts = Retry.maxAttempts(policy.retry)
       for (const run of runs) {
         if (batched) run.group = runs
         run.held.run = run
         running.set(run.job.taskId, run)
       }
-      const requestOf = (run: Run): Actor.Request<Task.Any> => {
-        const job = run.job
-        return {
-          input: job.input,
-          envelope: job.envelope,
-          taskId: job.taskId,
-          attempt: job.attempt,
-          maxAttempts: Retry.maxAttempts(policy.retry),
-          get signal() {
-            run.abort ??= new AbortController()
-            if (!running.has(job.taskId)) run.abort.abort()
-            return run.abort.signal
-          },
-          idempotencyKey: job.key,
-          progress: (value) =>
-            Effect.sync(() => {
-              if (!running.has(job.taskId) || !statuses) return
-              run.statusWritten = true
-              results.submit(Status.running(job, now(), startedAt, undefined, value), () => {})
-            }),
-          atCommit: (write) =>
-            ledger.writes
-              ? Effect.sync(() => {
-                writes.push(write)
-              })
-              : Effect.die(new Error(
-                "atCommit writes need the SQLite ledger: set MSGSYS_IDEMPOTENCY_STORE=sqlite (the default); " +
-                  "the in-memory broker cannot run them"
-              ))
-        }
-      }
+      const requestOf = (run: Run): Actor.Request<Task.Any> => new RunRequest(run, runSide, maxAttempts)
       const call = batched
         ? Effect.suspend(() => (handler as unknown as (rs: ReadonlyArray<Actor.Request<Task.Any>>) => Effect.Effect<unknown, unknown>)(runs.map(requestOf)))
         : Effect.suspend(() => handler(requestOf(runs[0]!)))
