@@ -14,6 +14,7 @@ import * as Activity from "./Activity.ts"
 import * as Api from "./Api.ts"
 import * as Dashboard from "./Dashboard.ts"
 import * as Health from "./Health.ts"
+import * as Schedules from "./Schedules.ts"
 import * as Scrape from "./Scrape.ts"
 
 /** The port is taken. @category errors @since 0.1.0 */
@@ -51,12 +52,13 @@ export const layer: Layer.Layer<HttpServer, HttpPortInUse, Api.Requirements> = L
     const worker = yield* Worker
     const probe = yield* Health.makeProbe
     const activity = yield* Activity.make(worker)
+    const schedules = yield* Schedules.make
     const context = yield* Effect.context<Api.Requirements>()
     const run = Effect.runPromiseWith(context)
 
     const route = (request: Request): Effect.Effect<Response, never, Api.Requirements> => {
       const url = new URL(request.url)
-      const api = Api.handle(request, url, activity)
+      const api = Api.handle(request, url, activity, schedules)
       if (api !== undefined) return api
       if (request.method !== "GET" && request.method !== "HEAD") return Effect.succeed(text("method not allowed\n", 405))
       switch (url.pathname) {
