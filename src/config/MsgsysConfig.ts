@@ -67,7 +67,8 @@ export interface MsgsysSettings {
   /** Address the HTTP port listens on: `0.0.0.0` every interface, `127.0.0.1` this machine only. */
   readonly httpHost: string
   readonly logLevel: LogLevel
-  readonly logFormat: "pretty" | "json" | "logfmt"
+  /** `auto`: pretty when stderr is a terminal, JSON otherwise (a service manager, a container, a pipe). */
+  readonly logFormat: "auto" | "pretty" | "json" | "logfmt"
   /**
    * Where spans go over OTLP/HTTP: a base URL (`http://collector:4318`, spans are posted to
    * `/v1/traces` under it), or "off". `None`: the standard `OTEL_EXPORTER_OTLP_*` variables decide.
@@ -452,7 +453,8 @@ const variablesByKey = {
     "Address the HTTP port listens on; the dashboard can replay dead letters and has no login, so use 127.0.0.1 " +
       "(or a proxy with authentication) where others reach the host"),
   logLevel: setting(logLevels, "Info")("logLevel", "Info", "Lowest level logged (logs go to stderr); also warning, off"),
-  logFormat: setting(oneOf(["pretty", "json", "logfmt"]), "pretty")("logFormat", "pretty", "Log line format"),
+  logFormat: setting(oneOf(["auto", "pretty", "json", "logfmt"]), "auto")("logFormat", "auto",
+    "Log line format; auto is pretty when stderr is a terminal and one JSON object a line otherwise (see Logs and traces)"),
   otlpEndpoint: optional(otlpEndpoint)("otlpEndpoint", "unset: `OTEL_EXPORTER_OTLP_ENDPOINT`, else off",
     "OTLP/HTTP receiver spans are exported to (publish, handle, retry, dead-letter; posted to `/v1/traces` under it); " +
       "\"off\" exports none even when the OTEL_EXPORTER_OTLP_* variables are set (see Logs and traces)", Parse.redactUrlCredentials),

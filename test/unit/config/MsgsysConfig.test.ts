@@ -91,7 +91,7 @@ describe("defaults", () => {
     expect(s.sqliteSynchronous).toBe("NORMAL")
     expect(s.httpPort).toBe(7777)
     expect(s.logLevel).toBe("Info")
-    expect(s.logFormat).toBe("pretty")
+    expect(s.logFormat).toBe("auto")
     expect(ms(s.ackWait)).toBe(30_000)
     expect(ms(s.shutdownGrace)).toBe(30_000)
     expect(ms(s.resultTtl)).toBe(7 * 86_400_000)
@@ -340,7 +340,7 @@ describe("bad values", () => {
     ["MSGSYS_HTTP_PORT", "http", "not an integer"],
     ["MSGSYS_HTTP_PORT", "-1", "out of range"],
     ["MSGSYS_HTTP_HOST", "http://0.0.0.0", "is not a host name or IP address"],
-    ["MSGSYS_LOG_FORMAT", "xml", "not one of pretty, json, logfmt"],
+    ["MSGSYS_LOG_FORMAT", "xml", "not one of auto, pretty, json, logfmt"],
     ["MSGSYS_ACK_WAIT", "500ms", "shorter than 1s"],
     ["MSGSYS_ACK_WAIT", "Infinity", "not a duration"],
     ["MSGSYS_SHUTDOWN_GRACE", "-1", "negative"],
