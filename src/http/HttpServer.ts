@@ -83,7 +83,9 @@ export const layer: Layer.Layer<HttpServer, HttpPortInUse, Api.Requirements> = L
             hostname: config.httpHost,
             fetch: (request) =>
               run(route(request).pipe(
-                Effect.catchCause((cause) => Effect.succeed(text(`internal error: ${describeFailure(cause)}\n`, 500)))
+                Effect.catchCause((cause) => Effect.succeed(text(`internal error: ${describeFailure(cause)}\n`, 500))),
+                // a dashboard polls every 2 s and Prometheus scrapes: no spans of theirs in the traces
+                Effect.withTracerEnabled(false)
               ))
           }),
         catch: (e) => new HttpPortInUse({ host: config.httpHost, port: config.httpPort, reason: e instanceof Error ? e.message : String(e) })

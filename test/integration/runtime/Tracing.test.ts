@@ -8,6 +8,7 @@
 import { afterAll, describe, expect, test } from "bun:test"
 import { Effect, Layer, Option, Schema } from "effect"
 import * as Actor from "../../../src/actor/Actor.ts"
+import * as EmbeddedNats from "../../../src/broker/EmbeddedNats.ts"
 import type { Envelope } from "../../../src/envelope/Envelope.ts"
 import * as Event from "../../../src/event/Event.ts"
 import * as Subscriber from "../../../src/event/Subscriber.ts"
@@ -185,6 +186,27 @@ describe("OTLP export", () => {
       "msgsys.attempt": 1
     })
     expect(receiver.contentTypes()).toEqual(["application/x-protobuf"])
+  }, 30_000)
+
+  test("the dashboard's polls and Prometheus scrapes make no spans", async () => {
+    const name = actorName("otlphttp")
+    const Ping = Task.make(`${name}.ping`, { input: Schema.Void, output: Schema.Void })
+    const port = await Effect.runPromise(EmbeddedNats.freePort)
+    const before = receiver.spans().length
+    await runTest(Effect.scoped(Effect.gen(function*() {
+      yield* start(appOf([Actor.make(name, { protocol: [Ping] }), { [Ping.subject]: () => Effect.void }]),
+        h.settings({ otlpEndpoint: Option.some(receiver.url), httpPort: port, httpHost: "127.0.0.1" }))
+      for (const path of ["/api/overview", "/api/failures", "/api/tasks", "/api/schedules", "/metrics"]) {
+        const status = yield* Effect.promise(() => fetch(`http://127.0.0.1:${port}${path}`).then((r) => r.status))
+        expect(status).toBe(200)
+      }
+    })))
+    const names = receiver.spans().slice(before).map((s) => s.name)
+    // start-up spans (the connection, the topology) are exported: the exporter was on
+    expect(names).toContain("Nats.make")
+    for (const polled of ["StatusReport.read", "AuditQueries.failures", "AuditQueries.search", "WorkerRegistry.list"]) {
+      expect(names).not.toContain(polled)
+    }
   }, 30_000)
 
   test("a task that fails until it is dead-lettered exports a retry span under its first run and a dead-letter span under its last", async () => {
