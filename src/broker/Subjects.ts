@@ -115,6 +115,8 @@ export interface Names {
   readonly eventAdvisoryStream: (domain: string) => string
   /** Schedules and the last tick each enqueued. */
   readonly schedulesBucket: string
+  /** Pipelines: each one's plan, and the outputs its gather steps collect. */
+  readonly pipelinesBucket: string
 }
 
 /** The names for one stream prefix. @category constructors @since 0.1.0 */
@@ -155,6 +157,7 @@ export const make = (prefix: string): Names => {
     controlBucket: `${prefix}_control`,
     eventStream: (domain) => `${prefix}_EVENTS_${domain}`,
     eventAdvisoryStream: (domain) => `${prefix}_ADVISORIES_EVENTS_${domain}`,
-    schedulesBucket: `${prefix}_schedules`
+    schedulesBucket: `${prefix}_schedules`,
+    pipelinesBucket: `${prefix}_pipelines`
   }
 }

@@ -17,6 +17,8 @@ export type Name =
   | "after-commit"
   /** After the final status is stored (or with no result to store), before the ack. */
   | "before-ack"
+  /** A pipeline step: after its outcome and status are stored, before its next step is enqueued. */
+  | "before-continue"
 
 const enabled = new Set((process.env.MSGSYS_FAILPOINTS ?? "").split(",").map((s) => s.trim()).filter(Boolean))
 

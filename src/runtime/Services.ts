@@ -1,7 +1,8 @@
 /**
  * The services a msgsys program runs on, built from `MsgsysConfig` as one layer: the NATS
  * connection, the results and control buckets, the SQLite database with the audit log and the
- * idempotency store (SQLite, or NATS KV when workers span hosts), and the client.
+ * idempotency store (SQLite, or NATS KV when workers span hosts), and the clients of tasks and
+ * pipelines.
  * @since 0.1.0
  */
 import { Effect, Layer, Option } from "effect"
@@ -17,6 +18,7 @@ import * as SqliteIdempotency from "../idempotency/SqliteIdempotency.ts"
 import * as Ledger from "../ledger/Ledger.ts"
 import * as SqliteLedger from "../ledger/SqliteLedger.ts"
 import * as StoreLedger from "../ledger/StoreLedger.ts"
+import * as Pipelines from "../pipeline/Pipelines.ts"
 import * as Client from "../task/Client.ts"
 import * as Results from "../task/Results.ts"
 import * as Control from "./Control.ts"
@@ -120,7 +122,7 @@ export const layerWith = <E>(
     readonly audit?: boolean
   } = {}
 ) =>
-  Layer.mergeAll(Client.layer).pipe(
+  Layer.mergeAll(Client.layer, Pipelines.layer).pipe(
     Layer.provideMerge(Layer.mergeAll(idempotencyRetention, ledgerWith({ audit: options.audit !== false }))),
     Layer.provideMerge(Layer.mergeAll(auditLog, idempotency, auditRetention)),
     Layer.provideMerge(database),
