@@ -11,13 +11,14 @@ import { cancel, enqueue, pause, result, resume } from "./TaskCommands.ts"
 import { dev, status, topology, worker } from "./WorkerCommands.ts"
 import { audit } from "./AuditCommands.ts"
 import { dlq } from "./DlqCommands.ts"
+import { pipeline } from "./PipelineCommands.ts"
 import { schedule, scheduler } from "./ScheduleCommands.ts"
 import * as UnknownCommand from "./UnknownCommand.ts"
 
 /** @category commands @since 0.1.0 */
 export const msgsys = Command.make("msgsys").pipe(
   Command.withDescription("msgsys: tasks, events, schedules and pipelines on NATS JetStream"),
-  Command.withSubcommands([dev, worker, scheduler, status, topology, enqueue, result, cancel, pause, resume, schedule, dlq, audit])
+  Command.withSubcommands([dev, worker, scheduler, status, topology, enqueue, result, cancel, pause, resume, schedule, pipeline, dlq, audit])
 )
 
 if (import.meta.main) {

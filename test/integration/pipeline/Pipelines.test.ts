@@ -7,6 +7,7 @@ import { Database } from "bun:sqlite"
 import { describe, expect, test } from "bun:test"
 import { Context, Effect, Schema } from "effect"
 import * as Actor from "../../../src/actor/Actor.ts"
+import type * as MsgsysConfig from "../../../src/config/MsgsysConfig.ts"
 import * as DeadLetters from "../../../src/dlq/DeadLetters.ts"
 import * as Pipeline from "../../../src/pipeline/Pipeline.ts"
 import * as Pipelines from "../../../src/pipeline/Pipelines.ts"
@@ -280,4 +281,71 @@ describe("starting and cancelling", () => {
       expect(runs.count("next")).toBe(0)
     }))
   }, 40_000)
+})
+
+describe("msgsys pipeline", () => {
+  /** Runs the CLI on the test's server and prefix, with a clean MSGSYS_* environment. */
+  const msgsys = async (settings: MsgsysConfig.MsgsysSettings, args: ReadonlyArray<string>) => {
+    const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("MSGSYS_")))
+    const proc = Bun.spawn(["bun", "src/cli/main.ts", ...args], {
+      env: { ...base, MSGSYS_DATA_DIR: settings.dataDir, MSGSYS_NATS_URL: settings.nats.servers[0]!, MSGSYS_STREAM_PREFIX: settings.streamPrefix },
+      stdout: "pipe",
+      stderr: "pipe"
+    })
+    const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited])
+    return { stdout, stderr, code }
+  }
+
+  test("msgsys pipeline status prints each step with its task id and status, the output or the step that failed and why; --json prints the status", async () => {
+    const name = actorName("cli")
+    const One = Task.make(`${name}.one`, { input: { n: Schema.Int }, output: { n: Schema.Int } })
+    const Two = Task.make(`${name}.two`, { input: { n: Schema.Int }, output: { n: Schema.Int } })
+    const Bad = Task.make(`${name}.bad`, { input: { n: Schema.Int }, output: { n: Schema.Int } })
+    const Cli = Actor.make(name, { protocol: [One, Two, Bad], retry: Retry.none })
+    const app = appOf([Cli, {
+      [One.subject]: ({ input }) => Effect.succeed(input),
+      [Two.subject]: ({ input }) => Effect.succeed({ n: (input as { n: number }).n * 2 }),
+      [Bad.subject]: () => Effect.fail(new Error("the bad step broke"))
+    }])
+    const settings = h.settings()
+    const [good, bad] = await runTest(Effect.gen(function*() {
+      const rt = yield* start(app, settings)
+      const good = yield* rt.pipelines.start(Pipeline.chain(One, Pipeline.gather([Two, One])), { n: 21 })
+      const bad = yield* rt.pipelines.start(Pipeline.chain(One, Bad, Two), { n: 1 })
+      yield* rt.pipelines.wait(good.id, "20 seconds")
+      yield* rt.pipelines.wait(bad.id, "20 seconds")
+      return [good.id, bad.id] as const
+    }))
+
+    const ok = await msgsys(settings, ["pipeline", "status", good])
+    expect(ok.stderr).toBe("")
+    expect(ok.code).toBe(0)
+    const lines = ok.stdout.trim().split("\n")
+    expect(lines[0]).toMatch(new RegExp(`^pipeline ${good}  succeeded  \\(tenant default, started \\d{4}-`))
+    expect(lines.slice(1, 5).map((l) => l.trim().split(/\s+/))).toEqual([
+      ["step", "subject", "task", "status", "attempt"],
+      ["1", One.subject, `${good}.1`, "succeeded", "1"],
+      ["2.1", Two.subject, `${good}.2.1`, "succeeded", "1"],
+      ["2.2", One.subject, `${good}.2.2`, "succeeded", "1"]
+    ])
+    expect(lines[5]).toBe(`output: [{"n":42},{"n":21}]`)
+
+    const failed = await msgsys(settings, ["pipeline", "status", bad])
+    expect(failed.code).toBe(0)
+    expect(failed.stdout).toContain(`pipeline ${bad}  failed`)
+    expect(failed.stdout).toMatch(new RegExp(`2\\s+${Bad.subject}\\s+${bad}\\.2\\s+dead`))
+    expect(failed.stdout).toMatch(new RegExp(`3\\s+${Two.subject}\\s+${bad}\\.3\\s+waiting`))
+    expect(failed.stdout).toContain(`failed at step 2, ${Bad.subject}, task ${bad}.2: `)
+    expect(failed.stdout).toContain("the bad step broke")
+
+    const asJson = await msgsys(settings, ["pipeline", "status", bad, "--json"])
+    expect(asJson.code).toBe(0)
+    const parsed = JSON.parse(asJson.stdout)
+    expect(parsed).toMatchObject({ id: bad, status: "failed", current: 2, length: 3, failure: { step: 2, taskId: `${bad}.2` } })
+    expect(parsed.steps.map((s: { status: string }) => s.status)).toEqual(["succeeded", "dead", "waiting"])
+
+    const missing = await msgsys(settings, ["pipeline", "status", "nosuchpipeline"])
+    expect(missing.code).toBe(1)
+    expect(missing.stderr).toContain("no pipeline nosuchpipeline")
+  }, 60_000)
 })
