@@ -10,6 +10,7 @@ import type * as Actor from "../actor/Actor.ts"
 import type * as Event from "../event/Event.ts"
 import type * as Subscriber from "../event/Subscriber.ts"
 import * as MsgsysConfig from "../config/MsgsysConfig.ts"
+import type * as Pipelines from "../pipeline/Pipelines.ts"
 import type * as Client from "../task/Client.ts"
 import * as Main from "./Main.ts"
 import * as Services from "./Services.ts"
@@ -28,7 +29,7 @@ export interface App<
   readonly events: ReadonlyArray<Event.Any>
   readonly handlers: Layer.Layer<Actor.HandlersOf<Actors[number]["name"] | Groups[number]["name"]>, E>
   /** A program that exercises the actors and ends; `msgsys dev --once` runs it against the worker. */
-  readonly demo: Effect.Effect<unknown, unknown, Client.Client> | undefined
+  readonly demo: Effect.Effect<unknown, unknown, Client.Client | Pipelines.Pipelines> | undefined
 }
 
 /** @category constructors @since 0.1.0 */
@@ -37,7 +38,7 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>, E, const Gro
   readonly subscribers?: Groups
   readonly events?: ReadonlyArray<Event.Any>
   readonly handlers: Layer.Layer<Actor.HandlersOf<Actors[number]["name"] | Groups[number]["name"]>, E>
-  readonly demo?: Effect.Effect<unknown, unknown, Client.Client>
+  readonly demo?: Effect.Effect<unknown, unknown, Client.Client | Pipelines.Pipelines>
 }): App<Actors, E, Groups> => ({
   _tag: "App",
   actors: options.actors,
