@@ -6,9 +6,9 @@
  * @since 0.1.0
  */
 import { Cause, Clock, Context, Data, Duration, Effect, Exit, Layer, Option } from "effect"
-import type { BrokerError } from "../broker/BrokerError.ts"
+import { type BrokerError, brokerFailure } from "../broker/BrokerError.ts"
 import { Nats } from "../broker/Nats.ts"
-import type * as Publish from "../broker/Publish.ts"
+import { NoStreamForSubject, type PublishError } from "../broker/Publish.ts"
 import * as Subjects from "../broker/Subjects.ts"
 import { MsgsysConfig } from "../config/MsgsysConfig.ts"
 import * as Envelope from "../envelope/Envelope.ts"
@@ -108,7 +108,8 @@ export class OutputMismatch extends Data.TaggedError("OutputMismatch")<{ readonl
 export type StartError =
   | Payload.PayloadEncodeError
   | Payload.PayloadTooLarge
-  | Publish.PublishError
+  | PublishError
+  | BrokerError
   | Envelope.InvalidTenant
   | InvalidPipelineId
   | PipelineIdTaken
@@ -148,11 +149,30 @@ const samePlan = (a: PipelineRecord["plan"], b: PipelineRecord["plan"]) => JSON.
  * @category constructors @since 0.1.0
  */
 export const makeWith = (
-  transport: Transport & { readonly results: Results["Service"]; readonly store: PipelineStore["Service"] }
+  transport: Transport & {
+    readonly results: Results["Service"]
+    readonly store: PipelineStore["Service"]
+    /**
+     * Whether a stream stores `subject`: every step's is checked before a pipeline starts, so a
+     * step no worker has declared fails the start, not the pipeline halfway. Default: not checked.
+     */
+    readonly hasStream?: (subject: string) => Effect.Effect<boolean, BrokerError>
+  }
 ) =>
   Effect.gen(function*() {
     const { results, store, maxPayload } = transport
     const clock = yield* Clock.Clock
+    // subjects known to have a stream: a stream is not deleted under running pipelines
+    const stored = new Set<string>()
+    const checkStreams = (plan: PipelineRecord["plan"]) =>
+      Effect.forEach(new Set(plan.flatMap((s) => typeof s === "string" ? [s] : s)), (subject) =>
+        stored.has(subject) || transport.hasStream === undefined ? Effect.void : transport.hasStream(subject).pipe(
+          Effect.flatMap((yes) => {
+            if (!yes) return Effect.fail(new NoStreamForSubject({ subject }))
+            stored.add(subject)
+            return Effect.void
+          })
+        ), { concurrency: 8, discard: true })
 
     const validId = (id: string) => isPipelineId(id) ? Effect.succeed(id) : Effect.fail(new InvalidPipelineId({ pipelineId: id }))
 
@@ -163,6 +183,7 @@ export const makeWith = (
         if (!Envelope.isValidTenant(tenant)) return yield* new Envelope.InvalidTenant({ tenant })
         const id = yield* validId(options.id ?? Envelope.newId(now))
         const plan = Pipeline.planOf(pipeline)
+        yield* checkStreams(plan)
         // each task of the first step gets the input as its own schema encodes it
         const bodies = yield* Effect.forEach(
           Pipeline.tasksOf(pipeline.stages[0]!),
@@ -274,7 +295,16 @@ export const make = Effect.gen(function*() {
     names,
     maxPayload: () => nats.server.maxPayload,
     results: yield* Results,
-    store: yield* KvPipelineStore.make(names, config.resultTtl)
+    store: yield* KvPipelineStore.make(names, config.resultTtl),
+    hasStream: (subject) =>
+      Effect.tryPromise({
+        try: async () => {
+          // the names of the streams that store the subject: none, or one
+          for await (const _ of nats.manager.streams.names(subject)) return true
+          return false
+        },
+        catch: brokerFailure(`look up the stream of ${subject}`)
+      })
   })
 })
 

@@ -266,6 +266,19 @@ describe("starting and cancelling", () => {
     }))
   }, 40_000)
 
+  test("a pipeline with a step no worker has declared (no stream stores its subject) is refused at start, naming the subject; nothing runs", async () => {
+    const { Slow, runs, app } = define()
+    const Elsewhere = Task.make(`${actorName("nostream")}.step`, { input: { ms: Schema.Int }, output: { ms: Schema.Int } })
+    await runTest(Effect.gen(function*() {
+      const rt = yield* start(app, h.settings())
+      const refused = yield* Effect.flip(rt.pipelines.start(Pipeline.chain(Slow, Elsewhere), { ms: 1 }))
+      expect(refused._tag).toBe("NoStreamForSubject")
+      expect(refused.message).toContain(`no JetStream stream stores ${Elsewhere.subject}: start a worker`)
+      yield* Effect.sleep("300 millis")
+      expect(runs.count("slow")).toBe(0)
+    }))
+  }, 40_000)
+
   test("cancelling a pipeline interrupts its running step and its later steps never run", async () => {
     const { Slow, Next, runs, app } = define()
     await runTest(Effect.gen(function*() {
