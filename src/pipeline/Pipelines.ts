@@ -219,39 +219,58 @@ export const makeWith = (
         return { id, pipeline, duplicate: !created } satisfies Run<P>
       })
 
-    const status = (pipelineId: string) =>
+    const recordOf = (pipelineId: string) =>
+      Effect.andThen(validId(pipelineId), store.get(pipelineId)).pipe(
+        Effect.flatMap(Option.match({
+          onNone: () => Effect.fail(new PipelineNotFound({ pipelineId })),
+          onSome: Effect.succeed
+        }))
+      )
+
+    /**
+     * The steps' task records, read step by step up to the first step not all succeeded (later
+     * ones have not started); `known` holds records read before that are final already.
+     */
+    const readSteps = (record: PipelineRecord, known: Map<string, TaskRecord>) =>
       Effect.gen(function*() {
-        yield* validId(pipelineId)
-        const found = yield* store.get(pipelineId)
-        if (Option.isNone(found)) return yield* new PipelineNotFound({ pipelineId })
-        const record = found.value
-        // step by step, up to the first that has not succeeded: later ones have not started
-        const tasks = new Map<string, TaskRecord>()
-        const refs = stepsOf(pipelineId, record.plan)
+        const refs = stepsOf(record.id, record.plan)
         for (let step = 1; step <= record.plan.length; step++) {
-          const got = yield* Effect.forEach(refs.filter((r) => r.step === step), (r) => results.get(r.taskId), { concurrency: "unbounded" })
-          for (const r of got) if (Option.isSome(r)) tasks.set(r.value.id, r.value)
-          if (!got.every((r) => Option.isSome(r) && r.value.status === "succeeded")) break
+          const mine = refs.filter((r) => r.step === step)
+          const got = yield* Effect.forEach(
+            mine.filter((r) => !known.has(r.taskId)),
+            (r) => results.get(r.taskId),
+            { concurrency: "unbounded" }
+          )
+          for (const r of got) if (Option.isSome(r)) known.set(r.value.id, r.value)
+          if (!mine.every((r) => known.get(r.taskId)?.status === "succeeded")) break
         }
-        return PipelineStatus.derive(record, tasks)
+        return PipelineStatus.derive(record, known)
       })
+
+    const status = (pipelineId: string) => Effect.flatMap(recordOf(pipelineId), (record) => readSteps(record, new Map()))
 
     const wait = (pipelineId: string, timeout: Duration.Input) =>
       Effect.gen(function*() {
         const timeoutMs = Duration.toMillis(Duration.fromInputUnsafe(timeout))
         const deadline = clock.currentTimeMillisUnsafe() + timeoutMs
-        for (;;) {
-          const s = yield* status(pipelineId)
-          if (PipelineStatus.isFinal(s.status)) return s
+        const record = yield* recordOf(pipelineId)
+        const known = new Map<string, TaskRecord>()
+        let s = yield* readSteps(record, known)
+        while (!PipelineStatus.isFinal(s.status)) {
           const left = deadline - clock.currentTimeMillisUnsafe()
           const timedOut = new PipelineTimeout({ pipelineId, timeoutMs, last: s })
           if (left <= 0) return yield* timedOut
-          // the first task of the current step to end (a gather fails at its first failure)
+          // the first task of the current step to end (a gather fails at its first failure); a
+          // wait reads the task's record itself, so the next step needs no read of its own
           const open = s.steps.filter((t) => t.step === s.current && !PipelineStatus.hasEnded(t.status))
-          yield* Effect.raceAll(open.map((t) => results.awaitFinal(t.taskId, left))).pipe(
+          const ended = yield* Effect.raceAll(open.map((t) => results.awaitFinal(t.taskId, left))).pipe(
             Effect.catchTag("ResultTimeout", () => Effect.fail(timedOut))
           )
+          // final records stay final (a replay rewrites one only after a failure, which ends the wait)
+          known.set(ended.id, ended)
+          s = PipelineStatus.derive(record, known)
         }
+        return s
       })
 
     const result = <P extends Pipeline.Any>(run: Run<P>, timeout: Duration.Input) =>
@@ -272,15 +291,11 @@ export const makeWith = (
       })
 
     const cancel = (pipelineId: string) =>
-      Effect.gen(function*() {
-        yield* validId(pipelineId)
-        const found = yield* store.get(pipelineId)
-        if (Option.isNone(found)) return yield* new PipelineNotFound({ pipelineId })
-        yield* Effect.forEach(stepsOf(pipelineId, found.value.plan), (s) => results.requestCancel(s.taskId), {
+      Effect.flatMap(recordOf(pipelineId), (record) =>
+        Effect.forEach(stepsOf(pipelineId, record.plan), (s) => results.requestCancel(s.taskId), {
           concurrency: 16,
           discard: true
-        })
-      })
+        }))
 
     return Pipelines.of({ start, status, wait, result, cancel })
   })
