@@ -7,7 +7,7 @@
  */
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream"
 import type { KV, KvEntry } from "@nats-io/kv"
-import { Duration, Effect, Layer, Option, Random, Schema } from "effect"
+import { Duration, Effect, Layer, Option, Random, Schema, Semaphore } from "effect"
 import { BrokerError, brokerFailure } from "../broker/BrokerError.ts"
 import { Nats } from "../broker/Nats.ts"
 import * as Subjects from "../broker/Subjects.ts"
@@ -53,13 +53,18 @@ export const make = Effect.fn("KvPipelineStore.make")(function*(names: Subjects.
   const nats = yield* Nats
   const bucket = names.pipelinesBucket
   let opened: KV | undefined
-  const open: Effect.Effect<KV, BrokerError> = Effect.suspend(() =>
+  // one declaration at a time: the first steps of many pipelines may arrive together
+  const opening = yield* Semaphore.make(1)
+  const declare = Effect.suspend(() =>
     opened !== undefined ? Effect.succeed(opened) : Topology.apply(topology(names, ttl)).pipe(
       Effect.catchTag("TopologyConflict", (e) => Effect.fail(new BrokerError({ operation: `declare bucket ${bucket}`, reason: e.message }))),
       Effect.andThen(Effect.tryPromise({ try: () => nats.kvm.open(bucket), catch: brokerFailure(`open bucket ${bucket}`) })),
       Effect.tap((kv) => Effect.sync(() => (opened = kv))),
       Effect.provideService(Nats, nats)
     )
+  )
+  const open: Effect.Effect<KV, BrokerError> = Effect.suspend(() =>
+    opened !== undefined ? Effect.succeed(opened) : Semaphore.withPermits(opening, 1)(declare)
   )
   const call = <A>(operation: string, f: (kv: KV) => Promise<A>) =>
     Effect.flatMap(open, (kv) => Effect.tryPromise({ try: () => f(kv), catch: brokerFailure(operation) }))

@@ -22,6 +22,9 @@ import { InvalidPipelineId, isPipelineId, type PipelineRecord, stepsOf } from ".
 import * as PipelineStatus from "./PipelineStatus.ts"
 import type { PipelineStore } from "./PipelineStore.ts"
 
+/** What `status` and `wait` return (see `PipelineStatus`). @category models @since 0.1.0 */
+export type { PipelineStatus, StepState, StepStatus, Status } from "./PipelineStatus.ts"
+
 /** @category models @since 0.1.0 */
 export interface StartOptions {
   /**
