@@ -6,7 +6,8 @@
  */
 import { Option, Schema } from "effect"
 import * as TaskHeaders from "../task/TaskHeaders.ts"
-import { Plan } from "./PipelineRecord.ts"
+import { invalidSubject } from "../broker/Subjects.ts"
+import { isGather, isPipelineId, Plan, subjectsOf } from "./PipelineRecord.ts"
 
 /** The header's name. @category constants @since 0.1.0 */
 export const name = TaskHeaders.Pipeline
@@ -38,7 +39,9 @@ export const encode = (header: PipelineHeader): string => JSON.stringify(header)
 const decodeHeader = Schema.decodeUnknownOption(PipelineHeader)
 
 /**
- * Reads the header; `None` when it is not one (or names a step its plan does not have).
+ * Reads the header; `None` when it is not one: not JSON, an id that cannot name a pipeline, a
+ * subject no task can have, or a step (or a task of a gather) its plan does not have. Any NATS
+ * client can send the header, and the worker builds keys and subjects from it.
  * @category decoding @since 0.1.0
  */
 export const decode = (value: string): Option.Option<PipelineHeader> => {
@@ -50,8 +53,10 @@ export const decode = (value: string): Option.Option<PipelineHeader> => {
   }
   return Option.filter(decodeHeader(json), (h) => {
     const step = h.plan[h.step - 1]
-    if (step === undefined) return false
-    const gather = typeof step !== "string"
-    return gather ? h.child !== undefined && h.child >= 1 && h.child <= step.length : h.child === undefined
+    if (step === undefined || !isPipelineId(h.id)) return false
+    if (!h.plan.every((s) => subjectsOf(s).length > 0 && subjectsOf(s).every((subject) => invalidSubject(subject) === undefined))) {
+      return false
+    }
+    return isGather(step) ? h.child !== undefined && h.child >= 1 && h.child <= step.length : h.child === undefined
   })
 }

@@ -53,7 +53,7 @@ describe("the pipeline header", () => {
     const header = { id: "P1", step: 2, child: 2, plan, priority: "high" as const }
     expect(PipelineHeader.decode(PipelineHeader.encode(header))).toEqual(Option.some(header))
   })
-  test("a header that is not JSON, not a header, or names a step or task its plan does not have does not read", () => {
+  test("a header that is not JSON, not a header, has an id or subject msgsys never makes, or names a step or task its plan does not have does not read", () => {
     for (
       const bad of [
         "not json",
@@ -62,7 +62,10 @@ describe("the pipeline header", () => {
         JSON.stringify({ id: "P1", step: 0, plan }),
         JSON.stringify({ id: "P1", step: 2, plan }), // a gather's task needs its number
         JSON.stringify({ id: "P1", step: 2, child: 3, plan }),
-        JSON.stringify({ id: "P1", step: 1, child: 1, plan }) // a one-task step has none
+        JSON.stringify({ id: "P1", step: 1, child: 1, plan }), // a one-task step has none
+        JSON.stringify({ id: "P.*", step: 1, plan }), // ids become keys and subjects
+        JSON.stringify({ id: "P1", step: 1, plan: ["p.a", "p.>"] }),
+        JSON.stringify({ id: "P1", step: 1, plan: ["p.a", []] })
       ]
     ) expect(PipelineHeader.decode(bad)).toEqual(Option.none())
   })
