@@ -3,13 +3,17 @@
  * runs against them. Run this file directly (`bun run actors/index.ts`) for a worker binary.
  */
 import { Console, Effect, Layer } from "effect"
-import { App, Client } from "msgsys"
+import { App, Client, Pipeline, Pipelines } from "msgsys"
 import { Etl, EtlLive, Extract, Transform } from "./etl/Etl.ts"
-import { Render, Reports, ReportsLive } from "./reports/Reports.ts"
+import { PlanReport, Render, Reports, ReportsLive } from "./reports/Reports.ts"
 
-/** Enqueues one task of each kind, waits for every result, and checks them. */
+/** Extract, plan the report, render it: three tasks of two actors, each step's output the next one's input. */
+export const Nightly = Pipeline.chain(Extract, PlanReport, Render)
+
+/** Enqueues one task of each kind and runs the pipeline, waits for every result, and checks them. */
 const demo = Effect.gen(function*() {
   const client = yield* Client.Client
+  const pipelines = yield* Pipelines.Pipelines
   const extract = yield* client.enqueue(Extract, { tenant: "acme", source: "salesforce", rows: 120 })
   const transform = yield* client.enqueue(Transform, { tenant: "acme", values: [1, 2, 3.5] })
   const report = yield* client.enqueue(Render, { tenant: "acme", period: "2026-11", format: "pdf" }, { priority: "high" })
@@ -18,10 +22,15 @@ const demo = Effect.gen(function*() {
     client.result(transform, "30 seconds"),
     client.result(report, "30 seconds")
   ], { concurrency: "unbounded" })
-  if (e.extracted !== 120 || t.total !== 6.5 || r.pages !== 3) {
-    return yield* Effect.die(new Error(`demo got unexpected results: ${JSON.stringify({ e, t, r })}`))
+  const nightly = yield* pipelines.start(Nightly, { tenant: "acme", source: "salesforce", rows: 80 })
+  const n = yield* pipelines.result(nightly, "30 seconds")
+  if (e.extracted !== 120 || t.total !== 6.5 || r.pages !== 3 || !n.url.endsWith(".pdf")) {
+    return yield* Effect.die(new Error(`demo got unexpected results: ${JSON.stringify({ e, t, r, n })}`))
   }
-  yield* Console.log(`extract: ${JSON.stringify(e)}\ntransform: ${JSON.stringify(t)}\nreport: ${JSON.stringify(r)}`)
+  yield* Console.log(
+    `extract: ${JSON.stringify(e)}\ntransform: ${JSON.stringify(t)}\nreport: ${JSON.stringify(r)}\n` +
+      `pipeline ${nightly.id} (extract -> plan -> render): ${JSON.stringify(n)}`
+  )
 })
 
 const app = App.make({

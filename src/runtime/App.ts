@@ -13,6 +13,7 @@ import * as MsgsysConfig from "../config/MsgsysConfig.ts"
 import * as DlqWorker from "../dlq/DlqWorker.ts"
 import * as HttpServer from "../http/HttpServer.ts"
 import * as Announcer from "../registry/Announcer.ts"
+import type * as Pipelines from "../pipeline/Pipelines.ts"
 import type * as Client from "../task/Client.ts"
 import * as Main from "./Main.ts"
 import * as Services from "./Services.ts"
@@ -35,7 +36,7 @@ export interface App<
    */
   readonly handlers: Layer.Layer<Actor.HandlersOf<Actors[number]["name"] | Groups[number]["name"]>, E, Client.Client>
   /** A program that exercises the actors and ends; `msgsys dev --once` runs it against the worker. */
-  readonly demo: Effect.Effect<unknown, unknown, Client.Client> | undefined
+  readonly demo: Effect.Effect<unknown, unknown, Client.Client | Pipelines.Pipelines> | undefined
 }
 
 /** @category constructors @since 0.1.0 */
@@ -44,7 +45,7 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>, E, const Gro
   readonly subscribers?: Groups
   readonly events?: ReadonlyArray<Event.Any>
   readonly handlers: Layer.Layer<Actor.HandlersOf<Actors[number]["name"] | Groups[number]["name"]>, E, Client.Client>
-  readonly demo?: Effect.Effect<unknown, unknown, Client.Client>
+  readonly demo?: Effect.Effect<unknown, unknown, Client.Client | Pipelines.Pipelines>
 }): App<Actors, E, Groups> => ({
   _tag: "App",
   actors: options.actors,

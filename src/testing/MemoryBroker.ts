@@ -1,6 +1,6 @@
 /**
- * An in-memory broker for unit-testing actors, no nats-server needed: a `Client` with the same
- * API, and the actors' real dispatchers — the same intake, claims, retries, timeouts, dead letters
+ * An in-memory broker for unit-testing actors, no nats-server needed: a `Client` and `Pipelines`
+ * with the same API, and the actors' real dispatchers — the same intake, claims, retries, timeouts, dead letters
  * and statuses as a worker on NATS — over work queues kept in memory. Time comes from the Effect
  * `Clock`, so a test drives retries, delays, timeouts and redeliveries with `TestClock.adjust`.
  *
@@ -35,6 +35,9 @@ import type { Ledger } from "../ledger/Ledger.ts"
 import * as MemoryLedger from "../ledger/MemoryLedger.ts"
 import * as Pool from "../pool/Pool.ts"
 import * as Retry from "../retry/Retry.ts"
+import * as Continuation from "../pipeline/Continuation.ts"
+import * as Pipelines from "../pipeline/Pipelines.ts"
+import * as PipelineStore from "../pipeline/PipelineStore.ts"
 import * as Dispatcher from "../runtime/Dispatcher.ts"
 import * as Client from "../task/Client.ts"
 import { makeMemory as makeMemoryResults, type Results } from "../task/Results.ts"
@@ -126,17 +129,20 @@ const dedupWindowMs = 120_000
 const defaultAckWaitMs = 30_000
 
 /**
- * The in-memory broker for `actors`: provides `Client` and `MemoryBroker`; needs the actors'
- * handler layers. Runs until its scope closes.
+ * The in-memory broker for `actors`: provides `Client`, `Pipelines` and `MemoryBroker`; needs the
+ * actors' handler layers. Runs until its scope closes.
  * @category layers @since 0.1.0
  */
 export const layer = <const Actors extends ReadonlyArray<Actor.Any>>(
   actors: Actors,
   options: Options = {}
-): Layer.Layer<Client.Client | MemoryBroker, never, Actor.HandlersOf<Actors[number]["name"]>> =>
+): Layer.Layer<Client.Client | Pipelines.Pipelines | MemoryBroker, never, Actor.HandlersOf<Actors[number]["name"]>> =>
   Layer.effectContext(Effect.gen(function*() {
     const built = yield* make(actors, options)
-    return Context.make(Client.Client, built.client).pipe(Context.add(MemoryBroker, built.broker))
+    return Context.make(Client.Client, built.client).pipe(
+      Context.add(Pipelines.Pipelines, built.pipelines),
+      Context.add(MemoryBroker, built.broker)
+    )
   }))
 
 /**
@@ -147,7 +153,11 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(
   actors: Actors,
   options: Options = {}
 ): Effect.Effect<
-  { readonly client: Client.Client["Service"]; readonly broker: MemoryBroker["Service"] },
+  {
+    readonly client: Client.Client["Service"]
+    readonly pipelines: Pipelines.Pipelines["Service"]
+    readonly broker: MemoryBroker["Service"]
+  },
   never,
   Actor.HandlersOf<Actors[number]["name"]> | Scope.Scope
 > =>
@@ -409,6 +419,8 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(
     const pools = new Map<string, Pool.Pool>()
     for (const [name, size] of poolSizes) pools.set(name, yield* Pool.make(name, options.poolSize ?? size))
 
+    const pipelineStore = yield* PipelineStore.makeMemory
+    const continuation = yield* Continuation.make({ publisher, names, maxPayload: () => maxPayload, results, store: pipelineStore })
     const dispatchers = new Map<string, Dispatcher.Dispatcher>()
     for (const actor of actors) {
       const handlers = (yield* actor.Handlers) as Actor.AnyHandlers
@@ -422,6 +434,7 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(
         ledger,
         results,
         ackWaitMs: byActor.get(actor.name)!.ackWaitMs,
+        afterSucceeded: continuation,
         moveToDeadLetters: (r) =>
           Effect.sync(() => {
             letters.push({
@@ -455,6 +468,7 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(
     )))
 
     const client = yield* Client.makeWith({ publisher, maxPayload: () => maxPayload, results, names })
+    const pipelines = yield* Pipelines.makeWith({ publisher, names, maxPayload: () => maxPayload, results, store: pipelineStore })
     const broker = MemoryBroker.of({
       deadLetters: Effect.sync(() => [...letters]),
       audit: auditRows,
@@ -481,5 +495,5 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(
         }),
       setPaused: (actor, paused) => Effect.sync(() => dispatchers.get(actor)?.setPaused(paused))
     })
-    return { client, broker }
+    return { client, pipelines, broker }
   })

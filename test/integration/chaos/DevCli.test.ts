@@ -99,5 +99,6 @@ describe("msgsys CLI against msgsys dev", () => {
     expect(await finished(once, 60_000)).toBe(0)
     expect(once.stdout()).toContain("demo finished")
     expect(once.stdout()).toContain("\"pages\":3")
+    expect(once.stdout()).toMatch(/pipeline \S+ \(extract -> plan -> render\): \{"url":"file:\/\/\/reports\/acme\/2026-11-\S+\.3\.pdf"/)
   }, 90_000)
 })
