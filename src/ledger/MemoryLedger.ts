@@ -43,8 +43,10 @@ export const make = Effect.gen(function*() {
   }
   // whether completing `run` would take the key from a run that holds it: a claimed run loses
   // to any other owner; one that never claimed, only to a live one (or a dead mark of its message)
+  // (a key another run completed meanwhile is lost too: the first outcome stays the only one)
   const lost = (run: RunRef, now: number): boolean => {
     const k = keys.get(run.key)
+    if (k?.state === 1 && k.owner !== run.owner) return true
     if (run.claimed !== false) return k?.state === 0 && k.owner !== run.owner
     return (k?.state === 0 && k.owner !== run.owner && k.heldUntil > now) || (k?.state === 2 && k.sequence === run.sequence)
   }

@@ -51,10 +51,14 @@ export const make = Effect.fn("SqliteLedger.make")(function*(options: Options) {
     all: (text, ...params) => h.query(text).all(...(params as Array<never>)) as never
   }
 
-  const complete = (run: RunRef, json: string, now: number) =>
-    run.claimed === false
-      ? keys.completeFree(run.key, run.owner, json, now, run.sequence)
-      : keys.completeOwned(run.key, run.owner, json, now)
+  // "lost" also when another run completed the key meanwhile: its outcome and its "succeeded" row
+  // stay the only ones (this message comes back, finds the key done and is acked as a duplicate)
+  const complete = (run: RunRef, json: string, now: number): "stored" | "lost" =>
+    (run.claimed === false
+        ? keys.completeFree(run.key, run.owner, json, now, run.sequence)
+        : keys.completeOwned(run.key, run.owner, json, now)) === "stored"
+      ? "stored"
+      : "lost"
 
   const settleOne = (item: Settlement, now: number): Settled => {
     switch (item._tag) {

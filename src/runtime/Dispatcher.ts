@@ -325,6 +325,8 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
     const activePartitions = new Set<string>()
     const waiting = new Set<Held>()
     const running = new Map<string, Run>()
+    /** The keys of the messages being claimed, run or settled here: a second message of one waits. */
+    const activeKeys = new Map<string, Held>()
     const cancelled = new Set<string>()
     let slotsUsed = 0
     let feeds: Array<FeedState> = []
@@ -400,6 +402,7 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
     /** The message is done here: acknowledge as told, free what it held, and look for more. */
     const finish = (h: Held, how: "ack" | "term" | "nak" | "drop", delayMs?: number) => {
       if (!held.delete(h)) return
+      if (h.job !== undefined && activeKeys.get(h.job.key) === h) activeKeys.delete(h.job.key)
       if (how === "ack") h.delivery.ack()
       else if (how === "term") h.delivery.term()
       else if (how === "nak") h.delivery.nak(delayMs ?? 0)
@@ -750,7 +753,23 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
      * checked (a read): such a run claims it only if it goes on past `claimAfterMs`, so a short
      * run writes once, when it settles. A given key (shared by different messages) is claimed.
      */
-    const claim = (batch: ReadonlyArray<Held>) => {
+    const claim = (all: ReadonlyArray<Held>) => {
+      // a second message of a key this worker is already on (a redelivery, a copy) waits for the
+      // first to end: the ledger cannot tell them apart while the first has only checked its key
+      const batch: Array<Held> = []
+      for (const h of all) {
+        const key = h.job!.key
+        const other = activeKeys.get(key)
+        if (other !== undefined && other !== h && held.has(other)) {
+          giveSlot(h)
+          h.retryAt = now() + beatEvery
+          waiting.add(h)
+          continue
+        }
+        activeKeys.set(key, h)
+        batch.push(h)
+      }
+      if (batch.length === 0) return
       const checked = checkFirst ? batch.filter((h) => !h.job!.keyed) : []
       const claimed = checked.length === batch.length ? [] : checked.length === 0 ? batch : batch.filter((h) => h.job!.keyed)
       if (claimed.length > 0) {

@@ -580,4 +580,38 @@ describe("keys: checked first, claimed when a run goes on", () => {
         expect(order).toEqual(["run"])
       }))
   })
+
+  test("a second message of a task id this worker is running waits for the first, then is answered from its outcome without running", () => {
+    const name = named("copy")
+    const J = Job(name)
+    let runs = 0
+    let release: (() => void) | undefined
+    const id = "01M0000000000000000000000C"
+    return withSpiedLedger(Actor.make(name, { protocol: [J] }), {
+      [J.subject]: () =>
+        Effect.callback<{ ok: boolean }>((resume) => {
+          runs++
+          release = () => resume(Effect.succeed({ ok: true }))
+        })
+    }, () =>
+      Effect.gen(function*() {
+        const client = yield* Client.Client
+        const broker = yield* MemoryBroker
+        // two stored messages with one task id (a copy published without the stream's dedup id)
+        yield* broker.publish(J.subject, JSON.stringify({ id: "a" }), { "Msgsys-Id": id })
+        yield* settleDown
+        yield* broker.publish(J.subject, JSON.stringify({ id: "a" }), { "Msgsys-Id": id })
+        yield* settleDown
+        yield* TestClock.adjust("500 millis")
+        expect(runs).toBe(1)
+        release!()
+        yield* settleDown
+        yield* TestClock.adjust("15 seconds")
+        expect(runs).toBe(1)
+        expect(yield* broker.pending(name)).toBe(0)
+        const steps = (yield* broker.audit).filter((r) => r.messageId === id).map((r) => r.step)
+        expect(steps.filter((s) => s === "succeeded")).toHaveLength(1)
+        expect(steps).toContain("skipped_duplicate")
+      }))
+  })
 })
