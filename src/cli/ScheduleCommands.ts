@@ -44,12 +44,15 @@ const entryFlag = Flag.String("entry").pipe(
   Flag.withDescription(`module whose tasks payloads are checked against (default ${Entry.defaultEntry}, when it exists)`)
 )
 
-/** The tasks of the entry module: the given one (it must load), else the default one if there is one. */
+/**
+ * The tasks of the entry module: the given one (it must load), else the one built into a compiled
+ * msgsys, else the default one if there is one.
+ */
 const tasksOf = (entry: Option.Option<string>) =>
   Effect.gen(function*() {
-    const path = Option.getOrUndefined(entry)
-    if (path === undefined && !existsSync(resolve(Entry.defaultEntry))) return [] as ReadonlyArray<Task.Any>
-    const app = yield* Entry.load(path)
+    const none = Option.isNone(entry) && (yield* Entry.Bundled) === undefined && !existsSync(resolve(Entry.defaultEntry))
+    if (none) return [] as ReadonlyArray<Task.Any>
+    const app = yield* Entry.load(entry)
     return app.actors.flatMap((a) => [...a.tasks.values()]) as ReadonlyArray<Task.Any>
   })
 
