@@ -4,7 +4,7 @@
  * empty directory, with no source tree and no node_modules, against a real nats-server.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test"
-import { readFileSync, rmSync } from "node:fs"
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { natsHarness, tempDir } from "../../support/harness.ts"
 import { cleanEnv, killAll, root, spawn, waitFor } from "../chaos/support.ts"
@@ -58,6 +58,25 @@ describe("compiled executables", () => {
     expect(readFileSync(msgsysBin).includes(Buffer.from(root))).toBe(false)
     expect(readFileSync(workerBin).includes(Buffer.from(root))).toBe(false)
   })
+
+  test("a compiled binary runs no code a bunfig.toml of its working directory preloads", async () => {
+    const dir = join(cwd, "with-bunfig")
+    mkdirSync(dir, { recursive: true })
+    writeFileSync(join(dir, "preload.ts"), 'console.error("PRELOADED")\n')
+    writeFileSync(join(dir, "bunfig.toml"), 'preload = ["./preload.ts"]\n')
+    // the same directory under `bun run` does preload it: the check can fail
+    const underBun = Bun.spawnSync(["bun", "-e", "0"], { cwd: dir, stderr: "pipe" })
+    expect(underBun.stderr.toString()).toContain("PRELOADED")
+    for (const bin of [msgsysBin, workerBin]) {
+      const proc = Bun.spawnSync([bin, ...(bin === msgsysBin ? ["--version"] : [])], {
+        cwd: dir,
+        env: { ...env(), MSGSYS_NATS_URL: "nats://127.0.0.1:1", MSGSYS_NATS_CONNECT_ATTEMPTS: "1" },
+        stdout: "pipe",
+        stderr: "pipe"
+      })
+      expect({ bin, stderr: proc.stderr.toString() }).toEqual({ bin, stderr: expect.not.stringContaining("PRELOADED") })
+    }
+  }, 30_000)
 
   test("the compiled msgsys answers --version and --help, and a wrong command line exits 2", async () => {
     expect(await run(["--version"])).toMatchObject({ code: 0, stdout: "msgsys v0.1.0\n" })
