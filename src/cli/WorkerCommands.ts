@@ -82,6 +82,8 @@ export const dev = Command.make("dev", {
       yield* DevState.record(base.dataDir, { url: server.url, pid: process.pid, startedAt: new Date().toISOString() })
     }
     const url = settings.nats.servers.join(",")
+    // how this msgsys is called: a compiled one by its own path
+    const self = (yield* Entry.Bundled) === undefined ? "bun run msgsys" : process.execPath
     // a scheduler replica beside the workers: schedules added with `msgsys schedule add` run
     const runtime = Scheduler.layer({ tasks: app.actors.flatMap((a) => [...a.tasks.values()]) }).pipe(
       Layer.provideMerge(App.layer(app, { config: Layer.succeed(MsgsysConfig.MsgsysConfig, settings) }))
@@ -97,10 +99,10 @@ export const dev = Command.make("dev", {
         `  dashboard  ${http.url ?? "off (MSGSYS_HTTP_PORT=0)"}${http.url ? "   (also /healthz, /readyz, /metrics)" : ""}`,
         `  actors     ${w.actors.join(", ")}`,
         `  tasks      ${app.actors.flatMap((a) => [...a.tasks.keys()]).join(", ")}`,
-        `  try        bun run msgsys enqueue TASK 'INPUT-AS-JSON' --wait`,
-        `             bun run msgsys status | audit tail -f | dlq list`,
-        `  schedules  bun run msgsys schedule add NAME TASK 'INPUT-AS-JSON' --every 1m   (or --cron "0 9 * * *")`,
-        `             bun run msgsys schedule list | next NAME | pause NAME | remove NAME`,
+        `  try        ${self} enqueue TASK 'INPUT-AS-JSON' --wait`,
+        `             ${self} status | audit tail -f | dlq list`,
+        `  schedules  ${self} schedule add NAME TASK 'INPUT-AS-JSON' --every 1m   (or --cron "0 9 * * *")`,
+        `             ${self} schedule list | next NAME | pause NAME | remove NAME`,
         args.once ? "  running the demo once" : "  Ctrl-C stops everything",
         ""
       ].join("\n"))

@@ -77,25 +77,32 @@ const once = async (server: EmbeddedNats.EmbeddedNats, command: ReadonlyArray<st
   }
 }
 
-console.log(`| command | runs | exec → "running" (median, min–max) | exec → first task done (median, min–max) |`)
-console.log(`|---|---|---|---|`)
-for (const { label, command } of commands) {
-  // a server each: task streams own their subjects (etl.>) whatever the prefix
-  const scope = Effect.runSync(Scope.make())
-  const dir = mkdtempSync(join(tmpdir(), "msgsys-startup-"))
-  try {
+// a server each (task streams own their subjects, etl.>, whatever the prefix); the runs interleave,
+// run 1 of every command, then run 2, ..., so a busy spell of a shared machine spreads over all
+const scope = Effect.runSync(Scope.make())
+const dirs: Array<string> = []
+try {
+  const prefix = "STARTUP"
+  const setups = await Promise.all(commands.map(async ({ label, command }) => {
+    const dir = mkdtempSync(join(tmpdir(), "msgsys-startup-"))
+    dirs.push(dir)
     const server = await Effect.runPromise(EmbeddedNats.make({ storeDir: join(dir, "nats") }).pipe(Scope.provide(scope)))
-    const prefix = "STARTUP"
-    await once(server, command, prefix, dir, true)
-    const results: Array<{ ready: number; firstTask: number | undefined }> = []
-    for (let r = 0; r < runs; r++) results.push(await once(server, command, prefix, dir, false))
-    const ready = results.map((r) => r.ready)
-    const first = results.map((r) => r.firstTask!)
-    const fmt = (xs: ReadonlyArray<number>) =>
-      `${median(xs).toFixed(0)} ms (${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)})`
-    console.log(`| ${label} | ${runs} | ${fmt(ready)} | ${fmt(first)} |`)
-  } finally {
-    await Effect.runPromise(Scope.close(scope, Exit.void))
-    rmSync(dir, { recursive: true, force: true })
+    return { label, command, dir, server, ready: [] as Array<number>, first: [] as Array<number> }
+  }))
+  for (const s of setups) await once(s.server, s.command, prefix, s.dir, true)
+  for (let r = 0; r < runs; r++) {
+    for (const s of setups) {
+      const { ready, firstTask } = await once(s.server, s.command, prefix, s.dir, false)
+      s.ready.push(ready)
+      s.first.push(firstTask!)
+    }
   }
+  const fmt = (xs: ReadonlyArray<number>) =>
+    `${median(xs).toFixed(0)} ms (${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)})`
+  console.log(`| command | runs | exec → "running" (median, min–max) | exec → first task done (median, min–max) |`)
+  console.log(`|---|---|---|---|`)
+  for (const s of setups) console.log(`| ${s.label} | ${runs} | ${fmt(s.ready)} | ${fmt(s.first)} |`)
+} finally {
+  await Effect.runPromise(Scope.close(scope, Exit.void))
+  for (const d of dirs) rmSync(d, { recursive: true, force: true })
 }
