@@ -23,7 +23,7 @@ export class EntryInvalid extends Data.TaggedError("EntryInvalid")<{
   }
 }
 
-/** @category constants @since 0.1.0 */
+/** The entry module run when none is given and none is built in. @category constants @since 0.1.0 */
 export const defaultEntry = "actors/index.ts"
 
 /**

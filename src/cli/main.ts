@@ -21,10 +21,10 @@ import * as Usage from "./Usage.ts"
 import { status } from "./StatusCommand.ts"
 import { dev, topology, worker } from "./WorkerCommands.ts"
 
-/** @category constants @since 0.1.0 */
+/** What `msgsys --version` prints (kept here: a compiled binary has no package.json to read). @category constants @since 0.1.0 */
 export const version = "0.1.0"
 
-/** @category commands @since 0.1.0 */
+/** The `msgsys` command and its subcommands. @category commands @since 0.1.0 */
 export const msgsys = Command.make("msgsys").pipe(
   Command.withDescription(
     "msgsys: tasks, events, schedules and pipelines on NATS JetStream.\n" +
@@ -40,7 +40,7 @@ export const msgsys = Command.make("msgsys").pipe(
   Command.withSubcommands([dev, worker, scheduler, dlqWorker, status, topology, enqueue, result, cancel, pause, resume, schedule, events, pipeline, dlq, audit])
 )
 
-/** @category models @since 0.1.0 */
+/** How `run` runs the command line. @category models @since 0.1.0 */
 export interface RunOptions {
   /** The app to run when no `--entry` is given (a compiled executable has no `actors/` to import). */
   // any actors: an app's type names its own actor tuple, which a wider App type does not accept

@@ -80,7 +80,7 @@ export const describeFailure = (cause: Cause.Cause<unknown>, options: { readonly
   return String(error)
 }
 
-/** @category models @since 0.1.0 */
+/** How `runMainWith` reports a failure. @category models @since 0.1.0 */
 export interface RunOptions {
   /** Print the whole cause of a failure, stack traces included. Default false. */
   readonly verbose?: boolean | undefined
