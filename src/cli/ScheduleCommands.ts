@@ -3,7 +3,7 @@
  * `msgsys scheduler` (a replica, until SIGTERM/SIGINT).
  * @since 0.1.0
  */
-import { Console, Data, Effect, Layer, Option } from "effect"
+import { Console, Data, Effect, Layer, Option, Runtime } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { existsSync } from "node:fs"
 import { resolve } from "node:path"
@@ -21,9 +21,12 @@ import { InvalidJson, parseDuration } from "./CliInput.ts"
 import { natsLayer } from "./CliLayers.ts"
 import * as DevState from "./DevState.ts"
 import * as Entry from "./Entry.ts"
+import { ExitCode } from "./Usage.ts"
 
 /** `--missed` names no policy. @category errors @since 0.1.0 */
 export class InvalidMissedPolicy extends Data.TaggedError("InvalidMissedPolicy")<{ readonly value: string }> {
+  // a malformed flag value: the command line is wrong
+  override readonly [Runtime.errorExitCode] = ExitCode.usage
   override get message() {
     return `--missed ${JSON.stringify(this.value)} is no missed-tick policy: use skip (run none of the missed ticks), ` +
       "once (run once for all of them) or catch-up:N (run the last N, N from 1 to 1000)"
