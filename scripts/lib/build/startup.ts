@@ -57,7 +57,16 @@ const stop = async (proc: Bun.Subprocess, command: ReadonlyArray<string>) => {
  * (`firstTask` undefined for the warm-up run, which declares the streams).
  */
 const once = async (server: EmbeddedNats.EmbeddedNats, command: ReadonlyArray<string>, prefix: string, dataDir: string, warmUp: boolean) => {
-  const env = { ...process.env, MSGSYS_NATS_URL: server.url, MSGSYS_STREAM_PREFIX: prefix, MSGSYS_DATA_DIR: dataDir, MSGSYS_LOG_FORMAT: "pretty" }
+  // the HTTP port on, as in production, on a port free now (the default one may be taken)
+  const httpPort = String(await Effect.runPromise(EmbeddedNats.freePort))
+  const env = {
+    ...process.env,
+    MSGSYS_NATS_URL: server.url,
+    MSGSYS_STREAM_PREFIX: prefix,
+    MSGSYS_DATA_DIR: dataDir,
+    MSGSYS_LOG_FORMAT: "pretty",
+    MSGSYS_HTTP_PORT: httpPort
+  }
   const client = warmUp ? undefined : await PromiseClient.connect({ nats: { servers: [server.url] }, streamPrefix: prefix, dataDir })
   try {
     const enqueued = await client?.enqueueJson("etl.transform", { tenant: "acme", values: [1, 2, 3] })

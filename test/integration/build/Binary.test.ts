@@ -37,7 +37,9 @@ const env = () => ({
   ...cleanEnv(),
   MSGSYS_NATS_URL: h.server.url,
   MSGSYS_STREAM_PREFIX: "BIN",
-  MSGSYS_DATA_DIR: join(cwd, ".msgsys")
+  MSGSYS_DATA_DIR: join(cwd, ".msgsys"),
+  // no HTTP port: the default one may be taken on a shared machine
+  MSGSYS_HTTP_PORT: "0"
 })
 
 /** Runs the compiled msgsys to its end. */

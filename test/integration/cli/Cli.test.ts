@@ -400,7 +400,7 @@ describe("msgsys help, output and exit codes", () => {
     const changes = await json(["topology", "--json"])
     expect(changes).toContainEqual({ resource: "stream CLITEST_TASKS_etl", action: expect.stringMatching(/^(created|unchanged)$/) })
 
-    const worker = spawn("worker", ["bun", "src/cli/main.ts", "worker"], { ...baseEnv(), ...env })
+    const worker = spawn("worker", ["bun", "src/cli/main.ts", "worker"], { ...baseEnv(), ...env, MSGSYS_HTTP_PORT: "0" })
     await waitFor("the worker to run", () => /worker \S+ running/.test(worker.stderr()), 30_000)
 
     const enqueued = await json(["enqueue", "etl.transform", '{"tenant":"acme","values":[1,2]}', "--json"])
