@@ -4,7 +4,7 @@
  * @since 0.1.0
  */
 import { Effect, Layer } from "effect"
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import * as MsgsysConfig from "../config/MsgsysConfig.ts"
 
@@ -39,10 +39,18 @@ export const read = (dataDir: string): DevState | undefined => {
   }
 }
 
-/** Records the dev server for the life of the scope. @category writing @since 0.1.0 */
+/**
+ * Records the dev server for the life of the scope. Written aside and renamed into place, so a
+ * command reading it at that moment finds the whole file or none, never half of it.
+ * @category writing @since 0.1.0
+ */
 export const record = (dataDir: string, state: DevState) =>
   Effect.acquireRelease(
-    Effect.sync(() => writeFileSync(path(dataDir), JSON.stringify(state, null, 2))),
+    Effect.sync(() => {
+      const aside = `${path(dataDir)}.${process.pid}.tmp`
+      writeFileSync(aside, JSON.stringify(state, null, 2))
+      renameSync(aside, path(dataDir))
+    }),
     () => Effect.sync(() => rmSync(path(dataDir), { force: true }))
   )
 

@@ -17,7 +17,9 @@ import * as Services from "../runtime/Services.ts"
 import { InvalidArguments, parseDuration } from "./CliInput.ts"
 import { clientLayer, natsLayer } from "./CliLayers.ts"
 import * as DevState from "./DevState.ts"
+import * as Output from "./Output.ts"
 import * as Progress from "./Progress.ts"
+import * as Style from "./Style.ts"
 
 const names = Effect.map(MsgsysConfig.MsgsysConfig, (c) => Subjects.make(c.streamPrefix))
 
@@ -32,16 +34,16 @@ const oneLine = (text: string, max = 200) => {
   return flat.length > max ? `${flat.slice(0, max)}…` : flat
 }
 
-const line = (sequence: number, l: DeadLetter.Letter) =>
-  `#${sequence}  ${new Date(l.deadLetteredAt).toISOString()}  ${l.subject}  tenant=${l.tenant}  task=${l.taskId}  ` +
-  `${l.reason} after ${l.attempts} attempt(s): ${oneLine(l.error.message)}  [body ${size(l.bodySize)}]`
+const line = (style: Style.Style, sequence: number, l: DeadLetter.Letter) =>
+  `${style.bold(`#${sequence}`)}  ${new Date(l.deadLetteredAt).toISOString()}  ${l.subject}  tenant=${l.tenant}  task=${l.taskId}  ` +
+  `${style.red(l.reason)} after ${l.attempts} attempt(s): ${oneLine(l.error.message)}  ${style.dim(`[body ${size(l.bodySize)}]`)}`
 
 const list = Command.make("list", {
   actor: Flag.String("actor").pipe(Flag.optional, Flag.withDescription("only letters of this actor")),
   tenant: Flag.String("tenant").pipe(Flag.optional, Flag.withDescription("only letters of this tenant")),
   limit: Flag.Int("limit").pipe(Flag.withDefault(defaultLimit), Flag.withDescription("letters per page")),
   after: Flag.Int("after").pipe(Flag.withDefault(0), Flag.withDescription("start after this letter number")),
-  json: Flag.Boolean("json").pipe(Flag.withDefault(false), Flag.withDescription("print the page as JSON"))
+  json: Output.jsonFlag("print the page as JSON: {letters, unreadable, more, next}")
 }, (args) =>
   Effect.gen(function*() {
     const actor = Option.getOrUndefined(args.actor)
@@ -63,13 +65,20 @@ const list = Command.make("list", {
     if (page.letters.length === 0 && page.unreadable.length === 0 && page.more === 0) {
       return yield* Console.log(args.after > 0 ? `no dead letters after #${args.after}` : "no dead letters")
     }
-    for (const { sequence, letter } of page.letters) yield* Console.log(line(sequence, letter))
+    const style = Style.stdout()
+    for (const { sequence, letter } of page.letters) yield* Console.log(line(style, sequence, letter))
     for (const sequence of page.unreadable) {
       yield* Console.log(`#${sequence}  not a msgsys dead letter (msgsys dlq show ${sequence} says why)`)
     }
     if (next !== undefined) yield* Console.log(`${page.more} more: ${next}`)
   }).pipe(Effect.provide(natsLayer), Effect.scoped)).pipe(
-    Command.withDescription("list dead letters, oldest first, a page at a time")
+    Command.withDescription("list dead letters, oldest first, a page at a time"),
+    Command.withExamples([
+      { command: "msgsys dlq list", description: "the first 100 letters" },
+      { command: "msgsys dlq list --actor etl --tenant acme --limit 20", description: "one actor's letters of one tenant" },
+      { command: "msgsys dlq list --after 1234", description: "the next page (the last line names the command)" },
+      { command: "msgsys dlq list --json | jq -r '.letters[].sequence'", description: "letter numbers for a script" }
+    ])
   )
 
 const previewBytes = 200
@@ -84,19 +93,49 @@ const bodyView = (body: Uint8Array) => {
   }
 }
 
-const show = Command.make("show", { sequence: Argument.Int("sequence") }, (args) =>
+const showText = (style: Style.Style, full: DeadLetters.Full) => {
+  const { sequence, letter: l, headers, body } = full
+  const at = (ms: number) => new Date(ms).toISOString()
+  const lines = [
+    `${style.bold(`dead letter #${sequence}`)}: task ${l.taskId}  ${l.subject}  actor ${l.actor}  tenant ${l.tenant}`,
+    `reason     ${style.red(l.reason)} after ${l.attempts} attempt(s), dead-lettered ${at(l.deadLetteredAt)}`,
+    `error      ${l.error.tag}: ${l.error.message}`,
+    `original   #${l.streamSequence} of ${l.stream} on ${l.storedSubject}, stored ${at(l.storedAt)}`
+  ]
+  if (l.historyDropped > 0) lines.push(`history    (${l.historyDropped} older attempt(s) left out)`)
+  for (const h of l.history) lines.push(`history    attempt ${h.attempt} at ${at(h.at)}: ${h.error.tag}: ${oneLine(h.error.message)}`)
+  if (l.trimmed.length > 0) lines.push(`trimmed    ${l.trimmed.join(", ")}`)
+  for (const [k, v] of Object.entries(headers)) lines.push(`header     ${k}: ${v}`)
+  if (body === undefined) lines.push(`body       ${style.red(`missing: the body part #${l.bodySequence} is gone`)}`)
+  else {
+    const view = bodyView(body)
+    lines.push(`body       ${size(body.length)}: ${"body" in view ? JSON.stringify(view.body) : JSON.stringify(view.bodyPreview)}`)
+  }
+  return lines.join("\n")
+}
+
+const show = Command.make("show", {
+  sequence: Argument.Int("sequence").pipe(Argument.withDescription("the letter's number, as dlq list prints it")),
+  json: Output.jsonFlag("print the letter, its headers and its body (JSON, or a preview) as JSON")
+}, (args) =>
   Effect.gen(function*() {
-    const { letter, headers, body } = yield* DeadLetters.read(yield* names, args.sequence)
-    yield* Console.log(JSON.stringify({
+    const full = yield* DeadLetters.read(yield* names, args.sequence)
+    if (!args.json) return yield* Console.log(showText(Style.stdout(), full))
+    const { letter, headers, body } = full
+    yield* Output.json({
       sequence: args.sequence,
       ...letter,
       headers,
       ...(body === undefined
         ? { bodyMissing: `the body part #${letter.bodySequence} is gone` }
         : { bodySize: body.length, ...bodyView(body) })
-    }, null, 2))
+    })
   }).pipe(Effect.provide(natsLayer), Effect.scoped)).pipe(
-    Command.withDescription("print one dead letter: metadata, error, attempt history, headers and body")
+    Command.withDescription("print one dead letter: metadata, error, attempt history, headers and body"),
+    Command.withExamples([
+      { command: "msgsys dlq show 1234", description: "one letter for a person" },
+      { command: "msgsys dlq show 1234 --json | jq .body", description: "its body as JSON" }
+    ])
   )
 
 // ---------------------------------------------------------------------------------------------
@@ -115,6 +154,27 @@ const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? o
 const summary = (done: string, counts: ReadonlyArray<readonly [number, string]>) =>
   [done, ...counts.filter(([n]) => n > 0).map(([n, what]) => `${n} ${what}`)].join(", ")
 
+/** A letter number, or --all with its filters; told before connecting. */
+const replaySelection = (args: {
+  readonly sequence: Option.Option<number>
+  readonly all: boolean
+  readonly given: ReadonlyArray<string>
+}): Effect.Effect<void, InvalidArguments> => {
+  if (Option.isSome(args.sequence) && (args.all || args.given.length > 0)) {
+    return Effect.fail(new InvalidArguments({
+      problem: `a letter number and ${args.all ? "--all" : args.given.join(", ")} were both given`,
+      fix: "replay one letter by its number, or the letters --all selects with --actor, --tenant, --subject, --since"
+    }))
+  }
+  if (Option.isNone(args.sequence) && !args.all) {
+    return Effect.fail(new InvalidArguments({
+      problem: args.given.length > 0 ? `${args.given.join(", ")} select letters for --all, which was not given` : "no letter given",
+      fix: "give the number of a dead letter (msgsys dlq list shows them), or --all to replay every letter the filters select"
+    }))
+  }
+  return Effect.void
+}
+
 const replay = Command.make("replay", {
   sequence: Argument.Int("sequence").pipe(Argument.optional, Argument.withDescription("the letter's number (msgsys dlq list)")),
   all: Flag.Boolean("all").pipe(Flag.withDefault(false), Flag.withDescription("replay every letter the filters select")),
@@ -123,73 +183,71 @@ const replay = Command.make("replay", {
   subject: subjectFlag,
   since: Flag.String("since").pipe(Flag.optional, Flag.withDescription("only letters dead-lettered this recently, e.g. 1h, 7d"))
 }, (args) =>
-  Effect.gen(function*() {
-    const n = yield* names
-    const filters = [["--actor", args.actor], ["--tenant", args.tenant], ["--subject", args.subject], ["--since", args.since]] as const
-    const given = filters.filter(([, v]) => Option.isSome(v)).map(([f]) => f)
-    if (Option.isSome(args.sequence)) {
-      if (args.all || given.length > 0) {
-        return yield* new InvalidArguments({
-          problem: `a letter number and ${args.all ? "--all" : given.join(", ")} were both given`,
-          fix: "replay one letter by its number, or the letters --all selects with --actor, --tenant, --subject, --since"
-        })
+  Effect.andThen(
+    replaySelection({
+      sequence: args.sequence,
+      all: args.all,
+      given: ([["--actor", args.actor], ["--tenant", args.tenant], ["--subject", args.subject], ["--since", args.since]] as const)
+        .filter(([, v]) => Option.isSome(v)).map(([f]) => f)
+    }),
+    Effect.gen(function*() {
+      const n = yield* names
+      if (Option.isSome(args.sequence)) {
+        const taskId = yield* DeadLetters.replay(n, args.sequence.value)
+        return yield* Console.log(`replayed #${args.sequence.value} as task ${taskId}`)
       }
-      const taskId = yield* DeadLetters.replay(n, args.sequence.value)
-      return yield* Console.log(`replayed #${args.sequence.value} as task ${taskId}`)
-    }
-    if (!args.all) {
-      return yield* new InvalidArguments({
-        problem: given.length > 0 ? `${given.join(", ")} select letters for --all, which was not given` : "no letter given",
-        fix: "give the number of a dead letter (msgsys dlq list shows them), or --all to replay every letter the filters select"
+      const now = yield* Clock.currentTimeMillis
+      const since = Option.isSome(args.since) ? now - Duration.toMillis(yield* parseDuration("--since", args.since.value)) : undefined
+      const { letters, unreadable } = yield* DeadLetters.select(n, {
+        actor: Option.getOrUndefined(args.actor),
+        tenant: Option.getOrUndefined(args.tenant),
+        subject: Option.getOrUndefined(args.subject),
+        since
       })
-    }
-    const now = yield* Clock.currentTimeMillis
-    const since = Option.isSome(args.since) ? now - Duration.toMillis(yield* parseDuration("--since", args.since.value)) : undefined
-    const { letters, unreadable } = yield* DeadLetters.select(n, {
-      actor: Option.getOrUndefined(args.actor),
-      tenant: Option.getOrUndefined(args.tenant),
-      subject: Option.getOrUndefined(args.subject),
-      since
-    })
-    const progress = Progress.make({ label: "dead letters replayed" })
-    let replayed = 0
-    let gone = 0
-    const bodiless: Array<number> = []
-    for (const [i, letter] of letters.entries()) {
-      const outcome = yield* DeadLetters.replay(n, letter.sequence).pipe(
-        Effect.as("replayed" as const),
-        Effect.catchTags({
-          // replayed by someone else, the DLQ worker or an earlier run of this command meanwhile
-          LetterNotFound: () => Effect.succeed("gone" as const),
-          LetterBodyMissing: () => Effect.succeed("bodiless" as const)
-        }),
-        Effect.tapError(() =>
-          Effect.sync(() => {
-            progress.finish()
-            process.stderr.write(
-              `stopped after replaying ${plural(replayed, "dead letter")} of ${letters.length}: ` +
-                "run the same command again to replay the rest (replayed letters are gone; a letter whose replay " +
-                "was stored before the error is not enqueued twice)\n"
-            )
-          })
+      const progress = Progress.make({ label: "dead letters replayed" })
+      let replayed = 0
+      let gone = 0
+      const bodiless: Array<number> = []
+      for (const [i, letter] of letters.entries()) {
+        const outcome = yield* DeadLetters.replay(n, letter.sequence).pipe(
+          Effect.as("replayed" as const),
+          Effect.catchTags({
+            // replayed by someone else, the DLQ worker or an earlier run of this command meanwhile
+            LetterNotFound: () => Effect.succeed("gone" as const),
+            LetterBodyMissing: () => Effect.succeed("bodiless" as const)
+          }),
+          Effect.tapError(() =>
+            Effect.sync(() => {
+              progress.finish()
+              process.stderr.write(
+                `stopped after replaying ${plural(replayed, "dead letter")} of ${letters.length}: ` +
+                  "run the same command again to replay the rest (replayed letters are gone; a letter whose replay " +
+                  "was stored before the error is not enqueued twice)\n"
+              )
+            })
+          )
         )
-      )
-      if (outcome === "replayed") replayed++
-      else if (outcome === "gone") gone++
-      else bodiless.push(letter.sequence)
-      progress.update(i + 1, letters.length)
-    }
-    progress.finish()
-    yield* Console.log(summary(`replayed ${plural(replayed, "dead letter")}`, [
-      [gone, "gone already"],
-      [bodiless.length, `left: the body is gone (${bodiless.map((s) => `#${s}`).join(", ")}; msgsys dlq show prints them)`],
-      [unreadable, "not msgsys letters, left alone (msgsys dlq list shows them)"]
-    ]))
-  }).pipe(Effect.provide(clientLayer), Effect.scoped)).pipe(
+        if (outcome === "replayed") replayed++
+        else if (outcome === "gone") gone++
+        else bodiless.push(letter.sequence)
+        progress.update(i + 1, letters.length)
+      }
+      progress.finish()
+      yield* Console.log(summary(`replayed ${plural(replayed, "dead letter")}`, [
+        [gone, "gone already"],
+        [bodiless.length, `left: the body is gone (${bodiless.map((s) => `#${s}`).join(", ")}; msgsys dlq show prints them)`],
+        [unreadable, "not msgsys letters, left alone (msgsys dlq list shows them)"]
+      ]))
+    }).pipe(Effect.provide(clientLayer), Effect.scoped))).pipe(
     Command.withDescription(
       "republish dead letters' original messages through the normal path (a fresh attempt count), then remove the " +
         "letters; a letter's replay is stored once even when run twice"
-    )
+    ),
+    Command.withExamples([
+      { command: "msgsys dlq replay 1234", description: "one letter" },
+      { command: "msgsys dlq replay --all --actor etl --since 1h", description: "every letter of etl from the last hour, with a progress bar on a terminal" },
+      { command: "msgsys dlq replay --all --subject 'etl.>' --tenant acme", description: "by subject pattern and tenant" }
+    ])
   )
 
 /** Asks on a terminal, or needs --yes elsewhere (a script must say it means it). */
@@ -247,7 +305,11 @@ const purge = Command.make("purge", {
     progress.finish()
     yield* Console.log(summary(`deleted ${plural(deleted, "dead letter")}`, [[letters.length - deleted, "gone already"]]))
   }).pipe(Effect.provide(natsLayer), Effect.scoped)).pipe(
-    Command.withDescription("delete dead letters for good (asks first on a terminal; --yes elsewhere)")
+    Command.withDescription("delete dead letters for good (asks first on a terminal; --yes elsewhere)"),
+    Command.withExamples([
+      { command: "msgsys dlq purge --older-than 30d", description: "letters older than 30 days, after asking" },
+      { command: "msgsys dlq purge --actor etl --tenant acme --yes", description: "in a script: --yes instead of the question" }
+    ])
   )
 
 // ---------------------------------------------------------------------------------------------
@@ -283,7 +345,11 @@ const exhaustedList = Command.make("list", {
     for (const row of rows) yield* Console.log(exhaustedLine(row))
     if (total > rows.length) yield* Console.log(`${total - rows.length} older: msgsys dlq exhausted list --limit ${total}`)
   }).pipe(Effect.provide(exhaustedLayer), Effect.scoped)).pipe(
-    Command.withDescription("list the letters the DLQ worker gave up on, newest first")
+    Command.withDescription("list the letters the DLQ worker gave up on, newest first"),
+    Command.withExamples([
+      { command: "msgsys dlq exhausted list", description: "the newest 100" },
+      { command: "msgsys dlq exhausted list --actor etl --json", description: "one actor's, as JSON" }
+    ])
   )
 
 const exhaustedShow = Command.make("show", { id: Argument.String("task-id") }, (args) =>
@@ -295,7 +361,8 @@ const exhaustedShow = Command.make("show", { id: Argument.String("task-id") }, (
     const body = Uint8Array.from(Buffer.from(payload, "base64"))
     yield* Console.log(JSON.stringify({ ...rest, bodySize: body.length, ...bodyView(body) }, null, 2))
   }).pipe(Effect.provide(exhaustedLayer), Effect.scoped)).pipe(
-    Command.withDescription("print one exhausted letter: reason, error, attempt history, headers and body")
+    Command.withDescription("print one exhausted letter: reason, error, attempt history, headers and body (JSON)"),
+    Command.withExamples([{ command: "msgsys dlq exhausted show 01JD3Q5Z8X2M4W7K9R1T6Y0B3C", description: "by the task id dlq exhausted list prints" }])
   )
 
 const exhaustedReplay = Command.make("replay", {
@@ -348,7 +415,11 @@ const exhaustedReplay = Command.make("replay", {
     Command.withDescription(
       "republish exhausted letters through the normal path (a fresh attempt count) and mark them replayed; " +
         "one already replayed needs --again"
-    )
+    ),
+    Command.withExamples([
+      { command: "msgsys dlq exhausted replay 01JD3Q5Z8X2M4W7K9R1T6Y0B3C", description: "one letter, once the cause is fixed" },
+      { command: "msgsys dlq exhausted replay --all --actor etl", description: "every one of an actor not replayed yet" }
+    ])
   )
 
 const exhaustedDelete = Command.make("delete", { id: Argument.String("task-id") }, (args) =>
@@ -356,16 +427,28 @@ const exhaustedDelete = Command.make("delete", { id: Argument.String("task-id") 
     const store = yield* ExhaustedStore
     if (!(yield* store.remove(args.id))) return yield* new ExhaustedLetters.ExhaustedNotFound({ id: args.id })
     yield* Console.log(`deleted exhausted letter ${args.id}`)
-  }).pipe(Effect.provide(exhaustedLayer), Effect.scoped)).pipe(Command.withDescription("delete one exhausted letter for good"))
+  }).pipe(Effect.provide(exhaustedLayer), Effect.scoped)).pipe(
+    Command.withDescription("delete one exhausted letter for good"),
+    Command.withExamples([{ command: "msgsys dlq exhausted delete 01JD3Q5Z8X2M4W7K9R1T6Y0B3C", description: "by its task id" }])
+  )
 
 const exhausted = Command.make("exhausted").pipe(
   Command.withDescription("the dead letters the DLQ worker gave up on, kept in the SQLite file"),
+  Command.withExamples([
+    { command: "msgsys dlq exhausted list", description: "what the DLQ worker gave up on" },
+    { command: "msgsys dlq exhausted replay --all", description: "try them all again" }
+  ]),
   Command.withSubcommands([exhaustedList, exhaustedShow, exhaustedReplay, exhaustedDelete])
 )
 
 /** @category commands @since 0.1.0 */
 export const dlq = Command.make("dlq").pipe(
   Command.withDescription("inspect, replay and delete dead letters, and the exhausted ones"),
+  Command.withExamples([
+    { command: "msgsys dlq list", description: "what is there" },
+    { command: "msgsys dlq show 1234", description: "why one letter died" },
+    { command: "msgsys dlq replay 1234", description: "run it again" }
+  ]),
   Command.withSubcommands([list, show, replay, purge, exhausted])
 )
 
@@ -380,5 +463,8 @@ export const dlqWorker = Command.make("dlq-worker", {}, () =>
     Command.withDescription(
       "run only the DLQ worker until SIGTERM/SIGINT: retry dead letters with long backoff, store what still fails as " +
         "exhausted (msgsys worker runs one too unless MSGSYS_DLQ_WORKER=off)"
-    )
+    ),
+    Command.withExamples([
+      { command: "MSGSYS_DLQ_WORKER=off msgsys worker & msgsys dlq-worker", description: "workers without one, and one on its own" }
+    ])
   )

@@ -3,7 +3,7 @@
  * replaying a group from a time or a stream sequence.
  * @since 0.1.0
  */
-import { Clock, Console, Data, Duration, Effect, Option } from "effect"
+import { Clock, Console, Data, Duration, Effect, Option, Runtime } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { Nats } from "../broker/Nats.ts"
 import * as Subjects from "../broker/Subjects.ts"
@@ -17,9 +17,12 @@ import * as Control from "../runtime/Control.ts"
 import * as Client from "../task/Client.ts"
 import { InvalidJson } from "./CliInput.ts"
 import { clientLayer } from "./CliLayers.ts"
+import { ExitCode } from "./Usage.ts"
 
 /** `--since` is neither a duration back from now nor a time. @category errors @since 0.1.0 */
 export class InvalidSince extends Data.TaggedError("InvalidSince")<{ readonly value: string }> {
+  // a malformed flag value: the command line is wrong
+  override readonly [Runtime.errorExitCode] = ExitCode.usage
   override get message() {
     return `--since ${JSON.stringify(this.value)} is neither a duration back from now (1h, 30m, 2d) nor a time ` +
       "(2026-11-30T10:00Z, 2026-11-30T10:00:00+01:00)"
@@ -28,6 +31,7 @@ export class InvalidSince extends Data.TaggedError("InvalidSince")<{ readonly va
 
 /** A replay needs exactly one start. @category errors @since 0.1.0 */
 export class ReplayStartMissing extends Data.TaggedError("ReplayStartMissing")<{ readonly both: boolean }> {
+  override readonly [Runtime.errorExitCode] = ExitCode.usage
   override get message() {
     return this.both
       ? "give --since or --seq, not both"
@@ -84,7 +88,11 @@ const publish = Command.make("publish", {
       ? `duplicate: event ${published.id} was already stored as ${stream} #${published.sequence}; nothing new was stored`
       : `published event ${published.id} as ${stream} #${published.sequence}`)
   }).pipe(Effect.provide(clientLayer))).pipe(
-    Command.withDescription("publish a JSON event (no schema here: the groups' handlers check it); prints its id and stream sequence")
+    Command.withDescription("publish a JSON event (no schema here: the groups' handlers check it); prints its id and stream sequence"),
+    Command.withExamples([
+      { command: "msgsys events publish events.user.registered '{\"userId\":\"u-1\"}' --tenant acme", description: "publish one event" },
+      { command: "msgsys events publish events.user.registered '{\"userId\":\"u-1\"}' --id reg-u-1 --json", description: "stored once per id; the result as JSON" }
+    ])
   )
 
 const groups = Command.make("groups", {
@@ -119,7 +127,11 @@ const groups = Command.make("groups", {
       }
     }
   }).pipe(Effect.provide(clientLayer))).pipe(
-    Command.withDescription("every events stream and its groups: filter, lag (not yet delivered), ack pending, redelivered, last delivered vs last sequence")
+    Command.withDescription("every events stream and its groups: filter, lag (not yet delivered), ack pending, redelivered, last delivered vs last sequence"),
+    Command.withExamples([
+      { command: "msgsys events groups", description: "every group and how far behind it is" },
+      { command: "msgsys events groups --domain events --json", description: "one domain's, as JSON" }
+    ])
   )
 
 const replay = Command.make("replay", {
@@ -144,11 +156,20 @@ const replay = Command.make("replay", {
     )
     if (done.stayedPaused) yield* Console.log(`the group was paused and stays paused: \`msgsys resume ${done.group}\` starts the replay`)
   }).pipe(Effect.provide(clientLayer))).pipe(
-    Command.withDescription("make a group handle its events again from a time (--since) or a stream sequence (--seq)")
+    Command.withDescription("make a group handle its events again from a time (--since) or a stream sequence (--seq)"),
+    Command.withExamples([
+      { command: "msgsys events replay welcome-mails --since 1h", description: "the last hour's events again" },
+      { command: "msgsys events replay welcome-mails --since 2026-11-30T10:00Z", description: "from a time" },
+      { command: "msgsys events replay welcome-mails --seq 1200", description: "from a stream sequence" }
+    ])
   )
 
 /** @category commands @since 0.1.0 */
 export const events = Command.make("events").pipe(
   Command.withDescription("publish events, look at the groups, replay a group"),
+  Command.withExamples([
+    { command: "msgsys events groups", description: "the groups and their lag" },
+    { command: "msgsys events replay welcome-mails --since 1h", description: "handle the last hour again" }
+  ]),
   Command.withSubcommands([publish, groups, replay])
 )

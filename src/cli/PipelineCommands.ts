@@ -66,17 +66,28 @@ const status = Command.make("status", {
       : yield* pipelines.status(args.pipelineId)
     yield* args.json ? Console.log(JSON.stringify(s, null, 2)) : Console.log(describe(s).join("\n"))
   }).pipe(Effect.provide(layer))).pipe(
-    Command.withDescription("print a pipeline's steps with their task ids and statuses, and its output or failure")
+    Command.withDescription("print a pipeline's steps with their task ids and statuses, and its output or failure"),
+    Command.withExamples([
+      { command: "msgsys pipeline status 01JD3Q5Z8X2M4W7K9R1T6Y0B3C", description: "where each step stands" },
+      { command: "msgsys pipeline status 01JD3Q5Z8X2M4W7K9R1T6Y0B3C --wait 1m --json", description: "wait for its end, as JSON" }
+    ])
   )
 
 const cancel = Command.make("cancel", { pipelineId: Argument.String("pipeline-id") }, (args) =>
   Effect.gen(function*() {
     yield* Pipelines.Pipelines.use((p) => p.cancel(args.pipelineId))
     yield* Console.log(`cancel requested for pipeline ${args.pipelineId}: its running step is interrupted, later steps never run`)
-  }).pipe(Effect.provide(layer))).pipe(Command.withDescription("cancel a pipeline's steps that have not finished"))
+  }).pipe(Effect.provide(layer))).pipe(
+    Command.withDescription("cancel a pipeline's steps that have not finished"),
+    Command.withExamples([{ command: "msgsys pipeline cancel 01JD3Q5Z8X2M4W7K9R1T6Y0B3C", description: "its running step is interrupted" }])
+  )
 
 /** @category commands @since 0.1.0 */
 export const pipeline = Command.make("pipeline").pipe(
   Command.withDescription("look at and cancel pipelines"),
+  Command.withExamples([
+    { command: "msgsys pipeline status 01JD3Q5Z8X2M4W7K9R1T6Y0B3C", description: "a pipeline's steps" },
+    { command: "msgsys pipeline cancel 01JD3Q5Z8X2M4W7K9R1T6Y0B3C", description: "stop it" }
+  ]),
   Command.withSubcommands([status, cancel])
 )

@@ -3,7 +3,7 @@
  * `msgsys scheduler` (a replica, until SIGTERM/SIGINT).
  * @since 0.1.0
  */
-import { Console, Data, Effect, Layer, Option } from "effect"
+import { Console, Data, Effect, Layer, Option, Runtime } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { existsSync } from "node:fs"
 import { resolve } from "node:path"
@@ -21,9 +21,12 @@ import { InvalidJson, parseDuration } from "./CliInput.ts"
 import { natsLayer } from "./CliLayers.ts"
 import * as DevState from "./DevState.ts"
 import * as Entry from "./Entry.ts"
+import { ExitCode } from "./Usage.ts"
 
 /** `--missed` names no policy. @category errors @since 0.1.0 */
 export class InvalidMissedPolicy extends Data.TaggedError("InvalidMissedPolicy")<{ readonly value: string }> {
+  // a malformed flag value: the command line is wrong
+  override readonly [Runtime.errorExitCode] = ExitCode.usage
   override get message() {
     return `--missed ${JSON.stringify(this.value)} is no missed-tick policy: use skip (run none of the missed ticks), ` +
       "once (run once for all of them) or catch-up:N (run the last N, N from 1 to 1000)"
@@ -44,12 +47,15 @@ const entryFlag = Flag.String("entry").pipe(
   Flag.withDescription(`module whose tasks payloads are checked against (default ${Entry.defaultEntry}, when it exists)`)
 )
 
-/** The tasks of the entry module: the given one (it must load), else the default one if there is one. */
+/**
+ * The tasks of the entry module: the given one (it must load), else the one built into a compiled
+ * msgsys, else the default one if there is one.
+ */
 const tasksOf = (entry: Option.Option<string>) =>
   Effect.gen(function*() {
-    const path = Option.getOrUndefined(entry)
-    if (path === undefined && !existsSync(resolve(Entry.defaultEntry))) return [] as ReadonlyArray<Task.Any>
-    const app = yield* Entry.load(path)
+    const none = Option.isNone(entry) && (yield* Entry.Bundled) === undefined && !existsSync(resolve(Entry.defaultEntry))
+    if (none) return [] as ReadonlyArray<Task.Any>
+    const app = yield* Entry.load(entry)
     return app.actors.flatMap((a) => [...a.tasks.values()]) as ReadonlyArray<Task.Any>
   })
 
@@ -95,7 +101,13 @@ const list = Command.make("list", { json: jsonFlag }, (args) =>
       if (args.json) return yield* Console.log(JSON.stringify(all.map(viewJson), null, 2))
       if (all.length === 0) return yield* Console.log("no schedules (add one with `msgsys schedule add`)")
       for (const v of all) yield* Console.log(line(v))
-    }))).pipe(Command.withDescription("list the schedules: trigger, task, next run (or paused), missed-tick policy, last tick"))
+    }))).pipe(
+    Command.withDescription("list the schedules: trigger, task, next run (or paused), missed-tick policy, last tick"),
+    Command.withExamples([
+      { command: "msgsys schedule list", description: "one line a schedule" },
+      { command: "msgsys schedule list --json | jq -r '.[] | select(.paused) | .name'", description: "the paused ones" }
+    ])
+  )
 
 const add = Command.make("add", {
   name: nameArg,
@@ -140,7 +152,17 @@ const add = Command.make("add", {
         if (args.output) return yield* Console.log(JSON.stringify(viewJson(view), null, 2))
         yield* Console.log(`schedule ${record.name} ${args.replace ? "stored" : "added"}: ${line(view)}`)
       }))
-  })).pipe(Command.withDescription("add a schedule (or, with --replace, change one): a cron or an interval that enqueues a task"))
+  })).pipe(
+    Command.withDescription("add a schedule (or, with --replace, change one): a cron or an interval that enqueues a task"),
+    Command.withExamples([
+      {
+        command: "msgsys schedule add nightly etl.extract '{\"tenant\":\"acme\",\"source\":\"crm\",\"rows\":0}' --cron \"0 2 * * *\" --tz Europe/Berlin",
+        description: "every night at 02:00 Berlin time"
+      },
+      { command: "msgsys schedule add heartbeat etl.transform '{\"tenant\":\"acme\",\"values\":[1]}' --every 30s --missed skip", description: "every 30 seconds; ticks missed while down are skipped" },
+      { command: "msgsys schedule add nightly etl.extract '{\"tenant\":\"acme\",\"source\":\"crm\",\"rows\":0}' --cron \"30 3 * * *\" --replace", description: "change it" }
+    ])
+  )
 
 const control = (name: "pause" | "resume" | "remove") =>
   Command.make(name, { name: nameArg }, (args) =>
@@ -158,7 +180,7 @@ const control = (name: "pause" | "resume" | "remove") =>
         : name === "resume"
         ? "start a paused schedule's ticks again (ticks that passed meanwhile follow its missed-tick policy)"
         : "remove a schedule and its last tick"
-    ))
+    ), Command.withExamples([{ command: `msgsys schedule ${name} nightly`, description: `${name} the schedule named nightly` }]))
 
 const next = Command.make("next", {
   name: nameArg,
@@ -172,11 +194,22 @@ const next = Command.make("next", {
       if (args.json) return yield* Console.log(JSON.stringify(times.map(iso)))
       if (view.schedule.paused) yield* Console.log(`(schedule ${args.name} is paused: these are the times it would run)`)
       for (const at of times) yield* Console.log(when(at, view.schedule.trigger))
-    }))).pipe(Command.withDescription("print a schedule's next run times"))
+    }))).pipe(
+    Command.withDescription("print a schedule's next run times"),
+    Command.withExamples([
+      { command: "msgsys schedule next nightly", description: "the next 5 run times, in UTC and the schedule's zone" },
+      { command: "msgsys schedule next nightly --count 1 --json", description: "the next one, as JSON" }
+    ])
+  )
 
 /** @category commands @since 0.1.0 */
 export const schedule = Command.make("schedule").pipe(
   Command.withDescription("manage schedules: cron or interval ticks that enqueue tasks"),
+  Command.withExamples([
+    { command: "msgsys schedule list", description: "what is scheduled" },
+    { command: "msgsys schedule add heartbeat etl.transform '{\"tenant\":\"acme\",\"values\":[1]}' --every 1m", description: "a task every minute" },
+    { command: "msgsys schedule pause heartbeat", description: "stop its ticks on every scheduler" }
+  ]),
   Command.withSubcommands([list, add, control("pause"), control("resume"), control("remove"), next])
 )
 
@@ -201,5 +234,9 @@ export const scheduler = Command.make("scheduler", { entry: entryFlag }, (args) 
     const tasks = yield* tasksOf(args.entry)
     return yield* Layer.launch(replicaLayer(settings, tasks)).pipe(Effect.provide(Main.logging(settings)))
   }).pipe(Effect.provide(DevState.configLayer))).pipe(
-    Command.withDescription("run a scheduler replica until SIGTERM/SIGINT (any number may run: each tick is enqueued once)")
+    Command.withDescription("run a scheduler replica until SIGTERM/SIGINT (any number may run: each tick is enqueued once)"),
+    Command.withExamples([
+      { command: "MSGSYS_NATS_URL=nats://nats:4222 msgsys scheduler", description: "a replica; start two or three for availability" },
+      { command: "msgsys scheduler --entry src/app.ts", description: "checking payloads against your own tasks" }
+    ])
   )

@@ -190,5 +190,11 @@ export const status = Command.make("status", {
     Command.withDescription(
       "actors (queued, running, retrying, delayed, dead), pools, the workers alive and the last failures; " +
         "--broker adds the streams and consumers"
-    )
+    ),
+    Command.withExamples([
+      { command: "msgsys status", description: "the installation at a glance" },
+      { command: "msgsys status --watch", description: "refreshed every 2 seconds until Ctrl-C" },
+      { command: "msgsys status --json | jq '.actors'", description: "for a script" },
+      { command: "msgsys status --broker", description: "with the raw streams and consumers" }
+    ])
   )

@@ -4,8 +4,9 @@
  * `msgsys frobnicate --help` learns nothing. This names the unknown command and fails.
  * @since 0.1.0
  */
-import { Data, Effect } from "effect"
+import { Data, Effect, Runtime } from "effect"
 import type { Command } from "effect/cli"
+import { ExitCode } from "./Usage.ts"
 
 /** A word where a subcommand was expected names none. @category errors @since 0.1.0 */
 export class UnknownCommand extends Data.TaggedError("UnknownCommand")<{
@@ -13,6 +14,7 @@ export class UnknownCommand extends Data.TaggedError("UnknownCommand")<{
   readonly name: string
   readonly known: ReadonlyArray<string>
 }> {
+  override readonly [Runtime.errorExitCode] = ExitCode.usage
   override get message() {
     const parent = this.path.join(" ")
     return `unknown command ${JSON.stringify(this.name)} for ${parent}: use one of ${this.known.join(", ")} ` +
@@ -21,7 +23,7 @@ export class UnknownCommand extends Data.TaggedError("UnknownCommand")<{
 }
 
 // built-in flags that take no value; every other flag before a subcommand takes one (--log-level debug)
-const noValue = new Set(["--help", "-h", "--version", "-v", "--wizard"])
+const noValue = new Set(["--help", "-h", "--version", "-v", "--wizard", "--verbose"])
 
 /**
  * Walks `argv` down `root`'s subcommands and fails on the first word that names none. Stops at

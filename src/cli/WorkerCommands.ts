@@ -20,6 +20,7 @@ import * as Scheduler from "../scheduler/Scheduler.ts"
 import { natsLayer } from "./CliLayers.ts"
 import * as DevState from "./DevState.ts"
 import * as Entry from "./Entry.ts"
+import * as Output from "./Output.ts"
 
 const list = (value: Option.Option<string>) =>
   Option.match(value, {
@@ -28,8 +29,10 @@ const list = (value: Option.Option<string>) =>
   })
 
 const entryFlag = Flag.String("entry").pipe(
-  Flag.withDefault(Entry.defaultEntry),
-  Flag.withDescription("module that default-exports App.make({ actors, handlers })")
+  Flag.optional,
+  Flag.withDescription(
+    `module that default-exports App.make({ actors, handlers }); default ${Entry.defaultEntry}, or the actors built into a compiled msgsys`
+  )
 )
 
 /** @category commands @since 0.1.0 */
@@ -52,7 +55,12 @@ export const worker = Command.make("worker", {
       Effect.provide(Main.logging(settings))
     )
   }).pipe(Effect.provide(DevState.configLayer))).pipe(
-    Command.withDescription("run the actors of an entry module until SIGTERM/SIGINT, then shut down gracefully")
+    Command.withDescription("run the actors of an entry module until SIGTERM/SIGINT, then shut down gracefully"),
+    Command.withExamples([
+      { command: "MSGSYS_NATS_URL=nats://nats:4222 msgsys worker", description: "every actor, against a server" },
+      { command: "msgsys worker --pools fast", description: "only the actors of the fast pool" },
+      { command: "msgsys worker --actors etl,reports --entry src/app.ts", description: "two actors of your own entry module" }
+    ])
   )
 
 /** @category commands @since 0.1.0 */
@@ -74,6 +82,8 @@ export const dev = Command.make("dev", {
       yield* DevState.record(base.dataDir, { url: server.url, pid: process.pid, startedAt: new Date().toISOString() })
     }
     const url = settings.nats.servers.join(",")
+    // how this msgsys is called: a compiled one by its own path
+    const self = (yield* Entry.Bundled) === undefined ? "bun run msgsys" : process.execPath
     // a scheduler replica beside the workers: schedules added with `msgsys schedule add` run
     const runtime = Scheduler.layer({ tasks: app.actors.flatMap((a) => [...a.tasks.values()]) }).pipe(
       Layer.provideMerge(App.layer(app, { config: Layer.succeed(MsgsysConfig.MsgsysConfig, settings) }))
@@ -89,10 +99,10 @@ export const dev = Command.make("dev", {
         `  dashboard  ${http.url ?? "off (MSGSYS_HTTP_PORT=0)"}${http.url ? "   (also /healthz, /readyz, /metrics)" : ""}`,
         `  actors     ${w.actors.join(", ")}`,
         `  tasks      ${app.actors.flatMap((a) => [...a.tasks.keys()]).join(", ")}`,
-        `  try        bun run msgsys enqueue TASK 'INPUT-AS-JSON' --wait`,
-        `             bun run msgsys status | audit tail -f | dlq list`,
-        `  schedules  bun run msgsys schedule add NAME TASK 'INPUT-AS-JSON' --every 1m   (or --cron "0 9 * * *")`,
-        `             bun run msgsys schedule list | next NAME | pause NAME | remove NAME`,
+        `  try        ${self} enqueue TASK 'INPUT-AS-JSON' --wait`,
+        `             ${self} status | audit tail -f | dlq list`,
+        `  schedules  ${self} schedule add NAME TASK 'INPUT-AS-JSON' --every 1m   (or --cron "0 9 * * *")`,
+        `             ${self} schedule list | next NAME | pause NAME | remove NAME`,
         args.once ? "  running the demo once" : "  Ctrl-C stops everything",
         ""
       ].join("\n"))
@@ -104,12 +114,19 @@ export const dev = Command.make("dev", {
       return yield* Effect.never
     }).pipe(Effect.provide(runtime), Effect.provide(Main.logging(settings)))
   }).pipe(Effect.scoped)).pipe(
-    Command.withDescription("start an embedded NATS (unless MSGSYS_NATS_URL is set), the workers of every actor and a scheduler")
+    Command.withDescription("start an embedded NATS (unless MSGSYS_NATS_URL is set), the workers of every actor and a scheduler"),
+    Command.withExamples([
+      { command: "msgsys dev", description: "run until Ctrl-C; other commands in this directory find the server" },
+      { command: "msgsys dev --once", description: "run the demo to completion, then exit 0" }
+    ])
   )
 
 
 /** @category commands @since 0.1.0 */
-export const topology = Command.make("topology", { entry: entryFlag }, (args) =>
+export const topology = Command.make("topology", {
+  entry: entryFlag,
+  json: Output.jsonFlag("print the changes as a JSON array of {action, resource, fields}")
+}, (args) =>
   Effect.gen(function*() {
     const app = yield* Entry.load(args.entry)
     const settings = yield* MsgsysConfig.MsgsysConfig
@@ -120,9 +137,14 @@ export const topology = Command.make("topology", { entry: entryFlag }, (args) =>
       KvPipelineStore.topology(names, settings.resultTtl),
       ...app.actors.map((actor) => ActorTopology.forActor(names, actor, settings))
     ))
+    if (args.json) return yield* Output.json(changes)
     for (const c of changes) {
       yield* Console.log(`${c.action.padEnd(9)} ${c.resource}${c.fields?.length ? ` (${c.fields.join(", ")})` : ""}`)
     }
   }).pipe(Effect.provide(natsLayer), Effect.scoped)).pipe(
-    Command.withDescription("declare the streams, consumers and buckets of an entry module's actors (idempotent)")
+    Command.withDescription("declare the streams, consumers and buckets of an entry module's actors (idempotent)"),
+    Command.withExamples([
+      { command: "msgsys topology", description: "create or update what is missing; prints each change" },
+      { command: "msgsys topology --entry src/app.ts --json", description: "your own actors, changes as JSON" }
+    ])
   )

@@ -1,8 +1,9 @@
 /**
  * Running a msgsys program as a process: logging from the config, and signals. On SIGTERM or
  * SIGINT the main fiber is interrupted, every finalizer runs (the worker's graceful shutdown, the
- * audit flush, the NATS drain), and the process exits 0 (guarantee 7). A failure exits 1 after
- * printing its message, which names the problem and the fix.
+ * audit flush, the NATS drain), and the process exits 0 (guarantee 7). A failure exits 1 (or the
+ * code its error declares with `Runtime.errorExitCode`) after printing its message, which names
+ * the problem and the fix, on one line; the whole cause with its stack traces only when asked.
  * @since 0.1.0
  */
 import { Cause, Effect, Exit, Layer, Logger, References, Runtime } from "effect"
@@ -19,6 +20,13 @@ export const resolveLogFormat = (
 ): "pretty" | "json" | "logfmt" => format === "auto" ? (terminal ? "pretty" : "json") : format
 
 /**
+ * Pretty logs are coloured only on a terminal, and never with `NO_COLOR` set: they go to stderr,
+ * which `Logger.consolePretty` does not look at (it asks stdout). The same rule as `cli/Style`.
+ */
+const stderrColors = () =>
+  process.stderr.isTTY === true && !process.env.NO_COLOR && process.env.TERM !== "dumb"
+
+/**
  * The logger and minimum level the settings ask for. Logs go to stderr, so a command's output on
  * stdout (a task id, a result as JSON) stays clean for scripts.
  * @category layers @since 0.1.0
@@ -31,7 +39,7 @@ export const logging = (settings: Pick<MsgsysSettings, "logLevel" | "logFormat">
         ? Logger.withConsoleError(Logger.formatJson)
         : format === "logfmt"
         ? Logger.withConsoleError(Logger.formatLogFmt)
-        : Logger.consolePretty()
+        : Logger.consolePretty({ colors: stderrColors() })
     ]),
     Layer.succeed(References.LogToStderr, true),
     Layer.succeed(References.MinimumLogLevel, settings.logLevel)
@@ -60,19 +68,32 @@ export const levelFromConfig: Layer.Layer<never, never, MsgsysConfig> = Layer.un
     ))
 )
 
-/** One readable line (or a few) for a failure: the error's own message, not a stack. @category utils @since 0.1.0 */
-export const describeFailure = (cause: Cause.Cause<unknown>): string => {
+/**
+ * One readable line (or a few) for a failure: the error's own message, not a stack. With
+ * `verbose`, the whole cause: every error with its stack trace and the causes it wraps.
+ * @category utils @since 0.1.0
+ */
+export const describeFailure = (cause: Cause.Cause<unknown>, options: { readonly verbose?: boolean } = {}): string => {
+  if (options.verbose) return Cause.pretty(cause)
   const error = Cause.squash(cause)
   if (error instanceof Error) return error.message || error.name
   return String(error)
 }
 
+/** How `runMainWith` reports a failure. @category models @since 0.1.0 */
+export interface RunOptions {
+  /** Print the whole cause of a failure, stack traces included. Default false. */
+  readonly verbose?: boolean | undefined
+}
+
 /**
- * Runs `main` as the process: signals interrupt it; exit code 0 after a signal or success, 1
- * after a failure (its message printed to stderr).
+ * Runs `main` as the process: signals interrupt it; exit code 0 after a signal or success. A
+ * failure prints its message to stderr (unless its error says it was shown already, with
+ * `Runtime.errorReported`) and exits with the code its error declares (`Runtime.errorExitCode`),
+ * else 1.
  * @category running @since 0.1.0
  */
-export const runMain = Runtime.makeRunMain(({ fiber }) => {
+export const runMainWith = (options: RunOptions = {}) => Runtime.makeRunMain(({ fiber }) => {
   let signaled = false
   const onSignal = () => {
     if (signaled) return
@@ -85,12 +106,19 @@ export const runMain = Runtime.makeRunMain(({ fiber }) => {
     process.off("SIGINT", onSignal)
     process.off("SIGTERM", onSignal)
     if (Exit.isFailure(exit) && !Cause.hasInterruptsOnly(exit.cause)) {
-      process.stderr.write(`msgsys: ${describeFailure(exit.cause)}\n`)
-      process.exit(1)
+      const error = Cause.squash(exit.cause)
+      if (Runtime.getErrorReported(error)) {
+        process.stderr.write(`msgsys: ${describeFailure(exit.cause, options)}\n`)
+      }
+      process.exit(Runtime.getErrorExitCode(error))
     }
     process.exit(0)
   })
 })
 
-/** Runs an Effect program as the process (see `runMain`). @category running @since 0.1.0 */
-export const run = <A, E>(main: Effect.Effect<A, E>): void => runMain(main, { disableErrorReporting: true })
+/** `runMainWith` with the defaults. @category running @since 0.1.0 */
+export const runMain = runMainWith()
+
+/** Runs an Effect program as the process (see `runMainWith`). @category running @since 0.1.0 */
+export const run = <A, E>(main: Effect.Effect<A, E>, options: RunOptions = {}): void =>
+  runMainWith(options)(main, { disableErrorReporting: true })

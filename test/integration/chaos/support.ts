@@ -54,9 +54,9 @@ const drain = async (stream: ReadableStream<Uint8Array> | undefined, sink: (s: s
   for await (const chunk of stream) sink(decoder.decode(chunk, { stream: true }))
 }
 
-/** Spawns `cmd` with `env`, recording it so `killAll` can end it. */
-export const spawn = (label: string, cmd: Array<string>, env: Record<string, string>): Proc => {
-  const proc = Bun.spawn(cmd, { cwd: root, env, stdout: "pipe", stderr: "pipe", stdin: "ignore" })
+/** Spawns `cmd` with `env` (in the repository root unless `cwd` says), recording it so `killAll` can end it. */
+export const spawn = (label: string, cmd: Array<string>, env: Record<string, string>, options: { readonly cwd?: string } = {}): Proc => {
+  const proc = Bun.spawn(cmd, { cwd: options.cwd ?? root, env, stdout: "pipe", stderr: "pipe", stdin: "ignore" })
   let out = ""
   let err = ""
   let exitedAt: number | undefined

@@ -1,5 +1,8 @@
-import { describe, expect, test } from "bun:test"
+import { afterEach, describe, expect, test } from "bun:test"
 import { Effect } from "effect"
+import type { Command } from "effect/cli"
+import { writeFileSync } from "node:fs"
+import { join } from "node:path"
 import * as EmbeddedNats from "../../../src/broker/EmbeddedNats.ts"
 import { Nats } from "../../../src/broker/Nats.ts"
 import * as Subjects from "../../../src/broker/Subjects.ts"
@@ -8,13 +11,22 @@ import { MsgsysConfig } from "../../../src/config/MsgsysConfig.ts"
 import type * as DeadLetter from "../../../src/dlq/DeadLetter.ts"
 import * as DeadLetters from "../../../src/dlq/DeadLetters.ts"
 import * as ActorTopology from "../../../src/runtime/ActorTopology.ts"
+import * as Cli from "../../../src/cli/main.ts"
 import { natsHarness, tempDir } from "../../support/harness.ts"
+import { killAll, spawn, waitFor } from "../chaos/support.ts"
 
 const h = natsHarness()
+afterEach(killAll)
+
+/** The caller's environment without MSGSYS_* variables and colour switches, so nothing leaks in. */
+const baseEnv = () =>
+  Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !k.startsWith("MSGSYS_") && k !== "NO_COLOR" && k !== "FORCE_COLOR")
+  ) as Record<string, string>
 
 /** Runs the CLI with a clean MSGSYS_* environment plus `env`. */
 const msgsys = async (args: ReadonlyArray<string>, env: Record<string, string> = {}) => {
-  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("MSGSYS_")))
+  const base = baseEnv()
   const proc = Bun.spawn(["bun", "src/cli/main.ts", ...args], {
     env: { ...base, MSGSYS_DATA_DIR: tempDir(), ...env },
     stdout: "pipe",
@@ -27,6 +39,35 @@ const msgsys = async (args: ReadonlyArray<string>, env: Record<string, string> =
   ])
   return { stdout, stderr, code }
 }
+
+const metadata = (i: number): DeadLetter.Metadata => ({
+  taskId: `task-${i}`,
+  subject: "etl.extract",
+  actor: "etl",
+  tenant: i % 2 === 0 ? "acme" : "globex",
+  reason: "poison",
+  error: { tag: "PayloadDecodeError", message: `cannot decode #${i}` },
+  attempts: 1,
+  history: [],
+  deadLetteredAt: 1_000 + i
+})
+/** Dead letters made in this process for the CLI to read: the given bodies, in order; their sequences. */
+const letters = (prefix: string, bodies: ReadonlyArray<Uint8Array>) =>
+  h.run(Effect.gen(function*() {
+    const config = yield* MsgsysConfig
+    const nats = yield* Nats
+    const names = Subjects.make(prefix)
+    yield* Topology.apply(ActorTopology.shared(names, config))
+    return yield* Effect.forEach(bodies, (body, i) =>
+      Effect.map(DeadLetters.move(nats, names, {
+        stream: `${prefix}_TASKS_etl`,
+        sequence: i + 1,
+        storedSubject: "etl.extract",
+        headers: { "Msgsys-Id": `task-${i}` },
+        body,
+        storedAt: 1
+      }, metadata(i)), (m) => m.sequence))
+  }), { streamPrefix: prefix })
 
 describe("msgsys command", () => {
   test("--help lists the commands", async () => {
@@ -49,17 +90,17 @@ describe("msgsys command", () => {
     expect(wizard.stdout).toContain("Wizard cancelled")
   }, 30_000)
 
-  test("an unknown command, with --help or without, is named with the commands there are, exit 1", async () => {
+  test("an unknown command, with --help or without, is named with the commands there are, exit 2 (usage)", async () => {
     const cases = [[["frobnicate", "--help"], "frobnicate"], [["frobnicate"], "frobnicate"], [["--log-level", "debug", "frob", "-h"], "frob"]] as const
     for (const [args, name] of cases) {
       const { stdout, stderr, code } = await msgsys(args)
-      expect({ args, code }).toEqual({ args, code: 1 })
+      expect({ args, code }).toEqual({ args, code: 2 })
       expect(stdout).toBe("")
       expect(stderr).toContain(`unknown command "${name}" for msgsys: use one of dev, worker`)
     }
-    const nested = await msgsys(["dlq", "frob", "--help"])
-    expect(nested.code).toBe(1)
-    expect(nested.stderr).toContain('unknown command "frob" for msgsys dlq: use one of list, show, replay')
+    const nested = await msgsys(["--verbose", "dlq", "frob", "--help"])
+    expect(nested.code).toBe(2)
+    expect(nested.stderr).toContain('unknown command "frob" for msgsys dlq: use one of list, show, replay, purge, exhausted')
     // known commands still show their help and exit 0
     for (const args of [["dlq", "--help"], ["--log-level", "debug", "--help"], ["enqueue", "--help"]]) {
       const { code, stdout } = await msgsys(args)
@@ -110,9 +151,9 @@ describe("msgsys command", () => {
     expect(stderr).not.toContain("tok-secret")
   }, 30_000)
 
-  test("enqueue with input that is not JSON says so and how to quote it", async () => {
+  test("enqueue with input that is not JSON says so and how to quote it, exit 2", async () => {
     const { stderr, code } = await msgsys(["enqueue", "etl.extract", "{tenant:acme}"], { MSGSYS_NATS_URL: h.server.url })
-    expect(code).toBe(1)
+    expect(code).toBe(2)
     expect(stderr).toContain("not valid JSON")
   }, 30_000)
 
@@ -176,7 +217,7 @@ describe("msgsys events", () => {
     const notJson = await msgsys(["events", "publish", "shop.order.placed", "{oops"], env)
     expect(notJson.stderr).toContain("the event payload is not valid JSON")
     const noStart = await msgsys(["events", "replay", "billing"], env)
-    expect(noStart.code).toBe(1)
+    expect(noStart.code).toBe(2) // the command line lacks --since or --seq
     expect(noStart.stderr).toContain("say where the replay starts: --since 1h")
     const unknown = await msgsys(["events", "replay", "billing", "--seq", "1"], env)
     expect(unknown.code).toBe(1)
@@ -185,35 +226,6 @@ describe("msgsys events", () => {
 })
 
 describe("msgsys dlq", () => {
-  const metadata = (i: number): DeadLetter.Metadata => ({
-    taskId: `task-${i}`,
-    subject: "etl.extract",
-    actor: "etl",
-    tenant: i % 2 === 0 ? "acme" : "globex",
-    reason: "poison",
-    error: { tag: "PayloadDecodeError", message: `cannot decode #${i}` },
-    attempts: 1,
-    history: [],
-    deadLetteredAt: 1_000 + i
-  })
-  /** Dead letters made in this process for the CLI to read: the given bodies, in order; their sequences. */
-  const letters = (prefix: string, bodies: ReadonlyArray<Uint8Array>) =>
-    h.run(Effect.gen(function*() {
-      const config = yield* MsgsysConfig
-      const nats = yield* Nats
-      const names = Subjects.make(prefix)
-      yield* Topology.apply(ActorTopology.shared(names, config))
-      return yield* Effect.forEach(bodies, (body, i) =>
-        Effect.map(DeadLetters.move(nats, names, {
-          stream: `${prefix}_TASKS_etl`,
-          sequence: i + 1,
-          storedSubject: "etl.extract",
-          headers: { "Msgsys-Id": `task-${i}` },
-          body,
-          storedAt: 1
-        }, metadata(i)), (m) => m.sequence))
-    }), { streamPrefix: prefix })
-
   test("list on a server where nothing was ever dead-lettered prints an empty list, exit 0", async () => {
     const env = { MSGSYS_NATS_URL: h.server.url, MSGSYS_STREAM_PREFIX: "CLIDLQEMPTY" }
     // no dead-letter stream at all
@@ -261,7 +273,12 @@ describe("msgsys dlq", () => {
     expect(bad.code).toBe(1)
     expect(bad.stderr).toContain('invalid tenant "a.b"')
 
-    const shownJson = await msgsys(["dlq", "show", String(seqs[0])], env)
+    const shownText = await msgsys(["dlq", "show", String(seqs[0])], env)
+    expect(shownText.code).toBe(0)
+    expect(shownText.stdout).toContain(`dead letter #${seqs[0]}: task task-0  etl.extract  actor etl  tenant acme`)
+    expect(shownText.stdout).toContain("error      PayloadDecodeError: cannot decode #0")
+    expect(shownText.stdout).toContain('body       28 B: {"account":"a-1","amount":3}')
+    const shownJson = await msgsys(["dlq", "show", String(seqs[0]), "--json"], env)
     expect(shownJson.code).toBe(0)
     const parsed = JSON.parse(shownJson.stdout)
     expect(parsed).toMatchObject({
@@ -273,12 +290,179 @@ describe("msgsys dlq", () => {
       bodySize: jsonBody.length,
       body: { account: "a-1", amount: 3 }
     })
-    const shownBinary = JSON.parse((await msgsys(["dlq", "show", String(seqs[1])], env)).stdout)
+    const shownBinary = JSON.parse((await msgsys(["dlq", "show", String(seqs[1]), "--json"], env)).stdout)
     expect(shownBinary.bodySize).toBe(5_000)
     expect(shownBinary.body).toBeUndefined()
     expect(shownBinary.bodyPreview.length).toBeLessThan(300)
     const none = await msgsys(["dlq", "show", "0"], env)
     expect(none.code).toBe(1)
     expect(none.stderr).toContain("no dead letter #0")
+  }, 60_000)
+})
+
+/** Every command path under `command`, the root's included (`[]`), e.g. `["dlq", "list"]`. */
+const commandPaths = (command: Command.Command.Any, path: ReadonlyArray<string> = []): Array<ReadonlyArray<string>> => [
+  path,
+  ...command.subcommands.flatMap((g) => g.commands).flatMap((sub) => commandPaths(sub, [...path, sub.name]))
+]
+
+/** Runs `cmd` on a pseudo-terminal (util-linux `script`): what a person at a terminal sees. */
+const onTerminal = async (cmd: string, env: Record<string, string>) => {
+  const proc = Bun.spawn(["script", "-qec", cmd, "/dev/null"], { env: { ...baseEnv(), ...env }, stdout: "pipe", stderr: "pipe" })
+  const [out, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited])
+  return { out, code }
+}
+const hasScript = Bun.which("script") !== null
+
+describe("msgsys help, output and exit codes", () => {
+  test("every command's --help shows examples of that command, exit 0", async () => {
+    const paths = commandPaths(Cli.msgsys)
+    expect(paths.length).toBeGreaterThanOrEqual(30)
+    for (let i = 0; i < paths.length; i += 4) {
+      await Promise.all(paths.slice(i, i + 4).map(async (path) => {
+        const { stdout, code } = await msgsys([...path, "--help"])
+        const examples = stdout.includes("EXAMPLES") ? stdout.slice(stdout.indexOf("EXAMPLES")) : ""
+        expect({ path, code, examples: examples.includes(["msgsys", ...path].join(" ")) }).toEqual({ path, code: 0, examples: true })
+      }))
+    }
+  }, 120_000)
+
+  test("exit codes: 0 done, 1 failed, 2 a wrong command line (nothing on stdout; the problem and the usage on stderr)", async () => {
+    expect((await msgsys(["--version"])).code).toBe(0)
+    const port = await Effect.runPromise(EmbeddedNats.freePort)
+    const failed = await msgsys(["result", "01JD3Q5Z8X2M4W7K9R1T6Y0B3C"], { MSGSYS_NATS_URL: `nats://127.0.0.1:${port}`, MSGSYS_NATS_RECONNECT_WAIT: "50ms" })
+    expect(failed.code).toBe(1)
+
+    const parseErrors = [
+      [["result"], "Missing required argument: task-id", "usage: msgsys result [flags] <task-id>"],
+      [["dlq", "show", "abc"], 'Invalid value for argument <sequence>: "abc"', "usage: msgsys dlq show"],
+      [["enqueue", "etl.extract", "{}", "--bogus"], "Unrecognized flag: --bogus", "usage: msgsys enqueue"],
+      [["audit", "prune"], "Missing required flag: --older-than", "usage: msgsys audit prune"]
+    ] as const
+    for (const [args, problem, usage] of parseErrors) {
+      const { stdout, stderr, code } = await msgsys(args)
+      expect({ args, code, stdout }).toEqual({ args, code: 2, stdout: "" })
+      expect(stderr).toContain(`msgsys: ${problem}`)
+      expect(stderr).toContain(usage)
+      expect(stderr).toContain(`\`msgsys ${args[0] === "dlq" || args[0] === "audit" ? `${args[0]} ${args[1]}` : args[0]} --help\``)
+      expect(stderr.trim().split("\n").length).toBeLessThanOrEqual(2)
+    }
+    // arguments that do not go together, or a malformed value: told before connecting (nobody listens on the port)
+    const unreachable = { MSGSYS_NATS_URL: `nats://127.0.0.1:${port}` }
+    const wrongValues = [
+      [["dlq", "replay"], "no letter given"],
+      [["dlq", "replay", "3", "--all"], "a letter number and --all were both given"],
+      [["enqueue", "etl.extract", "{tenant:acme}"], "not valid JSON"],
+      [["result", "01JD3Q5Z8X2M4W7K9R1T6Y0B3C", "--wait", "soon"], '--wait "soon" is not a duration']
+    ] as const
+    for (const [args, problem] of wrongValues) {
+      const { stdout, stderr, code } = await msgsys(args, unreachable)
+      expect({ args, code, stdout }).toEqual({ args, code: 2, stdout: "" })
+      expect(stderr).toContain(problem)
+    }
+    // a group without a subcommand: its help, on stderr
+    for (const args of [[], ["dlq"]]) {
+      const { stdout, stderr, code } = await msgsys(args)
+      expect({ args, code, stdout }).toEqual({ args, code: 2, stdout: "" })
+      expect(stderr).toContain("SUBCOMMANDS")
+    }
+  }, 60_000)
+
+  test("a failure is one line without a stack trace; --verbose prints every error with its stack and cause", async () => {
+    const dir = tempDir()
+    const entry = join(dir, "broken.ts")
+    writeFileSync(entry, 'throw new Error("kaput")\n')
+    const env = { MSGSYS_NATS_URL: h.server.url }
+    const plain = await msgsys(["worker", "--entry", entry], env)
+    expect(plain.code).toBe(1)
+    expect(plain.stderr.trim().split("\n")).toEqual([
+      `msgsys: cannot run ${entry}: it failed to load: kaput — the entry module must \`export default App.make({ actors, handlers })\``
+    ])
+    const verbose = await msgsys(["--verbose", "worker", "--entry", entry], env)
+    expect(verbose.code).toBe(1)
+    expect(verbose.stderr).toContain("msgsys: EntryInvalid: cannot run")
+    expect(verbose.stderr).toMatch(/^\s+at .*Entry\.ts:\d+/m)
+    expect(verbose.stderr).toContain("[cause]: Error: kaput")
+    expect(verbose.stderr).toMatch(/^\s+at .*broken\.ts:1/m)
+    // the flag is accepted after the command too
+    expect((await msgsys(["worker", "--entry", entry, "--verbose"], env)).stderr).toContain("[cause]: Error: kaput")
+  }, 30_000)
+
+  test("--json prints what a parser reads: topology, enqueue, result, dlq list/show, audit stats/show/tail", async () => {
+    const dataDir = tempDir()
+    // no DLQ worker: it would take the dead letter below away to the exhausted table at once
+    const env = { MSGSYS_NATS_URL: h.server.url, MSGSYS_STREAM_PREFIX: "CLITEST", MSGSYS_DATA_DIR: dataDir, MSGSYS_DLQ_WORKER: "off" }
+    const json = async (args: ReadonlyArray<string>, code = 0) => {
+      const r = await msgsys(args, env)
+      expect({ args, code: r.code, stderr: r.code === code ? "" : r.stderr }).toEqual({ args, code, stderr: "" })
+      return JSON.parse(r.stdout)
+    }
+    const changes = await json(["topology", "--json"])
+    expect(changes).toContainEqual({ resource: "stream CLITEST_TASKS_etl", action: expect.stringMatching(/^(created|unchanged)$/) })
+
+    const worker = spawn("worker", ["bun", "src/cli/main.ts", "worker"], { ...baseEnv(), ...env, MSGSYS_HTTP_PORT: "0" })
+    await waitFor("the worker to run", () => /worker \S+ running/.test(worker.stderr()), 30_000)
+
+    const enqueued = await json(["enqueue", "etl.transform", '{"tenant":"acme","values":[1,2]}', "--json"])
+    expect(enqueued).toEqual({ id: expect.any(String), subject: "etl.transform", duplicate: false })
+    const record = await json(["result", enqueued.id, "--wait", "20s", "--json"])
+    expect(record).toMatchObject({ id: enqueued.id, status: "succeeded", output: { tenant: "acme", total: 3, count: 2 } })
+    const text = await msgsys(["result", enqueued.id], env)
+    expect(text.stdout).toContain(`${enqueued.id}  etl.transform  succeeded  attempt 1`)
+    expect(text.stdout).toContain('output: {"tenant":"acme","total":3,"count":2}')
+
+    // a task that ends dead: its record, and exit 1
+    const dead = await json(["enqueue", "etl.extract", '{"tenant":"unknown","source":"cli","rows":1}', "--wait", "--json"], 1)
+    expect(dead).toMatchObject({ status: "dead", error: { tag: "UnknownAccount" } })
+    const page = await json(["dlq", "list", "--json"])
+    const letter = page.letters.find((l: { taskId: string }) => l.taskId === dead.id)
+    expect(letter).toMatchObject({ subject: "etl.extract", reason: "permanent" })
+    expect(await json(["dlq", "show", String(letter.sequence), "--json"])).toMatchObject({
+      sequence: letter.sequence,
+      taskId: dead.id,
+      body: { tenant: "unknown", source: "cli", rows: 1 }
+    })
+
+    // the worker's audit trail, read from the same SQLite file
+    const stats = await json(["audit", "stats", "--json"])
+    expect(stats.byStatus.reduce((n: number, b: { count: number }) => n + b.count, 0)).toBeGreaterThan(0)
+    const steps = await json(["audit", "show", enqueued.id, "--json"])
+    expect(steps.map((s: { step: string }) => s.step)).toContain("succeeded")
+    const tail = await msgsys(["audit", "tail", "--limit", "50", "--json"], env)
+    const rows = tail.stdout.trim().split("\n").map((l) => JSON.parse(l))
+    expect(rows).toContainEqual(expect.objectContaining({ messageId: enqueued.id, step: "succeeded" }))
+
+    const replayed = await msgsys(["dlq", "replay", String(letter.sequence)], env)
+    expect(replayed.stdout.trim()).toBe(`replayed #${letter.sequence} as task ${dead.id}`)
+
+    worker.proc.kill("SIGTERM")
+    expect(await worker.exited).toBe(0)
+    // its logs went to a pipe: no colour codes in them
+    expect(worker.stderr()).toContain("INFO")
+    expect(worker.stderr()).not.toContain("\x1b[")
+  }, 90_000)
+
+  test("no colour codes in piped output; colours on a terminal, none there with NO_COLOR", async () => {
+    const prefix = "CLICOLOUR"
+    const env = { MSGSYS_NATS_URL: h.server.url, MSGSYS_STREAM_PREFIX: prefix }
+    await letters(prefix, [new TextEncoder().encode("{}")])
+    const piped = await Promise.all([
+      msgsys(["--help"], env),
+      msgsys(["dlq", "list"], env),
+      msgsys(["dlq", "show", "1"], env),
+      msgsys(["dlq", "show", "x"], env),
+      msgsys(["result", "nope"], env)
+    ])
+    for (const r of piped) expect(r.stdout + r.stderr).not.toContain("\x1b[")
+    expect(piped[1]!.stdout).toContain("poison")
+
+    if (!hasScript) return console.warn("skipped the terminal half: util-linux `script` is not installed")
+    const cmd = "bun src/cli/main.ts dlq list"
+    const tty = await onTerminal(cmd, env)
+    expect(tty.code).toBe(0)
+    expect(tty.out).toContain("\x1b[31mpoison\x1b[39m")
+    const noColor = await onTerminal(cmd, { ...env, NO_COLOR: "1" })
+    expect(noColor.out).toContain("poison")
+    expect(noColor.out).not.toContain("\x1b[")
   }, 60_000)
 })

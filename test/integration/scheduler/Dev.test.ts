@@ -39,7 +39,7 @@ describe("msgsys dev", () => {
       return view?.lastTick ?? undefined
     }, 30_000, 250)
     const taskId = Ticks.taskId("demo", Date.parse(lastTick))
-    const result = await cli(["result", taskId, "--wait", "20s"])
+    const result = await cli(["result", taskId, "--wait", "20s", "--json"])
     expect(result.code).toBe(0)
     expect(JSON.parse(result.stdout)).toMatchObject({ id: taskId, subject: "etl.transform", status: "succeeded", output: { total: 3 } })
 
