@@ -29,7 +29,8 @@ export interface App<
   readonly subscribers: Groups
   /** Events the program publishes (their streams are declared at start). */
   readonly events: ReadonlyArray<Event.Any>
-  readonly handlers: Layer.Layer<Actor.HandlersOf<Actors[number]["name"] | Groups[number]["name"]>, E>
+  /** The handlers; they may use the `Client` (to enqueue tasks and publish events), which the runtime provides. */
+  readonly handlers: Layer.Layer<Actor.HandlersOf<Actors[number]["name"] | Groups[number]["name"]>, E, Client.Client>
   /** A program that exercises the actors and ends; `msgsys dev --once` runs it against the worker. */
   readonly demo: Effect.Effect<unknown, unknown, Client.Client> | undefined
 }
@@ -39,7 +40,7 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>, E, const Gro
   readonly actors: Actors
   readonly subscribers?: Groups
   readonly events?: ReadonlyArray<Event.Any>
-  readonly handlers: Layer.Layer<Actor.HandlersOf<Actors[number]["name"] | Groups[number]["name"]>, E>
+  readonly handlers: Layer.Layer<Actor.HandlersOf<Actors[number]["name"] | Groups[number]["name"]>, E, Client.Client>
   readonly demo?: Effect.Effect<unknown, unknown, Client.Client>
 }): App<Actors, E, Groups> => ({
   _tag: "App",

@@ -153,6 +153,34 @@ export const layer = <const Actors extends ReadonlyArray<Runnable>>(
   }))
 
 /**
+ * The in-memory broker for a whole app, as `App.layer` runs it on NATS: its actors, event groups
+ * and events, its handlers built with this broker's `Client` (so handlers that enqueue or publish
+ * work). Provides `Client` and `MemoryBroker`.
+ *
+ * ```ts
+ * const TestLayer = MemoryBroker.layerApp(app)
+ * ```
+ * @category layers @since 0.1.0
+ */
+export const layerApp = <E>(
+  app: {
+    readonly actors: ReadonlyArray<Actor.Any>
+    readonly subscribers: ReadonlyArray<Subscriber.Any>
+    readonly events: ReadonlyArray<Event.Any>
+    readonly handlers: Layer.Layer<any, E, any>
+  },
+  options: Omit<Options, "events"> = {}
+): Layer.Layer<Client.Client | MemoryBroker, E> =>
+  Layer.effectContext(Effect.gen(function*() {
+    const built = yield* makeWith(
+      [...app.actors, ...app.subscribers],
+      app.handlers as Layer.Layer<Actor.HandlersOf<any>, E, Client.Client>,
+      { ...options, events: app.events }
+    )
+    return Context.make(Client.Client, built.client).pipe(Context.add(MemoryBroker, built.broker))
+  }))
+
+/**
  * Builds the broker, its client and the actors' dispatchers in the current scope.
  * @category constructors @since 0.1.0
  */
@@ -163,7 +191,25 @@ export const make = <const Actors extends ReadonlyArray<Runnable>>(
   { readonly client: Client.Client["Service"]; readonly broker: MemoryBroker["Service"] },
   never,
   Actor.HandlersOf<Actors[number]["name"]> | Scope.Scope
-> =>
+> => build(runnables, undefined, options) as never
+
+/**
+ * `make` with the handlers given as a layer, built once the broker's client exists: handlers that
+ * enqueue tasks or publish events (`Client.Client`) get this broker's client.
+ * @category constructors @since 0.1.0
+ */
+export const makeWith = <const Actors extends ReadonlyArray<Runnable>, E>(
+  runnables: Actors,
+  handlers: Layer.Layer<Actor.HandlersOf<Actors[number]["name"]>, E, Client.Client> | undefined,
+  options: Options = {}
+): Effect.Effect<{ readonly client: Client.Client["Service"]; readonly broker: MemoryBroker["Service"] }, E, Scope.Scope> =>
+  build(runnables, handlers, options) as never
+
+const build = <const Actors extends ReadonlyArray<Runnable>, E>(
+  runnables: Actors,
+  handlers: Layer.Layer<Actor.HandlersOf<Actors[number]["name"]>, E, Client.Client> | undefined,
+  options: Options
+) =>
   Effect.gen(function*() {
     const clock = yield* Clock.Clock
     const now = () => clock.currentTimeMillisUnsafe()
@@ -475,9 +521,15 @@ export const make = <const Actors extends ReadonlyArray<Runnable>>(
     const pools = new Map<string, Pool.Pool>()
     for (const [name, size] of poolSizes) pools.set(name, yield* Pool.make(name, options.poolSize ?? size))
 
+    // the client exists before the handlers: handlers that enqueue or publish get it
+    const client = yield* Client.makeWith({ publisher, maxPayload: () => maxPayload, results, names })
+    const provided = handlers === undefined
+      ? yield* Effect.context<Actor.HandlersOf<Actors[number]["name"]>>()
+      : yield* Layer.build(Layer.provide(handlers, Layer.succeed(Client.Client, client)))
+
     const dispatchers = new Map<string, Dispatcher.Dispatcher>()
     for (const actor of runnables) {
-      const handlers = (yield* actor.Handlers) as Actor.AnyHandlers
+      const handlers = Context.get(provided as Context.Context<any>, actor.Handlers) as Actor.AnyHandlers
       const group = Subscriber.isSubscriber(actor)
       const d = yield* Dispatcher.make({
         workerId: "memory",
@@ -523,7 +575,6 @@ export const make = <const Actors extends ReadonlyArray<Runnable>>(
       }))
     )))
 
-    const client = yield* Client.makeWith({ publisher, maxPayload: () => maxPayload, results, names })
     const broker = MemoryBroker.of({
       deadLetters: Effect.sync(() => [...letters]),
       audit: auditRows,
