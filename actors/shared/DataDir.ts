@@ -1,0 +1,43 @@
+/**
+ * Where the actors keep their files (warehouse, reports, outbox, per-tenant stores): one root
+ * directory, `ACTORS_DATA_DIR` (default `.msgsys/actors`). Tests give each run a temp directory.
+ */
+import { Config, Context, Effect, Layer } from "effect"
+import { mkdirSync } from "node:fs"
+import { join, resolve } from "node:path"
+
+export class DataDir extends Context.Service<DataDir, {
+  readonly root: string
+  /** A path under the root; its directory exists. */
+  readonly file: (...parts: ReadonlyArray<string>) => string
+  /** A directory under the root, created if missing. */
+  readonly dir: (...parts: ReadonlyArray<string>) => string
+}>()("actors/DataDir") {}
+
+/** The data directory at `root`. */
+export const layer = (root: string): Layer.Layer<DataDir> =>
+  Layer.sync(DataDir, () => {
+    const abs = resolve(root)
+    mkdirSync(abs, { recursive: true })
+    const dir = (...parts: ReadonlyArray<string>) => {
+      const path = join(abs, ...parts)
+      mkdirSync(path, { recursive: true })
+      return path
+    }
+    return DataDir.of({
+      root: abs,
+      dir,
+      file: (...parts) => join(dir(...parts.slice(0, -1)), parts[parts.length - 1]!)
+    })
+  })
+
+/** The variable that names the root. */
+export const variable = "ACTORS_DATA_DIR"
+
+/** The data directory from `ACTORS_DATA_DIR` (default `.msgsys/actors`). */
+export const layerFromConfig: Layer.Layer<DataDir> = Layer.unwrap(
+  Effect.map(
+    Effect.orDie(Config.String(variable).pipe(Config.withDefault(join(".msgsys", "actors")))),
+    layer
+  )
+)
