@@ -80,6 +80,11 @@ export interface PublishOptions {
   readonly correlationId?: string
   /** The message that caused this event (a handler passes its `envelope`): correlation, causation, tenant and trace follow it. */
   readonly parent?: Envelope.Envelope
+  /**
+   * More `Msgsys-*` headers (e.g. `Msgsys-Source`), read by handlers in `envelope.extra`. Names
+   * without the prefix, and the envelope's own headers, are dropped: use the options for those.
+   */
+  readonly headers?: Readonly<Record<string, string>>
 }
 
 /** Options of `publishMany`: the same for every event, except an id per payload. @category models @since 0.1.0 */
@@ -225,6 +230,16 @@ const reservedHeaders = new Set(
   [TaskHeaders.RunAt, TaskHeaders.Priority, TaskHeaders.IdempotencyKey, TaskHeaders.Result].map((h) => h.toLowerCase())
 )
 
+/** The caller's extra headers that may travel: `Msgsys-*`, none msgsys sets from options. */
+const extraHeaders = (headers: Readonly<Record<string, string>>): Record<string, string> => {
+  const extra: Record<string, string> = {}
+  for (const name in headers) {
+    const lower = name.toLowerCase()
+    if (lower.startsWith("msgsys-") && !reservedHeaders.has(lower)) extra[name] = headers[name]!
+  }
+  return extra
+}
+
 /** What one enqueue sends. */
 interface Prepared {
   readonly subject: string
@@ -292,13 +307,7 @@ export const makeWith = (transport: Transport) => Effect.gen(function*() {
         : undefined
       const delayed = runAt !== undefined && runAt > now
       const result = options.result ?? task?.result ?? true
-      const extra: Record<string, string> = {}
-      if (options.headers !== undefined) {
-        for (const name in options.headers) {
-          const lower = name.toLowerCase()
-          if (lower.startsWith("msgsys-") && !reservedHeaders.has(lower)) extra[name] = options.headers[name]!
-        }
-      }
+      const extra: Record<string, string> = options.headers !== undefined ? extraHeaders(options.headers) : {}
       if (options.key !== undefined) extra[TaskHeaders.IdempotencyKey] = options.key
       if (!result) extra[TaskHeaders.Result] = "off"
       if (delayed) {
@@ -454,6 +463,7 @@ export const makeWith = (transport: Transport) => Effect.gen(function*() {
         ...(options.id !== undefined ? { id: options.id } : {}),
         tenant,
         version: event.version,
+        ...(options.headers !== undefined ? { extra: extraHeaders(options.headers) } : {}),
         ...(options.correlationId !== undefined ? { correlationId: options.correlationId } : {}),
         ...(options.parent !== undefined ? { parent: options.parent } : {})
       })

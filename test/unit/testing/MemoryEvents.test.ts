@@ -114,4 +114,36 @@ describe("event groups in memory", () => {
             expect((yield* client.publish(Other, { n: 1 })).duplicate).toBe(false)
           }), { events: [Event.make("elsewhere.thing.happened", { payload: { n: Schema.Int } })] })
       ))
+
+  test("a group of one family's events reads that family only: the default filter is the narrowest that covers them", () => {
+    const Created = Event.make("mev.course.created", { payload: { code: Schema.String } })
+    const Deleted = Event.make("mev.course.deleted", { payload: { code: Schema.String } })
+    const ExamCreated = Event.make("mev.exam.created", { payload: { code: Schema.String } })
+    const notes = Subscriber.make("notes", { events: [Created, Deleted] })
+    expect(notes.filter).toBe("mev.course.*")
+    expect(Subscriber.make("wide", { events: [Created, Event.make("mev.course.section.added", { payload: {} })] }).filter).toBe("mev.course.>")
+    const got: Array<string> = []
+    const handle = ({ envelope }: { envelope: { type: string } }) => Effect.sync(() => void got.push(envelope.type))
+    return run([[notes, { [Created.subject]: handle, [Deleted.subject]: handle }]], Effect.gen(function*() {
+      const client = yield* Client.Client
+      yield* client.publish(Created, { code: "CS101" })
+      yield* client.publish(ExamCreated, { code: "CS101-final" })
+      yield* client.publish(Deleted, { code: "CS101" })
+      yield* settle
+      expect(got).toEqual([Created.subject, Deleted.subject])
+      expect(yield* Memory.MemoryBroker.use((b) => b.deadLetters)).toEqual([])
+    }), { events: [ExamCreated] })
+  })
+
+  test("extra Msgsys-* headers of a publish reach the handler's envelope; others are dropped", () => {
+    const extras: Array<Record<string, string>> = []
+    return run([[Subscriber.make("meta", { events: [Registered] }), {
+      [Registered.subject]: ({ envelope }: { envelope: { extra: Record<string, string> } }) => Effect.sync(() => void extras.push({ ...envelope.extra }))
+    }]], Effect.gen(function*() {
+      const client = yield* Client.Client
+      yield* client.publish(Registered, { userId: "u1" }, { headers: { "Msgsys-Source": "schedule-service", "X-Other": "dropped" } })
+      yield* settle
+      expect(extras).toEqual([{ "Msgsys-Source": "schedule-service" }])
+    }))
+  })
 })
