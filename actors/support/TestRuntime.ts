@@ -9,7 +9,7 @@ import type { Context } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { App, MsgsysConfig } from "msgsys"
+import { App, MsgsysConfig, Scheduler } from "msgsys"
 import { EmbeddedNats } from "msgsys/testing"
 
 let counter = 0
@@ -64,12 +64,17 @@ export const natsServer = () => {
       ...overrides,
       nats: { servers: [self.url], connectAttempts: 1, ...overrides.nats }
     }),
-    /** Starts `app` in the current scope. */
+    /** Starts `app` in the current scope; with `scheduler`, a scheduler replica beside it (and `Schedules`). */
     start: <Actors extends ReadonlyArray<any>, E, Groups extends ReadonlyArray<any>>(
       app: App.App<Actors, E, Groups>,
-      settings: MsgsysConfig.Overrides
-    ): Effect.Effect<Context.Context<any>, unknown, Scope.Scope> =>
-      Layer.build(App.layer(app, { config: MsgsysConfig.layerFrom(settings) }))
+      settings: MsgsysConfig.Overrides,
+      options: { readonly scheduler?: boolean } = {}
+    ): Effect.Effect<Context.Context<any>, unknown, Scope.Scope> => {
+      const runtime = App.layer(app, { config: MsgsysConfig.layerFrom(settings) })
+      return options.scheduler
+        ? Layer.build(Scheduler.layer({ tasks: app.actors.flatMap((a) => [...a.tasks.values()]) }).pipe(Layer.provideMerge(runtime)))
+        : Layer.build(runtime)
+    }
   }
   return self
 }
