@@ -31,7 +31,7 @@ const subjectToken = /^[^\s.*>]+$/
 /** Why a subject is not a valid task subject, or undefined when it is. @category validation @since 0.1.0 */
 export const invalidSubject = (subject: string): string | undefined => {
   const tokens = subject.split(".")
-  if (tokens.length < 2) return "needs at least two tokens, the actor's domain first (e.g. \"etl.extract\")"
+  if (tokens.length < 2) return "needs at least two tokens, its domain (the actor, or the events stream) first (e.g. \"etl.extract\")"
   const bad = tokens.find((t) => !subjectToken.test(t))
   if (bad !== undefined) return `has an empty token or one with spaces or wildcards (${JSON.stringify(bad)})`
   if (!nameToken.test(tokens[0]!)) return "its first token (the actor) may hold only letters, digits, _ and -"
@@ -42,11 +42,16 @@ export const invalidSubject = (subject: string): string | undefined => {
 export class InvalidSubject extends Data.TaggedError("InvalidSubject")<{
   readonly subject: string
   readonly problem: string
+  /** What the subject was given for. Default "task". */
+  readonly kind?: "task" | "event"
 }> {
   override get message() {
     const shown = this.subject.length > 80 ? `${JSON.stringify(this.subject.slice(0, 80))}...` : JSON.stringify(this.subject)
-    return `invalid task subject ${shown}: it ${this.problem}. Give the subject of one task, e.g. ` +
-      "\"etl.extract.salesforce\" (wildcards * and > select many subjects and cannot be enqueued to)"
+    return this.kind === "event"
+      ? `invalid event subject ${shown}: it ${this.problem}. Give the subject of one event, e.g. ` +
+        "\"events.user.registered\" (its first token names the events stream; wildcards * and > cannot be published to)"
+      : `invalid task subject ${shown}: it ${this.problem}. Give the subject of one task, e.g. ` +
+        "\"etl.extract.salesforce\" (wildcards * and > select many subjects and cannot be enqueued to)"
   }
 }
 
@@ -56,12 +61,16 @@ export class InvalidSubject extends Data.TaggedError("InvalidSubject")<{
  * letters live under the prefix).
  * @category validation @since 0.1.0
  */
-export const validateSubject = (subject: string, prefix?: string): Effect.Effect<string, InvalidSubject> => {
+export const validateSubject = (
+  subject: string,
+  prefix?: string,
+  kind: "task" | "event" = "task"
+): Effect.Effect<string, InvalidSubject> => {
   const problem = invalidSubject(subject) ??
     (prefix !== undefined && domainOf(subject) === prefix
       ? `starts with the stream prefix ${prefix}, which is kept for msgsys's internal subjects`
       : undefined)
-  return problem === undefined ? Effect.succeed(subject) : Effect.fail(new InvalidSubject({ subject, problem }))
+  return problem === undefined ? Effect.succeed(subject) : Effect.fail(new InvalidSubject({ subject, problem, kind }))
 }
 
 /**

@@ -135,6 +135,19 @@ export const isTaskId = (id: string): boolean => isId(id)
 export const validateTaskId = (id: string): Effect.Effect<string, InvalidTaskId> =>
   isId(id) ? Effect.succeed(id) : Effect.fail(new InvalidTaskId({ taskId: id }))
 
+/** A schema version that is not a whole number >= 1. @category errors @since 0.1.0 */
+export class InvalidVersion extends Schema.TaggedError<InvalidVersion>()("InvalidVersion", {
+  version: Schema.Number
+}) {
+  override get message() {
+    return `invalid schema version ${this.version}: a payload's version is a whole number >= 1 (e.g. 2), sent as Msgsys-Version`
+  }
+}
+
+/** Succeeds with the version when it is a whole number >= 1. @category validation @since 0.1.0 */
+export const validateVersion = (version: number): Effect.Effect<number, InvalidVersion> =>
+  isVersion(version) ? Effect.succeed(version) : Effect.fail(new InvalidVersion({ version }))
+
 // ---------------------------------------------------------------------------------------------
 // trace context
 

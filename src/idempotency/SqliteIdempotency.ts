@@ -34,6 +34,8 @@ interface KeyRow {
  */
 export interface Keys {
   readonly claim: (key: string, owner: string, heldUntil: number, now: number, sequence: number | undefined) => Claim
+  /** What `claim` would answer now, without writing: `Claimed` means the key is free to take. */
+  readonly check: (key: string, owner: string, now: number, sequence: number | undefined) => Claim
   readonly renew: (key: string, owner: string, heldUntil: number) => boolean
   /** Records the outcome (JSON text); the first outcome stays. */
   readonly complete: (key: string, owner: string, json: string, now: number) => void
@@ -42,12 +44,19 @@ export interface Keys {
    * another owner took it over, so the caller stores nothing.
    */
   readonly completeOwned: (key: string, owner: string, json: string, now: number) => "stored" | "done" | "lost"
+  /**
+   * Records the outcome of a run that never claimed the key: taken if the key is free (absent,
+   * its lease over, or another message's dead mark), `"done"` if another run completed it,
+   * `"lost"` if another live run holds it (this run was a duplicate: the caller stores nothing).
+   */
+  readonly completeFree: (key: string, owner: string, json: string, now: number, sequence: number) => "stored" | "done" | "lost"
   readonly markDead: (key: string, owner: string, sequence: number, json: string, now: number) => void
   readonly release: (key: string, owner: string) => void
   readonly prune: (cutoff: number) => number
 }
 
 const parse = (text: string | null): unknown => text === null ? null : JSON.parse(text)
+const CLAIMED: Claim = { _tag: "Claimed" }
 
 /**
  * Prepares the key operations on `h`.
@@ -84,28 +93,47 @@ export const prepareKeys = (h: Database.Handle): Keys => {
     "UPDATE idempotency_keys SET held_until = 0, done = 1, output = ?, completed_at = ?, sequence = NULL " +
       "WHERE key = ? AND owner = ? AND done = 0"
   )
+  // one statement in the usual case (no row yet); the WHERE takes only a free key over
+  const completeFree = h.prepare<never, [string, string, string, number, number, number]>(
+    `INSERT INTO idempotency_keys (key, owner, held_until, done, output, completed_at) VALUES (?1, ?2, 0, 1, ?3, ?4)
+     ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, held_until = 0, done = 1,
+       output = excluded.output, completed_at = excluded.completed_at, sequence = NULL
+     WHERE (done = 0 AND (held_until <= ?5 OR owner = excluded.owner)) OR (done = 2 AND sequence IS NOT ?6)`
+  )
   const release = h.prepare<never, [string, string]>(
     "DELETE FROM idempotency_keys WHERE key = ? AND owner = ? AND done = 0"
   )
   const prune = h.prepare<never, [number, number]>(
     "DELETE FROM idempotency_keys WHERE (done <> 0 AND completed_at < ?) OR (done = 0 AND held_until < ?)"
   )
+  // the answer a claim gives from the stored row; null: the key is free to take
+  const answer = (row: KeyRow | null, owner: string, now: number, sequence: number | undefined): Claim | null => {
+    if (row === null) return null
+    if (row.done === 1) return { _tag: "Done", outcome: { output: parse(row.output), completedAt: row.completed_at ?? 0 } }
+    if (row.done === 2 && row.sequence === (sequence ?? null)) {
+      return { _tag: "Dead", verdict: parse(row.output), decidedAt: row.completed_at ?? 0 }
+    }
+    if (row.done === 0 && row.owner !== owner && row.held_until > now) {
+      return { _tag: "Held", owner: row.owner ?? "", heldUntil: row.held_until }
+    }
+    return null
+  }
   return {
     claim: (key, owner, heldUntil, now, sequence) => {
       const row = select.get(key)
       if (row === null) {
         insert.run(key, owner, heldUntil)
-        return { _tag: "Claimed" }
+        return CLAIMED
       }
-      if (row.done === 1) return { _tag: "Done", outcome: { output: parse(row.output), completedAt: row.completed_at ?? 0 } }
-      if (row.done === 2 && row.sequence === (sequence ?? null)) {
-        return { _tag: "Dead", verdict: parse(row.output), decidedAt: row.completed_at ?? 0 }
-      }
-      if (row.done === 0 && row.owner !== owner && row.held_until > now) {
-        return { _tag: "Held", owner: row.owner ?? "", heldUntil: row.held_until }
-      }
+      const other = answer(row, owner, now, sequence)
+      if (other !== null) return other
       take.run(owner, heldUntil, key)
-      return { _tag: "Claimed" }
+      return CLAIMED
+    },
+    check: (key, owner, now, sequence) => answer(select.get(key), owner, now, sequence) ?? CLAIMED,
+    completeFree: (key, owner, json, now, sequence) => {
+      if (completeFree.run(key, owner, json, now, now, sequence).changes > 0) return "stored"
+      return select.get(key)?.done === 1 ? "done" : "lost"
     },
     renew: (key, owner, heldUntil) => renew.run(heldUntil, key, owner).changes > 0,
     complete: (key, owner, json, now) => {

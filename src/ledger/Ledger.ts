@@ -21,6 +21,12 @@ export interface RunRef {
   readonly key: string
   readonly owner: string
   readonly sequence: number
+  /**
+   * False for a run that started after a `check` alone, without claiming its key (short runs
+   * never claim: see `Ledger.check`). Its settlement takes the key if it is still free, and its
+   * audit rows carry the "started" row the claim would have written. Default true.
+   */
+  readonly claimed?: boolean | undefined
 }
 
 /** @category models @since 0.1.0 */
@@ -100,6 +106,14 @@ export class LedgerError extends Data.TaggedError("LedgerError")<{
 export class Ledger extends Context.Service<Ledger, {
   /** One answer per request, in order; audit rows are written only for `Claimed` runs. */
   readonly claim: (requests: ReadonlyArray<ClaimRequest>) => Effect.Effect<ReadonlyArray<Claim>, LedgerError>
+  /**
+   * What `claim` would answer for each run, without writing anything (one read per key). Present
+   * when the ledger can settle a run that never claimed its key (`RunRef.claimed: false`): a run
+   * that ends before it needs a lease then costs one transaction instead of two. A run that goes
+   * on claims its key after all (the dispatcher does so well within `ack_wait`, before JetStream
+   * could hand the message to another worker).
+   */
+  readonly check?: ((runs: ReadonlyArray<RunRef>) => Effect.Effect<ReadonlyArray<Claim>, LedgerError>) | undefined
   /** One answer per settlement, in order. */
   readonly settle: (items: ReadonlyArray<Settlement>) => Effect.Effect<ReadonlyArray<Settled>, LedgerError>
   /** Extends the leases of runs still held; false for a run whose key another took over. */

@@ -7,7 +7,7 @@
 import { Clock, Effect } from "effect"
 import type { AuditRecord } from "../audit/AuditLog.ts"
 import type { Claim } from "../idempotency/Idempotency.ts"
-import { Ledger, type Settled } from "./Ledger.ts"
+import { Ledger, type RunRef, type Settled } from "./Ledger.ts"
 
 interface Key {
   owner: string
@@ -19,6 +19,7 @@ interface Key {
   sequence: number | undefined
 }
 
+const CLAIMED: Claim = { _tag: "Claimed" }
 const STORED: Settled = { _tag: "Stored" }
 const LOST: Settled = { _tag: "LeaseLost" }
 // what the SQLite ledger would read back
@@ -32,25 +33,39 @@ export const make = Effect.gen(function*() {
   const clock = yield* Clock.Clock
   const keys = new Map<string, Key>()
   const rows: Array<AuditRecord> = []
+  // what a claim answers when the key is not free to take; undefined when it is
+  const answer = (run: RunRef, now: number): Claim | undefined => {
+    const k = keys.get(run.key)
+    if (k?.state === 1) return { _tag: "Done", outcome: { output: k.outcome, completedAt: k.completedAt } }
+    if (k?.state === 2 && k.sequence === run.sequence) return { _tag: "Dead", verdict: k.outcome, decidedAt: k.completedAt }
+    if (k?.state === 0 && k.owner !== run.owner && k.heldUntil > now) return { _tag: "Held", owner: k.owner, heldUntil: k.heldUntil }
+    return undefined
+  }
+  // whether completing `run` would take the key from a run that holds it: a claimed run loses
+  // to any other owner; one that never claimed, only to a live one (or a dead mark of its message)
+  const lost = (run: RunRef, now: number): boolean => {
+    const k = keys.get(run.key)
+    if (run.claimed !== false) return k?.state === 0 && k.owner !== run.owner
+    return (k?.state === 0 && k.owner !== run.owner && k.heldUntil > now) || (k?.state === 2 && k.sequence === run.sequence)
+  }
   const service = Ledger.of({
     atomic: true,
     writes: false,
     claim: (requests) =>
       Effect.sync(() => {
         const now = clock.currentTimeMillisUnsafe()
-        return requests.map(({ run, leaseMs, audit }): Claim => {
-          const k = keys.get(run.key)
-          if (k?.state === 1) return { _tag: "Done", outcome: { output: k.outcome, completedAt: k.completedAt } }
-          if (k?.state === 2 && k.sequence === run.sequence) {
-            return { _tag: "Dead", verdict: k.outcome, decidedAt: k.completedAt }
-          }
-          if (k?.state === 0 && k.owner !== run.owner && k.heldUntil > now) {
-            return { _tag: "Held", owner: k.owner, heldUntil: k.heldUntil }
-          }
+        return requests.map(({ audit, leaseMs, run }): Claim => {
+          const other = answer(run, now)
+          if (other !== undefined) return other
           keys.set(run.key, { owner: run.owner, heldUntil: now + leaseMs, state: 0, outcome: null, completedAt: 0, sequence: undefined })
           rows.push(...audit)
-          return { _tag: "Claimed" }
+          return CLAIMED
         })
+      }),
+    check: (runs) =>
+      Effect.sync(() => {
+        const now = clock.currentTimeMillisUnsafe()
+        return runs.map((run) => answer(run, now) ?? CLAIMED)
       }),
     settle: (items) =>
       Effect.sync(() => {
@@ -81,10 +96,7 @@ export const make = Effect.gen(function*() {
               return STORED
             }
             case "CompleteAll": {
-              for (const run of item.runs) {
-                const k = keys.get(run.key)
-                if (k?.state === 0 && k.owner !== run.owner) return LOST
-              }
+              for (const run of item.runs) if (lost(run, now)) return LOST
               item.runs.forEach((run, i) => {
                 if (keys.get(run.key)?.state === 1) return
                 keys.set(run.key, {
@@ -100,9 +112,8 @@ export const make = Effect.gen(function*() {
               return STORED
             }
             case "Complete": {
-              const k = keys.get(item.run.key)
-              if (k?.state === 0 && k.owner !== item.run.owner) return LOST
-              if (k?.state !== 1) {
+              if (lost(item.run, now)) return LOST
+              if (keys.get(item.run.key)?.state !== 1) {
                 keys.set(item.run.key, {
                   owner: item.run.owner,
                   heldUntil: 0,

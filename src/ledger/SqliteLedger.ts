@@ -11,7 +11,7 @@ import * as AuditRows from "../audit/AuditRows.ts"
 import type { Claim } from "../idempotency/Idempotency.ts"
 import { prepareKeys } from "../idempotency/SqliteIdempotency.ts"
 import * as Database from "../sqlite/Database.ts"
-import { Ledger, LedgerError, type Settled, type Settlement, type Sql } from "./Ledger.ts"
+import { Ledger, LedgerError, type RunRef, type Settled, type Settlement, type Sql } from "./Ledger.ts"
 
 /** @category models @since 0.1.0 */
 export interface Options {
@@ -51,13 +51,19 @@ export const make = Effect.fn("SqliteLedger.make")(function*(options: Options) {
     all: (text, ...params) => h.query(text).all(...(params as Array<never>)) as never
   }
 
+  const complete = (run: RunRef, json: string, now: number) =>
+    run.claimed === false
+      ? keys.completeFree(run.key, run.owner, json, now, run.sequence)
+      : keys.completeOwned(run.key, run.owner, json, now)
+
   const settleOne = (item: Settlement, now: number): Settled => {
     switch (item._tag) {
       case "Record":
         record(item.audit)
         return STORED
       case "Release":
-        keys.release(item.run.key, item.run.owner)
+        // a run that never claimed its key has nothing to give back
+        if (item.run.claimed !== false) keys.release(item.run.key, item.run.owner)
         record(item.audit)
         return STORED
       case "MarkDead":
@@ -69,7 +75,7 @@ export const make = Effect.fn("SqliteLedger.make")(function*(options: Options) {
         try {
           for (let i = 0; i < item.runs.length; i++) {
             const run = item.runs[i]!
-            if (keys.completeOwned(run.key, run.owner, JSON.stringify(item.outcomes[i] ?? null), now) === "lost") {
+            if (complete(run, JSON.stringify(item.outcomes[i] ?? null), now) === "lost") {
               prepared.rollbackSavepoint.run()
               prepared.releaseSavepoint.run()
               return LOST
@@ -88,14 +94,14 @@ export const make = Effect.fn("SqliteLedger.make")(function*(options: Options) {
       case "Complete": {
         const json = JSON.stringify(item.outcome ?? null)
         if (item.writes.length === 0) {
-          if (keys.completeOwned(item.run.key, item.run.owner, json, now) === "lost") return LOST
+          if (complete(item.run, json, now) === "lost") return LOST
           record(item.audit)
           return STORED
         }
         // the handler's writes, the outcome and the rows: all of them, or none
         prepared.savepoint.run()
         try {
-          if (keys.completeOwned(item.run.key, item.run.owner, json, now) === "lost") {
+          if (complete(item.run, json, now) === "lost") {
             prepared.rollbackSavepoint.run()
             prepared.releaseSavepoint.run()
             return LOST
@@ -127,6 +133,11 @@ export const make = Effect.fn("SqliteLedger.make")(function*(options: Options) {
             return claim
           })
         ).pipe(Effect.mapError(fail("claiming runs")))),
+    check: (runs) =>
+      runs.length === 0 ? Effect.succeed([]) : Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        db.use("checking keys", () => runs.map((r) => keys.check(r.key, r.owner, now, r.sequence))).pipe(
+          Effect.mapError((e) => new LedgerError({ operation: "checking keys", cause: e }))
+        )),
     settle: (items) =>
       items.length === 0 ? Effect.succeed([]) : Effect.flatMap(Clock.currentTimeMillis, (now) =>
         db.writer.write("settling runs", () => items.map((item) => settleOne(item, now))).pipe(

@@ -51,7 +51,7 @@ export const shared = (names: Names, settings: Settings): Topology.Topology => (
       ...Option.match(settings.resultsMaxBytes, { onNone: () => ({}), onSome: (maxBytes) => ({ maxBytes }) }),
       description: "msgsys task status and results"
     },
-    { bucket: names.controlBucket, history: 1, description: "msgsys pauses" },
+    { bucket: names.controlBucket, history: 1, description: "msgsys pauses and event group replay epochs" },
     WorkerRegistry.bucket(names)
   ]
 })

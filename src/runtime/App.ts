@@ -29,7 +29,10 @@ export interface App<
   readonly subscribers: Groups
   /** Events the program publishes (their streams are declared at start). */
   readonly events: ReadonlyArray<Event.Any>
-  /** The handlers; they may use the `Client` (to enqueue tasks and publish events), which the runtime provides. */
+  /**
+   * The handlers; they may use the runtime's own `Client` (a handler that enqueues tasks or
+   * publishes events with `parent: envelope`).
+   */
   readonly handlers: Layer.Layer<Actor.HandlersOf<Actors[number]["name"] | Groups[number]["name"]>, E, Client.Client>
   /** A program that exercises the actors and ends; `msgsys dev --once` runs it against the worker. */
   readonly demo: Effect.Effect<unknown, unknown, Client.Client> | undefined

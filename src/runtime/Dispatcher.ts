@@ -30,7 +30,7 @@ import type { Names, Priority } from "../broker/Subjects.ts"
 import type * as DeadLetter from "../dlq/DeadLetter.ts"
 import type { Envelope } from "../envelope/Envelope.ts"
 import * as Failpoint from "../failpoint/Failpoint.ts"
-import type { Ledger, RunRef, Settled, Settlement, Sql } from "../ledger/Ledger.ts"
+import type { Claim, Ledger, RunRef, Settled, Settlement, Sql } from "../ledger/Ledger.ts"
 import type * as Slots from "../pool/Slots.ts"
 import * as Retry from "../retry/Retry.ts"
 import type { Results } from "../task/Results.ts"
@@ -71,8 +71,8 @@ export interface Options {
   readonly ackWaitMs: number
   /**
    * Messages asked for beyond the free slots, so the next batch is on its way while one runs.
-   * Default a quarter of the concurrency, at most 64 (none below 4). Besides it, each empty
-   * consumer has a one-message long poll open, so a new message arrives in one hop.
+   * Default a quarter of the concurrency, at most 64 (none below 4). An empty consumer has a
+   * long poll open for as many (at least one), so new messages arrive in one hop as they come.
    */
   readonly prefetch?: number | undefined
   /** Most messages asked for in one pull. Default 256. */
@@ -82,12 +82,21 @@ export interface Options {
   /** How long a handler runs before its status shows "running". Default 100 ms. */
   readonly runningAfterMs?: number | undefined
   /**
+   * How long a run whose key was only checked (a ledger with `check`, a key that is the message
+   * id) goes on before it claims the key after all. Default a quarter of ack_wait, at most 1 s:
+   * JetStream hands an unacked message to another worker only after ack_wait.
+   */
+  readonly claimAfterMs?: number | undefined
+  /**
    * The consumers it reads, in the order they are served. Default high, normal, low (an actor's
    * task consumers); an event group has one (its durable consumer, passed as "normal").
    */
   readonly priorities?: ReadonlyArray<Priority> | undefined
-  /** Prefix of its idempotency keys: an event group's keys are its own (one event, many groups). */
-  readonly keyScope?: string | undefined
+  /**
+   * Prefix of its idempotency keys by the delivery's stream sequence: an event group's keys are
+   * its own (one event, many groups), and a replay gives the events from its start a new scope.
+   */
+  readonly keyScope?: ((streamSequence: number) => string) | undefined
   /** Whether it writes task status records (tasks) or none (events). Default true. */
   readonly statuses?: boolean | undefined
 }
@@ -135,13 +144,21 @@ interface Held {
   ownsPartition: boolean
   /** Waiting for a held idempotency key until this time. */
   retryAt: number | undefined
+  /** False when its key was checked, not claimed: the run claims it only if it goes on. */
+  claimed: boolean
   run: Run | undefined
 }
 
 interface Run {
   readonly held: Held
   readonly job: Intake.Job
-  readonly ref: RunRef
+  /** `claimed: false` until a run whose key was only checked claims it (see `claimAfterMs`). */
+  ref: RunRef
+  /** The rows an unclaimed run's claim would have written ("started"): they go with its first write. */
+  deferred: ReadonlyArray<AuditRecord>
+  /** Its late claim is being written: its settlement waits for the answer. */
+  claiming: boolean
+  afterClaim: (() => void) | undefined
   readonly startedAt: number
   readonly deadline: number
   readonly timeoutMs: number
@@ -192,7 +209,7 @@ const rank = (p: Priority | "delayed") => (p === "high" ? 0 : p === "low" ? 2 : 
  */
 export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const { actor, ledger, results, poolSlots, names } = options
+    const { actor, ledger, results, poolSlots, names, keyScope } = options
     const context = yield* Effect.context<never>()
     const clock = yield* Clock.Clock
     const now = () => clock.currentTimeMillisUnsafe()
@@ -206,6 +223,8 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
     const isGroup = actor._tag === "Subscriber"
     const beatEvery = Math.max(options.ackWaitMs / 3, 200)
     const leaseMs = 3 * beatEvery + 1000
+    const claimAfterMs = options.claimAfterMs ?? Math.min(1000, options.ackWaitMs / 4)
+    const checkFirst = ledger.check !== undefined
     const runEffect = Effect.runForkWith(context)
     const recordRun = MessageMetrics.recorder(context, actor.name)
     const log = (effect: Effect.Effect<void>) => {
@@ -238,7 +257,16 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
     // holding and letting go
 
     const hold = (delivery: Delivery): Held => {
-      const h: Held = { delivery, beatAt: now(), job: undefined, slot: false, ownsPartition: false, retryAt: undefined, run: undefined }
+      const h: Held = {
+        delivery,
+        beatAt: now(),
+        job: undefined,
+        slot: false,
+        ownsPartition: false,
+        retryAt: undefined,
+        claimed: true,
+        run: undefined
+      }
       held.add(h)
       return h
     }
@@ -448,6 +476,10 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
       )
     }
 
+    /** A settlement's rows, after the rows an unclaimed run's claim would have written. */
+    const withDeferred = (run: Run, rows: Array<AuditRecord>): Array<AuditRecord> =>
+      run.deferred.length === 0 ? rows : [...run.deferred, ...rows]
+
     const onSucceeded = (run: Run, output: unknown) => {
       const endedAt = now()
       const runs = run.group ?? [run]
@@ -457,14 +489,14 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
           _tag: "Complete",
           run: run.ref,
           outcome: { taskId: run.job.taskId, output },
-          audit: [jobRow(run.job, "succeeded", { durationMs: endedAt - run.startedAt })],
+          audit: withDeferred(run, [jobRow(run.job, "succeeded", { durationMs: endedAt - run.startedAt })]),
           writes: run.writes
         }
         : {
           _tag: "CompleteAll",
           runs: runs.map((r) => r.ref),
           outcomes: runs.map((r) => ({ taskId: r.job.taskId, output })),
-          audit: runs.map((r) => jobRow(r.job, "succeeded", { durationMs: endedAt - r.startedAt })),
+          audit: runs.flatMap((r) => withDeferred(r, [jobRow(r.job, "succeeded", { durationMs: endedAt - r.startedAt })])),
           writes: run.writes
         }
       settle(
@@ -502,10 +534,10 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
           log(Effect.logWarning(`task ${job.taskId}: its lease was lost to another worker; the handler was stopped`))
           return finish(h, "drop")
         case "Stopped":
-          return settle({ _tag: "Release", run: run.ref, audit: [] }, () => finish(h, "nak", 0), () => finish(h, "nak", 0))
+          return settle({ _tag: "Release", run: run.ref, audit: withDeferred(run, []) }, () => finish(h, "nak", 0), () => finish(h, "nak", 0))
         case "Cancelled":
           return settle(
-            { _tag: "Release", run: run.ref, audit: [jobRow(job, "cancelled")] },
+            { _tag: "Release", run: run.ref, audit: withDeferred(run, [jobRow(job, "cancelled")]) },
             () => putStatus(Status.cancelled(job, now()), () => finish(h, "term")),
             retryLater(h, "record the cancel")
           )
@@ -514,10 +546,10 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
             {
               _tag: "Release",
               run: run.ref,
-              audit: [
+              audit: withDeferred(run, [
                 jobRow(job, "failed", { durationMs, error: verdict.error.message }),
                 jobRow(job, "retry_scheduled", { delayMs: verdict.delayMs, error: verdict.error.message })
-              ]
+              ])
             },
             () => {
               // the status first, then the nak: a quick retry must not be overwritten by this "failed",
@@ -543,7 +575,7 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
               _tag: "MarkDead",
               run: run.ref,
               verdict: { reason: verdict.reason, error: verdict.error },
-              audit: [jobRow(job, "failed", { durationMs, error: verdict.error.message })]
+              audit: withDeferred(run, [jobRow(job, "failed", { durationMs, error: verdict.error.message })])
             },
             () => deadLetter(h, job, verdict.reason, verdict.error),
             retryLater(h, "record the failure")
@@ -575,57 +607,82 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
     // ------------------------------------------------------------------------------------------
     // claiming and running
 
+    /**
+     * The rows a claim writes: "started", and on a first attempt "enqueued" (written by the
+     * worker, from the message's creation time, whichever client sent it; attempt 0: before any run).
+     */
+    const claimRows = (job: Intake.Job): Array<AuditRecord> => {
+      const audit: Array<AuditRecord> = []
+      if (job.attempt === 1) audit.push(jobRow(job, "enqueued", { payload: job.input, at: job.envelope.createdAt, attempt: 0 }))
+      audit.push(jobRow(job, "started", job.attempt === 1 ? {} : { payload: job.input }))
+      return audit
+    }
+
+    /**
+     * Claims the keys of a batch before their runs start. A key that is the message id is only
+     * checked (a read): such a run claims it only if it goes on past `claimAfterMs`, so a short
+     * run writes once, when it settles. A given key (shared by different messages) is claimed.
+     */
     const claim = (batch: ReadonlyArray<Held>) => {
-      const requests = batch.map((h) => {
-        const job = h.job!
-        const audit: Array<AuditRecord> = []
-        // "enqueued" is written by the worker, from the message's creation time, whichever client
-        // sent it (attempt 0: before any run)
-        if (job.attempt === 1) audit.push(jobRow(job, "enqueued", { payload: job.input, at: job.envelope.createdAt, attempt: 0 }))
-        audit.push(jobRow(job, "started", job.attempt === 1 ? {} : { payload: job.input }))
-        return { run: refOf(job), leaseMs, audit }
-      })
-      claimsInFlight += 1
-      runEffect(ledger.claim(requests)).addObserver((exit) => {
-        claimsInFlight -= 1
-        if (Exit.isFailure(exit)) {
-          log(Effect.logError("could not claim a batch of messages; they will be redelivered", exit.cause))
-          for (const h of batch) finish(h, "nak", 1000)
-          return
-        }
-        const claimed: Array<Held> = []
-        for (let i = 0; i < batch.length; i++) {
-          const h = batch[i]!
-          if (!held.has(h)) continue
-          const answer = exit.value[i]!
-          switch (answer._tag) {
-            case "Claimed":
-              claimed.push(h)
-              break
-            case "Done":
-              alreadyDone(h, answer.outcome.output as { readonly taskId?: string; readonly output?: unknown } | null, answer.outcome.completedAt)
-              break
-            case "Dead": {
-              const verdict = answer.verdict as { readonly reason?: DeadLetter.Reason; readonly error?: StoredError } | null
-              deadLetter(h, h.job!, verdict?.reason ?? "exhausted", verdict?.error ?? { tag: "Dead", message: "decided dead earlier" })
-              break
-            }
-            case "Held":
-              // another live run holds the key: keep the message (heartbeated) and ask again when
-              // its lease ends, or sooner in case it finishes first
-              giveSlot(h)
-              h.retryAt = Math.min(answer.heldUntil, now() + beatEvery)
-              waiting.add(h)
-              break
+      const checked = checkFirst ? batch.filter((h) => !h.job!.keyed) : []
+      const claimed = checked.length === batch.length ? [] : checked.length === 0 ? batch : batch.filter((h) => h.job!.keyed)
+      if (claimed.length > 0) {
+        const requests = claimed.map((h) => ({ run: refOf(h.job!), leaseMs, audit: claimRows(h.job!) }))
+        claimsInFlight += 1
+        runEffect(ledger.claim(requests)).addObserver((exit) => {
+          claimsInFlight -= 1
+          answered(claimed, exit, true)
+        })
+      }
+      if (checked.length > 0) {
+        claimsInFlight += 1
+        runEffect(ledger.check!(checked.map((h) => refOf(h.job!)))).addObserver((exit) => {
+          claimsInFlight -= 1
+          answered(checked, exit, false)
+        })
+      }
+    }
+
+    /** What the ledger answered for a batch: run, reply with the stored outcome, dead-letter or wait. */
+    const answered = (batch: ReadonlyArray<Held>, exit: Exit.Exit<ReadonlyArray<Claim>, unknown>, wrote: boolean) => {
+      if (Exit.isFailure(exit)) {
+        log(Effect.logError("could not claim a batch of messages; they will be redelivered", exit.cause))
+        for (const h of batch) finish(h, "nak", 1000)
+        return
+      }
+      const claimed: Array<Held> = []
+      for (let i = 0; i < batch.length; i++) {
+        const h = batch[i]!
+        if (!held.has(h)) continue
+        const answer = exit.value[i]!
+        switch (answer._tag) {
+          case "Claimed":
+            h.claimed = wrote
+            claimed.push(h)
+            break
+          case "Done":
+            alreadyDone(h, answer.outcome.output as { readonly taskId?: string; readonly output?: unknown } | null, answer.outcome.completedAt)
+            break
+          case "Dead": {
+            const verdict = answer.verdict as { readonly reason?: DeadLetter.Reason; readonly error?: StoredError } | null
+            deadLetter(h, h.job!, verdict?.reason ?? "exhausted", verdict?.error ?? { tag: "Dead", message: "decided dead earlier" })
+            break
           }
+          case "Held":
+            // another live run holds the key: keep the message (heartbeated) and ask again when
+            // its lease ends, or sooner in case it finishes first
+            giveSlot(h)
+            h.retryAt = Math.min(answer.heldUntil, now() + beatEvery)
+            waiting.add(h)
+            break
         }
-        if (actor.batch === undefined) for (const h of claimed) start([h])
-        else {
-          for (const h of claimed) batchBuffer.push(h)
-          startBatches()
-        }
-        pump()
-      })
+      }
+      if (actor.batch === undefined) for (const h of claimed) start([h])
+      else {
+        for (const h of claimed) batchBuffer.push(h)
+        startBatches()
+      }
+      pump()
     }
 
     // A batch handler gets full batches: claimed events wait here until `batch` of one subject are
@@ -729,7 +786,10 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
       const runs: Array<Run> = hs.map((h) => ({
         held: h,
         job: h.job!,
-        ref: refOf(h.job!),
+        ref: h.claimed ? refOf(h.job!) : { ...refOf(h.job!), claimed: false },
+        deferred: h.claimed ? [] : claimRows(h.job!),
+        claiming: false,
+        afterClaim: undefined,
         startedAt,
         deadline: startedAt + timeoutMs,
         timeoutMs,
@@ -801,18 +861,63 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
         const live = runs.filter((run) => held.has(run.held))
         if (live.length === 0) return
         const endedAt = now()
-        if (Exit.isSuccess(exit)) {
-          const verdict = Verdict.decide(exit, { task: first.task, policy: policy.retry, attempt: first.attempt, timeoutMs, stopped: undefined })
-          if (verdict._tag === "Succeeded") {
-            for (const run of live) recordRun(run.job.subject, verdict._tag, endedAt - run.startedAt)
-            return onSucceeded(live[0]!.group !== undefined ? { ...live[0]!, group: live } : live[0]!, verdict.output)
+        // a settlement follows its run's late claim (a claim that failed let its message go)
+        whenClaimed(live, () => {
+          const still = live.filter((run) => held.has(run.held))
+          if (still.length === 0) return
+          if (Exit.isSuccess(exit)) {
+            const verdict = Verdict.decide(exit, { task: first.task, policy: policy.retry, attempt: first.attempt, timeoutMs, stopped: undefined })
+            if (verdict._tag === "Succeeded") {
+              for (const run of still) recordRun(run.job.subject, verdict._tag, endedAt - run.startedAt)
+              return onSucceeded(still[0]!.group !== undefined ? { ...still[0]!, group: still } : still[0]!, verdict.output)
+            }
           }
-        }
-        for (const run of live) {
-          const verdict = Verdict.decide(exit, { task: run.job.task, policy: policy.retry, attempt: run.job.attempt, timeoutMs, stopped: run.stopped })
-          recordRun(run.job.subject, verdict._tag, endedAt - run.startedAt)
-          onFailed(run, verdict)
-        }
+          for (const run of still) {
+            const verdict = Verdict.decide(exit, { task: run.job.task, policy: policy.retry, attempt: run.job.attempt, timeoutMs, stopped: run.stopped })
+            recordRun(run.job.subject, verdict._tag, endedAt - run.startedAt)
+            onFailed(run, verdict)
+          }
+        })
+      })
+    }
+
+    /** Calls `f` once none of `runs` has a late claim being written. */
+    const whenClaimed = (runs: ReadonlyArray<Run>, f: () => void) => {
+      const claiming = runs.find((r) => r.claiming)
+      if (claiming === undefined) return f()
+      claiming.afterClaim = () => whenClaimed(runs, f)
+    }
+
+    /**
+     * Claims the keys of runs that were only checked and still run past `claimAfterMs`, with the
+     * rows their claim would have written. A key another run holds or finished meanwhile means
+     * this run is a duplicate: it is stopped and stores nothing.
+     */
+    const claimLate = (runs: ReadonlyArray<Run>) => {
+      for (const run of runs) run.claiming = true
+      const requests = runs.map((r) => ({ run: { ...r.ref, claimed: true }, leaseMs, audit: r.deferred }))
+      runEffect(ledger.claim(requests)).addObserver((exit) => {
+        const t = now()
+        runs.forEach((run, i) => {
+          run.claiming = false
+          const then = run.afterClaim
+          run.afterClaim = undefined
+          if (Exit.isFailure(exit)) {
+            // tried again at the next tick; a run that ended meanwhile settles as unclaimed
+            if (i === 0) log(Effect.logWarning("could not claim the keys of long runs; trying again", exit.cause))
+            return then?.()
+          }
+          const answer = exit.value[i]!
+          if (answer._tag === "Claimed") {
+            run.ref = { ...run.ref, claimed: true }
+            run.deferred = []
+            run.renewAt = t + beatEvery
+            return then?.()
+          }
+          log(Effect.logWarning(`task ${run.job.taskId}: another run has its key (${answer._tag}); this one is stopped and stores nothing`))
+          if (then !== undefined) return finish(run.held, "drop")
+          stopRun(run, "lease")
+        })
       })
     }
 
@@ -832,7 +937,7 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
     const receive = (d: Delivery) => {
       const h = hold(d)
       if (paused || stopped) return finish(h, "nak", 0)
-      const intake = Intake.read(actor, names, d, now(), options.keyScope)
+      const intake = Intake.read(actor, names, d, now(), keyScope?.(d.streamSequence))
       if (intake._tag === "Poison") {
         const { poison } = intake
         const kind = TaskError.classify(poison.error, [])
@@ -916,12 +1021,14 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
         const r = rank(f.priority)
         waitingAbove += ready[r]!.length
         if (f.feed.outstanding() > 0) continue
+        const budget = free + prefetch - asked - waitingAbove
         if (f.state === "empty") {
-          // a one-message long poll: new work reaches us in one hop
-          f.feed.wait(1)
+          // a long poll for what fits (at least one): new work reaches us in one hop as it comes,
+          // not one round trip per message. It is not counted against the other consumers: which
+          // of them gets work next is not known (at most one budget each is held then)
+          f.feed.wait(Math.max(1, Math.min(budget, maxBatch)))
           continue
         }
-        const budget = free + prefetch - asked - waitingAbove
         if (budget <= 0) continue
         const n = Math.min(budget, maxBatch)
         f.feed.fetch(n)
@@ -963,6 +1070,7 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
         }
       }
       const renewals: Array<Run> = []
+      const late: Array<Run> = []
       for (const run of running.values()) {
         if (run.stopped !== undefined) continue
         if (t >= run.deadline) {
@@ -974,11 +1082,15 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
           run.statusWritten = true
           results.submit(Status.running(run.job, t, run.startedAt, undefined), () => {})
         }
-        if (t >= run.renewAt) {
+        if (run.ref.claimed === false) {
+          // only checked so far: a run that goes on claims its key, well within ack_wait
+          if (!run.claiming && t - run.startedAt >= claimAfterMs) late.push(run)
+        } else if (t >= run.renewAt) {
           run.renewAt = t + beatEvery
           renewals.push(run)
         }
       }
+      if (late.length > 0) claimLate(late)
       if (renewals.length > 0) {
         runEffect(ledger.renew(renewals.map((r) => r.ref), leaseMs)).addObserver((exit) => {
           if (Exit.isFailure(exit)) {

@@ -31,6 +31,11 @@ export interface Job {
   readonly partition: string | undefined
   /** The idempotency key as stored: scoped by tenant and subject. */
   readonly key: string
+  /**
+   * Whether the key was given (the enqueue's key or the task's `idempotencyKey`) rather than the
+   * message id: different messages may then share it, so a run claims it before it starts.
+   */
+  readonly keyed: boolean
   /** Whether the run's final status is stored in the results bucket. */
   readonly storeResult: boolean
   readonly receivedAt: number
@@ -118,6 +123,7 @@ export const read = (actor: Actor.Runnable, names: Names, d: Delivery, now: numb
       input,
       partition,
       key: scopedKey(envelope.tenant, subject, explicit, envelope.id, keyScope),
+      keyed: explicit !== undefined,
       storeResult: task.result !== false && envelope.extra[TaskHeaders.Result] !== resultOff,
       receivedAt: now
     }

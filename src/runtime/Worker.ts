@@ -25,10 +25,11 @@ import { Ledger } from "../ledger/Ledger.ts"
 import * as Pool from "../pool/Pool.ts"
 import { Results } from "../task/Results.ts"
 import * as ActorTopology from "./ActorTopology.ts"
-import { Control, type Target } from "./Control.ts"
+import * as Control from "./Control.ts"
 import * as DelayMover from "./DelayMover.ts"
 import * as Event from "../event/Event.ts"
 import * as EventTopology from "../event/EventTopology.ts"
+import * as ReplayEpochs from "../event/ReplayEpochs.ts"
 import * as Subscriber from "../event/Subscriber.ts"
 import * as Dispatcher from "./Dispatcher.ts"
 import * as StreamSweeper from "./StreamSweeper.ts"
@@ -87,7 +88,7 @@ export class Worker extends Context.Service<Worker, {
   /** Handlers running now, across all actors. */
   readonly inFlight: Effect.Effect<number>
   /** Pauses or resumes an actor or pool in THIS worker only; use `Control` for every worker. */
-  readonly setPaused: (target: Target, paused: boolean) => Effect.Effect<void>
+  readonly setPaused: (target: Control.Target, paused: boolean) => Effect.Effect<void>
 }>()("msgsys/Worker") {}
 
 /** @category metrics @since 0.1.0 */
@@ -133,7 +134,7 @@ export type Requirements<Actors extends ReadonlyArray<Actor.Any>, Groups extends
   | MsgsysConfig
   | Results
   | Ledger
-  | Control
+  | Control.Control
   | Actor.HandlersOf<Actors[number]["name"]>
   | Actor.HandlersOf<Groups[number]["name"]>
 
@@ -155,7 +156,7 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>, const Groups
     const nats = yield* Nats
     const results = yield* Results
     const ledger = yield* Ledger
-    const control = yield* Control
+    const control = yield* Control.Control
     const names = Subjects.make(config.streamPrefix)
     const id = `${hostname()}-${process.pid}-${(yield* MessageId.make).slice(-6)}`
     const startedAt = yield* Clock.currentTimeMillis
@@ -237,12 +238,16 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>, const Groups
       })
 
     const dispatchers = new Map<string, Dispatcher.Dispatcher>()
+    // an event group's key scope by stream sequence, replaced when a replay changes its epochs
+    const scopes = new Map<string, { scopeOf: (streamSequence: number) => string }>()
     const restarts = new Map<string, number>()
     const consuming = new Set<string>()
     const loops: Array<Fiber.Fiber<never>> = []
     for (const actor of all) {
       const handlers = (yield* actor.Handlers) as Actor.AnyHandlers
       const group = Subscriber.isSubscriber(actor)
+      const scope = { scopeOf: ReplayEpochs.scopeOf(actor.name, ReplayEpochs.initial) }
+      if (group) scopes.set(actor.name, scope)
       dispatchers.set(actor.name, yield* Dispatcher.make({
         workerId: id,
         actor,
@@ -256,17 +261,17 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>, const Groups
         ackWaitMs: yield* realAckWait(actor),
         prefetch: options.prefetch,
         // an event group: its one consumer, its own keys (one event, many groups), no task statuses
-        ...(group ? { priorities: ["normal"] as const, keyScope: `group/${actor.name}`, statuses: false } : {})
+        ...(group ? { priorities: ["normal"] as const, keyScope: (sequence: number) => scope.scopeOf(sequence), statuses: false } : {})
       }))
       restarts.set(actor.name, 0)
     }
 
-    // Pauses and cancels every worker shares, loaded BEFORE the first pull: a paused actor must
-    // not take a batch, a cancelled task must not start (the watches replay the current state
-    // before they return).
+    // Pauses, replays and cancels every worker shares, loaded BEFORE the first pull: a paused
+    // actor must not take a batch, a replayed event must not be taken for a duplicate, a cancelled
+    // task must not start (the watches replay the current state before they return).
     const actorPaused = new Map<string, boolean>()
     const poolPaused = new Map<string, boolean>()
-    const setPaused = (target: Target, paused: boolean) =>
+    const setPaused = (target: Control.Target, paused: boolean) =>
       Effect.suspend(() => {
         const known = target.kind === "actor" ? dispatchers.has(target.name) : pools.has(target.name)
         if (!known) return Effect.void
@@ -277,7 +282,24 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>, const Groups
         return Effect.logInfo(`${target.kind} ${target.name} ${paused ? "paused" : "resumed"}`)
       })
     const context = yield* Effect.context<never>()
-    yield* control.watch((target, paused) => Effect.runForkWith(context)(setPaused(target, paused)))
+    const setEpochs = (group: string, epochs: ReplayEpochs.Epochs) =>
+      Effect.suspend(() => {
+        const scope = scopes.get(group)
+        if (scope === undefined) return Effect.void
+        scope.scopeOf = ReplayEpochs.scopeOf(group, epochs)
+        const last = epochs.replays.at(-1)
+        return last === undefined
+          ? Effect.void
+          : Effect.logInfo(`event group ${group}: events from stream sequence ${last.from} on run under replay epoch ${last.epoch}`)
+      })
+    const onControl = (change: Control.Change) =>
+      change._tag === "Pause"
+        ? setPaused(change.target, change.paused)
+        : change._tag === "Replay"
+        ? setEpochs(change.group, change.epochs)
+        : Effect.logWarning(`control key ${change.key} does not read: ignored (remove it with \`nats kv del\`)`)
+    // in order: a replay's resume must not overtake its epoch
+    yield* control.watch((change) => void Effect.runSyncWith(context)(onControl(change)))
     yield* results.watchCancels((taskId) => {
       for (const d of dispatchers.values()) d.cancel(taskId)
     })

@@ -87,6 +87,12 @@ export interface PublishOptions {
   readonly headers?: Readonly<Record<string, string>>
 }
 
+/** Options of `publishJson`: those of `publish`, and the payload's schema version. @category models @since 0.1.0 */
+export interface PublishJsonOptions extends PublishOptions {
+  /** `Msgsys-Version` of the payload. Default 1. */
+  readonly version?: number
+}
+
 /** Options of `publishMany`: the same for every event, except an id per payload. @category models @since 0.1.0 */
 export interface PublishManyOptions extends Omit<PublishOptions, "id"> {
   readonly id?: (payload: any, index: number) => string
@@ -213,6 +219,16 @@ export class Client extends Context.Service<Client, {
     payloads: ReadonlyArray<Event.Payload<E>>,
     options?: PublishManyOptions
   ) => Effect.Effect<ReadonlyArray<Published>, EnqueueError | Envelope.InvalidTaskId | EnqueueManyFailed>
+  /**
+   * Publishes a JSON value as an event on `subject`, without a local schema (the groups' handlers
+   * decode it); its domain's stream must exist (a worker of a group, or `msgsys events publish`,
+   * declares it).
+   */
+  readonly publishJson: (
+    subject: string,
+    json: unknown,
+    options?: PublishJsonOptions
+  ) => Effect.Effect<Published, EnqueueError | Envelope.InvalidTaskId | Envelope.InvalidVersion>
 }>()("msgsys/Client") {}
 
 /** The results-bucket key recording which task an enqueue key created. */
@@ -504,9 +520,18 @@ export const makeWith = (transport: Transport) => Effect.gen(function*() {
       return out as ReadonlyArray<Published>
     })
 
+  const publishJson = (subject: string, json: unknown, options: PublishJsonOptions = {}) =>
+    Subjects.validateSubject(subject, names.prefix, "event").pipe(
+      Effect.andThen(Envelope.validateVersion(options.version ?? 1)),
+      Effect.flatMap((version) =>
+        publishEvent({ _tag: "Event", subject, payload: Schema.Json as unknown as Task.Codec, version, retention: undefined }, json, options)
+      )
+    )
+
   return Client.of({
     publish: publishEvent,
     publishMany,
+    publishJson,
     enqueue: (task, input, options = {}) =>
       Payload.encode(task.input, task.subject, input, maxPayload()).pipe(
         Effect.flatMap((data) => prepare(task.subject, data, options, task)),

@@ -39,6 +39,7 @@ export interface PromiseClient {
     payloads: ReadonlyArray<Event.Payload<E>>,
     options?: Client.PublishManyOptions
   ) => Promise<ReadonlyArray<Client.Published>>
+  readonly publishJson: (subject: string, json: unknown, options?: Client.PublishJsonOptions) => Promise<Client.Published>
   readonly result: <T extends Task.Any>(handle: Client.Handle<T>, timeout: Duration.Input) => Promise<Task.Output<T>>
   readonly status: (taskId: string) => Promise<TaskRecord>
   readonly wait: (taskId: string, timeout: Duration.Input) => Promise<TaskRecord>
@@ -68,6 +69,7 @@ export const connect = async (overrides?: MsgsysConfig.Overrides): Promise<Promi
     enqueueJson: (subject, json, options) => run(client.enqueueJson(subject, json, options)),
     publish: (event, payload, options) => run(client.publish(event, payload, options)),
     publishMany: (event, payloads, options) => run(client.publishMany(event, payloads, options)),
+    publishJson: (subject, json, options) => run(client.publishJson(subject, json, options)),
     result: (handle, timeout) => run(client.result(handle, timeout)),
     status: (taskId) => run(client.status(taskId)),
     wait: (taskId, timeout) => run(client.wait(taskId, timeout)),

@@ -38,6 +38,7 @@ import * as Subjects from "../broker/Subjects.ts"
 import type { Reason } from "../dlq/DeadLetter.ts"
 import type * as Event from "../event/Event.ts"
 import * as Subscriber from "../event/Subscriber.ts"
+import type { Ledger } from "../ledger/Ledger.ts"
 import * as MemoryLedger from "../ledger/MemoryLedger.ts"
 import * as Pool from "../pool/Pool.ts"
 import * as Retry from "../retry/Retry.ts"
@@ -76,6 +77,8 @@ export interface Options {
   readonly results?: Results["Service"]
   /** Events published that no group given here reads (publishing them is then accepted, as on NATS once their stream exists). */
   readonly events?: ReadonlyArray<Event.Any>
+  /** Wraps the in-memory ledger the dispatchers use (e.g. to count its writes, or to make one fail). */
+  readonly ledger?: (ledger: Ledger["Service"]) => Ledger["Service"]
 }
 
 /** What the in-memory broker runs: actors and event groups. @category models @since 0.1.0 */
@@ -216,7 +219,9 @@ const build = <const Actors extends ReadonlyArray<Runnable>, E>(
     const names = Subjects.make(options.prefix ?? "MSGSYS")
     const maxPayload = options.maxPayload ?? 1024 * 1024
     const results = options.results ?? (yield* makeMemoryResults)
-    const { service: ledger, rows: auditRows } = yield* MemoryLedger.make
+    const memoryLedger = yield* MemoryLedger.make
+    const auditRows = memoryLedger.rows
+    const ledger = options.ledger?.(memoryLedger.service) ?? memoryLedger.service
     const letters: Array<Letter> = []
     const actors = runnables.filter((r): r is Actor.Any => !Subscriber.isSubscriber(r))
     const groups = runnables.filter(Subscriber.isSubscriber)
@@ -542,7 +547,7 @@ const build = <const Actors extends ReadonlyArray<Runnable>, E>(
         results,
         ackWaitMs: queuesOf(actor.name)[0]!.ackWaitMs,
         // an event group, as on a worker: its one consumer, its own keys, no task statuses
-        ...(group ? { priorities: ["normal"] as const, keyScope: `group/${actor.name}`, statuses: false } : {}),
+        ...(group ? { priorities: ["normal"] as const, keyScope: () => `group/${actor.name}`, statuses: false } : {}),
         moveToDeadLetters: (r) =>
           Effect.sync(() => {
             letters.push({

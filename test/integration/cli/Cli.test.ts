@@ -32,7 +32,7 @@ describe("msgsys command", () => {
   test("--help lists the commands", async () => {
     const { stdout, code } = await msgsys(["--help"])
     expect(code).toBe(0)
-    for (const command of ["dev", "worker", "scheduler", "status", "topology", "enqueue", "result", "cancel", "pause", "resume", "schedule", "dlq", "audit"]) {
+    for (const command of ["dev", "worker", "scheduler", "status", "topology", "enqueue", "result", "cancel", "pause", "resume", "schedule", "events", "dlq", "audit"]) {
       expect(stdout).toMatch(new RegExp(`^\\s+${command}\\s`, "m"))
     }
   }, 30_000)
@@ -153,6 +153,35 @@ describe("msgsys command", () => {
     expect(none.stderr).toContain("no actor matches the selection")
     expect(none.stderr).toContain("actors: etl, reports")
   }, 30_000)
+})
+
+describe("msgsys events", () => {
+  test("publish declares the domain's stream, prints the id and sequence, and says when the id is a duplicate", async () => {
+    const env = { MSGSYS_NATS_URL: h.server.url, MSGSYS_STREAM_PREFIX: "CLIEVENTS" }
+    const first = await msgsys(["events", "publish", "shop.order.placed", '{"orderId":"o-1"}', "--id", "o-1", "--tenant", "acme"], env)
+    expect({ code: first.code, stderr: first.stderr }).toEqual({ code: 0, stderr: "" })
+    expect(first.stdout.trim()).toBe("published event o-1 as CLIEVENTS_EVENTS_shop #1")
+    const again = await msgsys(["events", "publish", "shop.order.placed", '{"orderId":"o-1"}', "--id", "o-1", "--json"], env)
+    expect(JSON.parse(again.stdout)).toEqual({
+      id: "o-1", sequence: 1, duplicate: true, subject: "shop.order.placed", stream: "CLIEVENTS_EVENTS_shop"
+    })
+    const text = await msgsys(["events", "publish", "shop.order.placed", '{"orderId":"o-1"}', "--id", "o-1"], env)
+    expect(text.stdout).toContain("duplicate: event o-1 was already stored as CLIEVENTS_EVENTS_shop #1")
+    const listed = await msgsys(["events", "groups"], env)
+    expect(listed.stdout).toContain("CLIEVENTS_EVENTS_shop  domain shop  1 events held  sequences 1..1\n  no groups")
+    // bad input is refused before anything is sent
+    const bad = await msgsys(["events", "publish", "shop", "{}"], env)
+    expect(bad.code).toBe(1)
+    expect(bad.stderr).toContain('invalid event subject "shop"')
+    const notJson = await msgsys(["events", "publish", "shop.order.placed", "{oops"], env)
+    expect(notJson.stderr).toContain("the event payload is not valid JSON")
+    const noStart = await msgsys(["events", "replay", "billing"], env)
+    expect(noStart.code).toBe(1)
+    expect(noStart.stderr).toContain("say where the replay starts: --since 1h")
+    const unknown = await msgsys(["events", "replay", "billing", "--seq", "1"], env)
+    expect(unknown.code).toBe(1)
+    expect(unknown.stderr).toContain("no event group billing on this broker (groups: none)")
+  }, 60_000)
 })
 
 describe("msgsys dlq", () => {

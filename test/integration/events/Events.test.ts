@@ -6,13 +6,17 @@
 import { describe, expect, test } from "bun:test"
 import { Database } from "bun:sqlite"
 import { Cause, Effect, Layer, Schema } from "effect"
+import * as Actor from "../../../src/actor/Actor.ts"
+import type * as Envelope from "../../../src/envelope/Envelope.ts"
 import * as Event from "../../../src/event/Event.ts"
 import * as Subscriber from "../../../src/event/Subscriber.ts"
 import * as Retry from "../../../src/retry/Retry.ts"
 import * as App from "../../../src/runtime/App.ts"
+import * as Client from "../../../src/task/Client.ts"
+import * as Task from "../../../src/task/Task.ts"
 import { natsHarness } from "../../support/harness.ts"
 import { actorName } from "../../support/runtime.ts"
-import { deadLetters, Runs, runTest, start, streamCount, waitFor } from "../../support/runtimeTools.ts"
+import { deadLetters, handlersOf, Runs, runTest, start, streamCount, waitFor } from "../../support/runtimeTools.ts"
 
 const h = natsHarness()
 
@@ -179,4 +183,59 @@ describe("events", () => {
       expect(refused._tag).toBe("Failure")
       expect(String(refused._tag === "Failure" ? Cause.squash(refused.cause) : "")).toContain("give every event of a domain the same retention")
     })), 60_000)
+
+  test("publishJson stores a raw JSON event the group decodes; the same id again is stored once", () =>
+    runTest(Effect.gen(function*() {
+      const domain = domainFor("evj")
+      const Signed = Event.make(`${domain}.user.signed`, { payload: { userId: Schema.String }, version: 2 })
+      const got: Array<{ userId: string; version: number; tenant: string; correlationId: string }> = []
+      const group = Subscriber.make(`${domain}-crm`, { events: [Signed] })
+      const s = h.settings()
+      const rt = yield* start(groupsApp([[group, {
+        [Signed.subject]: ({ input, envelope }: { input: { userId: string }; envelope: { version: number; tenant: string; correlationId: string } }) =>
+          Effect.sync(() => void got.push({ userId: input.userId, version: envelope.version, tenant: envelope.tenant, correlationId: envelope.correlationId }))
+      }]]), s)
+      const first = yield* rt.client.publishJson(Signed.subject, { userId: "u1" }, { id: "sig-1", tenant: "acme", correlationId: "c-9", version: 2 })
+      const again = yield* rt.client.publishJson(Signed.subject, { userId: "u1" }, { id: "sig-1", tenant: "acme" })
+      expect(first).toEqual({ id: "sig-1", sequence: first.sequence, duplicate: false })
+      expect(again).toEqual({ id: "sig-1", sequence: first.sequence, duplicate: true })
+      yield* waitFor("the event", Effect.sync(() => got.length === 1), "20 seconds")
+      yield* Effect.sleep("300 millis")
+      expect(got).toEqual([{ userId: "u1", version: 2, tenant: "acme", correlationId: "c-9" }])
+      // a subject that names no event, or a version that is none, is refused before anything is sent
+      expect((yield* Effect.flip(rt.client.publishJson(domain, {}))).message).toContain("invalid event subject")
+      expect((yield* Effect.flip(rt.client.publishJson(Signed.subject, {}, { version: 0 }))).message).toContain("invalid schema version 0")
+      expect(yield* streamCount(rt, rt.names.eventStream(domain))).toBe(1)
+    })), 60_000)
+
+  test("a task an event handler enqueues with parent: envelope carries the event's correlation id, and the event id as causation", () =>
+    runTest(Effect.gen(function*() {
+      const domain = domainFor("evc")
+      const actor = domainFor("evcw")
+      const Registered = Event.make(`${domain}.user.registered`, { payload: { email: Schema.String } })
+      const Welcome = Task.make(`${actor}.welcome`, { input: { email: Schema.String }, output: Schema.Void })
+      const Mailer = Actor.make(actor, { protocol: [Welcome] })
+      const seen: Array<Envelope.Envelope> = []
+      const group = Subscriber.make(`${domain}-welcome`, { events: [Registered] })
+      const app = App.make({
+        actors: [Mailer],
+        subscribers: [group],
+        handlers: Layer.mergeAll(
+          handlersOf(Mailer, { [Welcome.subject]: ({ envelope }) => Effect.sync(() => void seen.push(envelope)) }),
+          group.toLayer(Effect.gen(function*() {
+            const client = yield* Client.Client
+            return {
+              [Registered.subject]: ({ input, envelope }: Actor.Request<Task.Task<typeof Registered.subject, typeof Registered.payload>>) =>
+                Effect.asVoid(client.enqueue(Welcome, { email: input.email }, { parent: envelope }))
+            }
+          }) as never) as Layer.Layer<Actor.HandlersOf<string>, never, Client.Client>
+        )
+      })
+      const s = h.settings()
+      const rt = yield* start(app, s)
+      const event = yield* rt.client.publish(Registered, { email: "a@example.com" }, { correlationId: "signup-42", tenant: "acme" })
+      yield* waitFor("the welcome task", Effect.sync(() => seen.length === 1), "20 seconds")
+      expect(seen[0]).toMatchObject({ correlationId: "signup-42", causationId: event.id, tenant: "acme" })
+    })), 60_000)
 })
+

@@ -109,8 +109,11 @@ describe("leases", () => {
       }]), s)
       const handle = yield* rt.client.enqueue(Job, { n: 1 })
       yield* waitFor("the run to start", Effect.sync(() => runs.count(handle.id) === 1))
-      // another worker takes the key over, as after this one stalled past its lease
+      // a run keyed by its message id claims the key once it goes on (within a quarter of ack_wait)
       const db = new Database(s.sqlitePath)
+      const keyRow = () => db.query("SELECT owner FROM idempotency_keys WHERE key LIKE ?").get(`%/id/${handle.id}`)
+      yield* waitFor("the run to claim its key", Effect.sync(() => keyRow() !== null), "5 seconds")
+      // another worker takes the key over, as after this one stalled past its lease
       const stolen = db.run(
         "UPDATE idempotency_keys SET owner = 'thief/elsewhere/9', held_until = ? WHERE key LIKE ?",
         [Date.now() + 600_000, `%/id/${handle.id}`]

@@ -13,6 +13,7 @@ import * as Client from "../../../src/task/Client.ts"
 import * as ResultsModule from "../../../src/task/Results.ts"
 import * as Task from "../../../src/task/Task.ts"
 import * as TaskError from "../../../src/task/TaskError.ts"
+import type { Ledger } from "../../../src/ledger/Ledger.ts"
 import { MemoryBroker } from "../../../src/testing/MemoryBroker.ts"
 import * as Memory from "../../../src/testing/MemoryBroker.ts"
 
@@ -407,5 +408,176 @@ describe("keys and records (issue 13)", () => {
         expect(record.history?.map((h) => h.attempt)).toEqual([1, 2])
       }).pipe(Effect.provide(layer), Effect.scoped)
     }).pipe(Effect.provide(TestClock.layer())))
+  })
+})
+
+describe("keys: checked first, claimed when a run goes on", () => {
+  type Call = { readonly op: "claim" | "check" | "settle" | "renew"; readonly keys: ReadonlyArray<string>; readonly detail: ReadonlyArray<string> }
+
+  /** An in-memory broker whose ledger records every call; `ledger` is the unwrapped one, to interfere with. */
+  const withSpiedLedger = <A, E>(
+    actor: Actor.Any,
+    handlers: Readonly<Record<string, Handler>>,
+    body: (calls: Array<Call>, ledger: () => Ledger["Service"]) => Effect.Effect<A, E, Client.Client | MemoryBroker | Scope.Scope>
+  ) => {
+    const calls: Array<Call> = []
+    let inner: Ledger["Service"] | undefined
+    const spy = (l: Ledger["Service"]): Ledger["Service"] => {
+      inner = l
+      return {
+        ...l,
+        claim: (requests) => (calls.push({ op: "claim", keys: requests.map((r) => r.run.key), detail: requests.flatMap((r) => r.audit.map((a) => a.step)) }), l.claim(requests)),
+        check: (runs) => (calls.push({ op: "check", keys: runs.map((r) => r.key), detail: [] }), l.check!(runs)),
+        settle: (items) => (calls.push({
+          op: "settle",
+          keys: items.flatMap((i) => ("run" in i ? [i.run.key] : [])),
+          detail: items.flatMap((i) => [
+            `${i._tag}${"run" in i && i.run.claimed === false ? " unclaimed" : ""}`,
+            ...i.audit.map((a) => a.step)
+          ])
+        }), l.settle(items)),
+        renew: (runs, leaseMs) => (calls.push({ op: "renew", keys: runs.map((r) => r.key), detail: [] }), l.renew(runs, leaseMs))
+      }
+    }
+    return Effect.runPromise(
+      body(calls, () => inner!).pipe(
+        Effect.provide(
+          Memory.layer([actor], { ledger: spy }).pipe(Layer.provide(actor.toLayer(handlers as never))) as Layer.Layer<Client.Client | MemoryBroker>
+        ),
+        Effect.scoped,
+        Effect.provide(TestClock.layer())
+      )
+    )
+  }
+  const steal = (ledger: Ledger["Service"], key: string) =>
+    ledger.claim([{ run: { key, owner: "another-worker", sequence: 0 }, leaseMs: 10 * 60_000, audit: [] }])
+
+  test("a short run keyed by its message id is only checked before it runs, and writes once: its key, started and succeeded rows together", () => {
+    const name = named("short")
+    const J = Job(name)
+    let key = ""
+    return withSpiedLedger(Actor.make(name, { protocol: [J] }), {
+      [J.subject]: ({ idempotencyKey }) => Effect.sync(() => ((key = idempotencyKey), { ok: true }))
+    }, (calls) =>
+      Effect.gen(function*() {
+        const client = yield* Client.Client
+        const handle = yield* client.enqueue(J, { id: "a" })
+        expect(yield* client.result(handle, "1 minute")).toEqual({ ok: true })
+        yield* settleDown
+        const mine = calls.filter((c) => c.keys.includes(key))
+        expect(mine.map((c) => [c.op, ...c.detail])).toEqual([
+          ["check"],
+          ["settle", "Complete unclaimed", "enqueued", "started", "succeeded"]
+        ])
+      }))
+  })
+
+  test("a run that goes on past a quarter of ack_wait (at most 1 s) claims its key with its started row, then renews it", () => {
+    const name = named("long")
+    const J = Job(name)
+    let key = ""
+    let release: (() => void) | undefined
+    return withSpiedLedger(Actor.make(name, { protocol: [J] }), {
+      [J.subject]: ({ idempotencyKey }) =>
+        Effect.callback<{ ok: boolean }>((resume) => {
+          key = idempotencyKey
+          release = () => resume(Effect.succeed({ ok: true }))
+        })
+    }, (calls) =>
+      Effect.gen(function*() {
+        const client = yield* Client.Client
+        const handle = yield* client.enqueue(J, { id: "a" })
+        yield* settleDown
+        yield* TestClock.adjust("900 millis")
+        expect(calls.filter((c) => c.keys.includes(key)).map((c) => c.op)).toEqual(["check"])
+        yield* TestClock.adjust("200 millis")
+        yield* TestClock.adjust("30 seconds")
+        release!()
+        expect(yield* client.result(handle, "1 minute")).toEqual({ ok: true })
+        yield* settleDown
+        const mine = calls.filter((c) => c.keys.includes(key))
+        expect(mine[1]).toEqual({ op: "claim", keys: [key], detail: ["enqueued", "started"] })
+        expect(mine.some((c) => c.op === "renew")).toBe(true)
+        expect(mine.at(-1)!.detail).toEqual(["Complete", "succeeded"])
+      }))
+  })
+
+  test("a run whose key another run takes before it claims it is stopped at its late claim and stores nothing", () => {
+    const name = named("stolen")
+    const J = Job(name)
+    let key = ""
+    let runs = 0
+    let aborted = 0
+    return withSpiedLedger(Actor.make(name, { protocol: [J] }), {
+      [J.subject]: ({ idempotencyKey, signal }) =>
+        Effect.suspend(() => {
+          runs++
+          key = idempotencyKey
+          signal.addEventListener("abort", () => aborted++)
+          return Effect.never
+        })
+    }, (calls, ledger) =>
+      Effect.gen(function*() {
+        const client = yield* Client.Client
+        const broker = yield* MemoryBroker
+        const handle = yield* client.enqueue(J, { id: "a" })
+        yield* settleDown
+        yield* steal(ledger(), key)
+        yield* TestClock.adjust("1100 millis")
+        yield* settleDown
+        expect(aborted).toBe(1)
+        expect(runs).toBe(1)
+        expect(calls.some((c) => c.op === "settle" && c.keys.includes(key))).toBe(false)
+        expect((yield* broker.audit).filter((r) => r.messageId === handle.id && r.step === "succeeded")).toEqual([])
+        expect((yield* client.status(handle.id)).status).not.toBe("succeeded")
+      }))
+  })
+
+  test("a short run that ends while another run holds its key stores nothing and leaves its message for redelivery", () => {
+    const name = named("race")
+    const J = Job(name)
+    let runs = 0
+    return Effect.runPromise(Effect.gen(function*() {
+      let inner: Ledger["Service"] | undefined
+      const A = Actor.make(name, { protocol: [J] })
+      const handlers = A.toLayer({
+        [J.subject]: ({ idempotencyKey }: { idempotencyKey: string }) =>
+          Effect.gen(function*() {
+            runs++
+            // another worker got the same message (say, after a stall past ack_wait) and claimed it
+            yield* steal(inner!, idempotencyKey)
+            return { ok: true }
+          })
+      } as never)
+      const layer = Memory.layer([A], { ledger: (l) => (inner = l) }).pipe(Layer.provide(handlers)) as Layer.Layer<Client.Client | MemoryBroker>
+      yield* Effect.gen(function*() {
+        const client = yield* Client.Client
+        const broker = yield* MemoryBroker
+        const handle = yield* client.enqueue(J, { id: "a" })
+        yield* settleDown
+        expect(runs).toBe(1)
+        expect((yield* broker.audit).filter((r) => r.messageId === handle.id).map((r) => r.step)).toEqual([])
+        expect(yield* broker.held(name)).toBe(1)
+      }).pipe(Effect.provide(layer), Effect.scoped)
+    }).pipe(Effect.provide(TestClock.layer())))
+  })
+
+  test("a given key (shared by different messages) is claimed before its run starts", () => {
+    const name = named("given")
+    const J = Job(name)
+    const order: Array<string> = []
+    return withSpiedLedger(Actor.make(name, { protocol: [J] }), {
+      [J.subject]: () => Effect.sync(() => (order.push("run"), { ok: true }))
+    }, (calls) =>
+      Effect.gen(function*() {
+        const client = yield* Client.Client
+        const handle = yield* client.enqueue(J, { id: "a" }, { key: "order-7" })
+        yield* client.result(handle, "1 minute")
+        const mine = calls.filter((c) => c.keys.some((k) => k.endsWith("/key/order-7")))
+        expect(mine.map((c) => c.op)).toEqual(["claim", "settle"])
+        expect(mine[0]!.detail).toEqual(["enqueued", "started"])
+        expect(mine[1]!.detail).toEqual(["Complete", "succeeded"])
+        expect(order).toEqual(["run"])
+      }))
   })
 })

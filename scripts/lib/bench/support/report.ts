@@ -54,6 +54,7 @@ const ratios: ReadonlyArray<RatioSpec> = [
   { section: "latency", key: "p50ToRaw", label: "msgsys p50 / raw p50", of: "latency.msgsysP50", to: "latency.rawP50" },
   { section: "latency", key: "p99ToRaw", label: "msgsys p99 / raw p99", of: "latency.msgsysP99", to: "latency.rawP99" },
   { section: "memory", key: "rssToRaw", label: "msgsys worker RSS / raw consumer RSS", of: "memory.msgsysRss", to: "memory.rawRss" },
+  { section: "events", key: "msgsysToRaw", label: "events to 3 groups: msgsys / raw consumers", of: "events.msgsys", to: "events.raw" },
   { section: "bullmq", key: "manyToAddBulk", label: "msgsys enqueueMany / BullMQ addBulk", of: "enqueue.many", to: "bullmq.addBulk" },
   { section: "bullmq", key: "oneByOneToAdd", label: "msgsys enqueue one by one / BullMQ add one by one", of: "enqueue.oneByOne", to: "bullmq.addOneByOne" },
   { section: "bullmq", key: "resultsOffToProcess", label: "msgsys drain results off / BullMQ processing", of: "drain.resultsOff", to: "bullmq.process" },
