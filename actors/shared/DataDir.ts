@@ -1,6 +1,7 @@
 /**
  * Where the actors keep their files (warehouse, reports, outbox, per-tenant stores): one root
- * directory, `ACTORS_DATA_DIR` (default `.msgsys/actors`). Tests give each run a temp directory.
+ * directory, `ACTORS_DATA_DIR` (default `actors/` under msgsys's data directory,
+ * `MSGSYS_DATA_DIR`, itself `.msgsys` by default). Tests give each run a temp directory.
  */
 import { Config, Context, Effect, Layer } from "effect"
 import { mkdirSync } from "node:fs"
@@ -34,10 +35,11 @@ export const layer = (root: string): Layer.Layer<DataDir> =>
 /** The variable that names the root. */
 export const variable = "ACTORS_DATA_DIR"
 
-/** The data directory from `ACTORS_DATA_DIR` (default `.msgsys/actors`). */
+/** The data directory from `ACTORS_DATA_DIR` (default `<MSGSYS_DATA_DIR>/actors`, `.msgsys/actors`). */
 export const layerFromConfig: Layer.Layer<DataDir> = Layer.unwrap(
-  Effect.map(
-    Effect.orDie(Config.String(variable).pipe(Config.withDefault(join(".msgsys", "actors")))),
-    layer
-  )
+  Effect.gen(function*() {
+    const msgsys = yield* Effect.orDie(Config.String("MSGSYS_DATA_DIR").pipe(Config.withDefault(".msgsys")))
+    const root = yield* Effect.orDie(Config.String(variable).pipe(Config.withDefault(join(msgsys, "actors"))))
+    return layer(root)
+  })
 )
