@@ -38,8 +38,9 @@ export const variable = "ACTORS_DATA_DIR"
 /** The data directory from `ACTORS_DATA_DIR` (default `<MSGSYS_DATA_DIR>/actors`, `.msgsys/actors`). */
 export const layerFromConfig: Layer.Layer<DataDir> = Layer.unwrap(
   Effect.gen(function*() {
-    const msgsys = yield* Effect.orDie(Config.String("MSGSYS_DATA_DIR").pipe(Config.withDefault(".msgsys")))
-    const root = yield* Effect.orDie(Config.String(variable).pipe(Config.withDefault(join(msgsys, "actors"))))
-    return layer(root)
+    // an empty variable counts as unset, as msgsys's own do
+    const read = (name: string) => Effect.orDie(Config.String(name).pipe(Config.withDefault("")))
+    const msgsys = (yield* read("MSGSYS_DATA_DIR")) || ".msgsys"
+    return layer((yield* read(variable)) || join(msgsys, "actors"))
   })
 )
