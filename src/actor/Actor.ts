@@ -59,6 +59,39 @@ export interface HandlersOf<Name extends string> {
 /** Handlers as the runtime sees them. @category models @since 0.1.0 */
 export type AnyHandlers = Readonly<Record<string, (request: Request<Task.Any>) => Effect.Effect<unknown, unknown>>>
 
+/**
+ * Where `toLayer` also keeps the handlers as written with the services they were built with,
+ * for the dispatcher: it adds those services to its handler fibers once, instead of providing
+ * them per call (each `provideContext` copies the fiber's whole context). The handlers under the
+ * subjects provide them per call, for anyone else who runs one.
+ * @category models @since 0.1.0
+ */
+export const unprovided: unique symbol = Symbol.for("msgsys/Actor/unprovided")
+
+/** What `toLayer` keeps under `unprovided`. @category models @since 0.1.0 */
+export interface Unprovided {
+  readonly handlers: AnyHandlers
+  readonly context: Context.Context<never>
+}
+
+/** The handlers as written and their services, when `handlers` came from a `toLayer`. @category models @since 0.1.0 */
+export const unprovidedOf = (handlers: AnyHandlers): Unprovided | undefined =>
+  (handlers as unknown as { readonly [unprovided]?: Unprovided })[unprovided]
+
+/** Handlers that provide `context` per call, with the handlers as written kept under `unprovided`. @category constructors @since 0.1.0 */
+export const provideHandlers = (
+  handlers: Readonly<Record<string, (request: never) => Effect.Effect<unknown, unknown, any>>>,
+  context: Context.Context<any>
+): AnyHandlers => {
+  const provided: Record<string, (request: never) => Effect.Effect<unknown, unknown>> = {}
+  for (const [subject, handler] of Object.entries(handlers)) {
+    provided[subject] = (request) => Effect.provideContext(handler(request), context)
+  }
+  const kept: Unprovided = { handlers: handlers as unknown as AnyHandlers, context: context as Context.Context<never> }
+  Object.defineProperty(provided, unprovided, { value: kept })
+  return provided as unknown as AnyHandlers
+}
+
 /** @category models @since 0.1.0 */
 export interface Options<Tasks extends ReadonlyArray<Task.Any>> {
   readonly protocol: Tasks
@@ -160,12 +193,7 @@ export const make = <const Name extends string, const Tasks extends ReadonlyArra
           return yield* Effect.die(new Task.InvalidDefinition(`actor ${name} has no handler for ${missing.join(", ")}`))
         }
         // Handlers may need services: capture them now so the runtime can run handlers as-is.
-        const context = yield* Effect.context<R>()
-        const provided: Record<string, (request: Request<Task.Any>) => Effect.Effect<unknown, unknown>> = {}
-        for (const [subject, handler] of Object.entries(handlers as unknown as Record<string, Handler<Task.Any, R>>)) {
-          provided[subject] = (request) => Effect.provideContext(handler(request), context)
-        }
-        return provided
+        return provideHandlers(handlers as never, yield* Effect.context<R>())
       })
     ) as unknown as Layer.Layer<HandlersOf<Name>, E, Exclude<R | RL, never>>
   return {

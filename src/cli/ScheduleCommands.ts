@@ -16,6 +16,7 @@ import * as Schedules from "../scheduler/Schedules.ts"
 import * as Trigger from "../scheduler/Trigger.ts"
 import * as Client from "../task/Client.ts"
 import type * as Task from "../task/Task.ts"
+import * as Tracing from "../trace/Tracing.ts"
 import { InvalidJson, parseDuration } from "./CliInput.ts"
 import { natsLayer } from "./CliLayers.ts"
 import * as DevState from "./DevState.ts"
@@ -187,6 +188,8 @@ export const replicaLayer = (settings: MsgsysConfig.MsgsysSettings, tasks: Reado
   Scheduler.layer({ tasks }).pipe(
     Layer.provideMerge(Client.layer),
     Layer.provideMerge(Services.broker),
+    // each tick's enqueue is a publish span when an OTLP endpoint is configured
+    Layer.provideMerge(Tracing.layer),
     Layer.provideMerge(Layer.succeed(MsgsysConfig.MsgsysConfig, settings))
   )
 

@@ -67,7 +67,13 @@ export interface MsgsysSettings {
   /** Address the HTTP port listens on: `0.0.0.0` every interface, `127.0.0.1` this machine only. */
   readonly httpHost: string
   readonly logLevel: LogLevel
-  readonly logFormat: "pretty" | "json" | "logfmt"
+  /** `auto`: pretty when stderr is a terminal, JSON otherwise (a service manager, a container, a pipe). */
+  readonly logFormat: "auto" | "pretty" | "json" | "logfmt"
+  /**
+   * Where spans go over OTLP/HTTP: a base URL (`http://collector:4318`, spans are posted to
+   * `/v1/traces` under it), or "off". `None`: the standard `OTEL_EXPORTER_OTLP_*` variables decide.
+   */
+  readonly otlpEndpoint: Option.Option<string>
   readonly ackWait: Duration.Duration
   readonly shutdownGrace: Duration.Duration
   readonly resultTtl: Duration.Duration
@@ -178,6 +184,7 @@ export interface Overrides {
   readonly httpHost?: string
   readonly logLevel?: AnyCase<LogLevel> | "warning"
   readonly logFormat?: MsgsysSettings["logFormat"]
+  readonly otlpEndpoint?: Optional<string>
   readonly ackWait?: DurationInput
   readonly shutdownGrace?: DurationInput
   readonly resultTtl?: DurationInput
@@ -359,6 +366,24 @@ const httpHost = text(
   (s) => /^[A-Za-z0-9.:_-]+$/.test(s) ? undefined : "is not a host name or IP address",
   "an IP address or host name to listen on, such as 0.0.0.0 (every interface), 127.0.0.1 or ::"
 )
+const otlpEndpoint = kind(
+  Schema.String,
+  (s) => {
+    if (s.toLowerCase() === "off") return Result.succeed("off")
+    let url: URL
+    try {
+      url = new URL(s)
+    } catch {
+      return Result.fail("not a URL")
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") return Result.fail(`scheme ${url.protocol.slice(0, -1)} is not http or https`)
+    // a token goes in OTEL_EXPORTER_OTLP_HEADERS, which is never printed
+    if (url.username !== "" || url.password !== "") return Result.fail("credentials in the URL")
+    return Result.succeed(s.replace(/\/+$/, ""))
+  },
+  "an http:// or https:// URL of an OTLP/HTTP receiver such as http://127.0.0.1:4318 (no credentials: put them in " +
+    "OTEL_EXPORTER_OTLP_HEADERS), or \"off\""
+)
 const logLevels = oneOf(["Trace", "Debug", "Info", "Warn", "Error", "Fatal", "None"], { warning: "Warn", off: "None" })
 const onOff = kind(
   Schema.Boolean,
@@ -428,7 +453,11 @@ const variablesByKey = {
     "Address the HTTP port listens on; the dashboard can replay dead letters and has no login, so use 127.0.0.1 " +
       "(or a proxy with authentication) where others reach the host"),
   logLevel: setting(logLevels, "Info")("logLevel", "Info", "Lowest level logged (logs go to stderr); also warning, off"),
-  logFormat: setting(oneOf(["pretty", "json", "logfmt"]), "pretty")("logFormat", "pretty", "Log line format"),
+  logFormat: setting(oneOf(["auto", "pretty", "json", "logfmt"]), "auto")("logFormat", "auto",
+    "Log line format; auto is pretty when stderr is a terminal and one JSON object a line otherwise (see Logs and traces)"),
+  otlpEndpoint: optional(otlpEndpoint)("otlpEndpoint", "unset: `OTEL_EXPORTER_OTLP_ENDPOINT`, else off",
+    "OTLP/HTTP receiver spans are exported to (publish, handle, retry, dead-letter; posted to `/v1/traces` under it); " +
+      "\"off\" exports none even when the OTEL_EXPORTER_OTLP_* variables are set (see Logs and traces)", Parse.redactUrlCredentials),
   ackWait: setting(atLeastOneSecond, Duration.seconds(30))("ackWait", "30 seconds",
     "How long a message may go without an ack or progress before redelivery (an actor can override it)"),
   shutdownGrace: setting(duration(Duration.zero, "of 0 or more"), Duration.seconds(30))("shutdownGrace", "30 seconds",
@@ -508,7 +537,7 @@ const assemble = ({ natsTlsCa: ca, natsTlsCert: cert, natsTlsKey: key, ...x }: V
   },
   streamPrefix: x.streamPrefix, dataDir: x.dataDir, sqliteSynchronous: x.sqliteSynchronous,
   sqlitePath: Option.getOrElse(x.sqlitePath, () => join(x.dataDir, "msgsys.sqlite")),
-  httpPort: x.httpPort, httpHost: x.httpHost, logLevel: x.logLevel, logFormat: x.logFormat,
+  httpPort: x.httpPort, httpHost: x.httpHost, logLevel: x.logLevel, logFormat: x.logFormat, otlpEndpoint: x.otlpEndpoint,
   ackWait: x.ackWait, shutdownGrace: x.shutdownGrace, resultTtl: x.resultTtl, sweepInterval: x.sweepInterval, eventsMaxAge: x.eventsMaxAge, pools: x.pools,
   idempotencyStore: x.idempotencyStore, idempotencyRetention: x.idempotencyRetention,
   auditPayload: x.auditPayload, auditRedactFields: x.auditRedact, auditRetention: x.auditRetention,

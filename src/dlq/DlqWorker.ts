@@ -37,7 +37,9 @@ import * as Pull from "../broker/Pull.ts"
 import * as Subjects from "../broker/Subjects.ts"
 import * as Topology from "../broker/Topology.ts"
 import { MsgsysConfig, type MsgsysSettings } from "../config/MsgsysConfig.ts"
+import * as Envelope from "../envelope/Envelope.ts"
 import type { Ledger } from "../ledger/Ledger.ts"
+import * as MessageLog from "../trace/MessageLog.ts"
 import * as ActorTopology from "../runtime/ActorTopology.ts"
 import type { Results } from "../task/Results.ts"
 import * as DeadLetter from "./DeadLetter.ts"
@@ -198,29 +200,39 @@ export const run = (options: RunOptions): Effect.Effect<never, Pull.PullFailed, 
     const act = (d: Delivery) =>
       Effect.gen(function*() {
         const full = yield* DeadLetters.read(names, d.streamSequence)
-        const decision = decide(policy, full.letter, yield* Clock.currentTimeMillis)
+        const now = yield* Clock.currentTimeMillis
+        const decision = decide(policy, full.letter, now)
         const { letter } = full
         const what = `dead letter #${d.streamSequence} (task ${letter.taskId}, ${letter.subject})`
-        switch (decision._tag) {
-          case "Wait":
-            return d.nak(Math.min(decision.ms, maxHoldMs))
-          case "Leave":
-            yield* Effect.logWarning(`DLQ worker leaves ${what} to a person: ${decision.why}`)
-            return d.ack()
-          case "Replay":
-            yield* DeadLetters.replayRead(names, full, { retries: decision.retry })
-            yield* Metric.update(Metric.withAttributes(retriesCounter, { actor: letter.actor }), 1)
-            yield* Effect.logInfo(`DLQ worker replayed ${what}: retry ${decision.retry} of ${policy.attempts}`)
-            return d.ack()
-          case "Exhaust":
-            yield* ExhaustedLetters.exhaust(names, full, decision.why)
-            yield* Metric.update(Metric.withAttributes(exhaustedCounter, { actor: letter.actor, reason: letter.reason }), 1)
-            yield* Effect.logWarning(
-              `DLQ worker stored ${what} as exhausted: ${decision.why}. Inspect it with \`msgsys dlq exhausted show ` +
-                `${letter.taskId}\`, replay it with \`msgsys dlq exhausted replay ${letter.taskId}\``
-            )
-            return d.ack()
+        // its lines name the task as the worker's lines about it did (id, tenant, correlation, trace)
+        const about: MessageLog.About = {
+          actor: letter.actor,
+          subject: letter.subject,
+          envelope: Envelope.fromHeaders(letter.subject, full.headers, { now, fallbackId: letter.taskId }),
+          attempt: letter.attempts
         }
+        return yield* MessageLog.annotate(about)(Effect.gen(function*() {
+          switch (decision._tag) {
+            case "Wait":
+              return d.nak(Math.min(decision.ms, maxHoldMs))
+            case "Leave":
+              yield* Effect.logWarning(`DLQ worker leaves ${what} to a person: ${decision.why}`)
+              return d.ack()
+            case "Replay":
+              yield* DeadLetters.replayRead(names, full, { retries: decision.retry })
+              yield* Metric.update(Metric.withAttributes(retriesCounter, { actor: letter.actor }), 1)
+              yield* Effect.logInfo(`DLQ worker replayed ${what}: retry ${decision.retry} of ${policy.attempts}`)
+              return d.ack()
+            case "Exhaust":
+              yield* ExhaustedLetters.exhaust(names, full, decision.why)
+              yield* Metric.update(Metric.withAttributes(exhaustedCounter, { actor: letter.actor, reason: letter.reason }), 1)
+              yield* Effect.logWarning(
+                `DLQ worker stored ${what} as exhausted: ${decision.why}. Inspect it with \`msgsys dlq exhausted show ` +
+                  `${letter.taskId}\`, replay it with \`msgsys dlq exhausted replay ${letter.taskId}\``
+              )
+              return d.ack()
+          }
+        }))
       }).pipe(
         Effect.catchTags({
           // replayed or purged meanwhile

@@ -15,6 +15,7 @@ import type { PullFailed } from "../broker/Pull.ts"
 import type { Names } from "../broker/Subjects.ts"
 import * as Envelope from "../envelope/Envelope.ts"
 import type { Ledger } from "../ledger/Ledger.ts"
+import * as MessageLog from "../trace/MessageLog.ts"
 import type { Results } from "../task/Results.ts"
 import * as DeadLetters from "./DeadLetters.ts"
 
@@ -127,7 +128,9 @@ export const run = (options: {
           }]
         }])
         if (!events) yield* Effect.tryPromise(() => nats.manager.streams.deleteMessage(a.stream, a.stream_seq, false))
-        yield* Effect.logWarning(`task ${envelope.id} (${subject}) ran out of deliveries; moved to dead letters`)
+        yield* Effect.logWarning(`${events ? "event" : "task"} ${envelope.id} (${subject}) ran out of deliveries; moved to dead letters`).pipe(
+          MessageLog.annotate({ actor, subject, envelope, attempt: a.deliveries })
+        )
       })
 
     const onAdvisory = (d: Delivery) => {

@@ -351,6 +351,9 @@ const parseTime = (s: string | undefined): number | undefined => {
   return Number.isFinite(ms) ? ms : undefined
 }
 
+// most messages carry no extension header: they share one empty, frozen record
+const noExtra: Readonly<Record<string, string>> = Object.freeze({})
+
 /** `msgsys-run-at` → `Msgsys-Run-At`, so lookups by the constants work whatever case was sent. */
 const canonical = (name: string): string =>
   name.split("-").map((p) => p.length === 0 ? p : p[0]!.toUpperCase() + p.slice(1).toLowerCase()).join("-")
@@ -436,6 +439,6 @@ export const fromHeaders = (
     traceparent: validTrace ? traceparent : undefined,
     tracestate: validTrace && tracestate !== undefined && tracestate.length <= 512 ? tracestate : undefined,
     dedupKey: natsMsgId !== undefined && natsMsgId.length > 0 && natsMsgId !== theId ? natsMsgId : undefined,
-    extra: extra ?? {}
+    extra: extra ?? noExtra
   }
 }

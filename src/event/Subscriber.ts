@@ -16,7 +16,7 @@
  * @since 0.1.0
  */
 import { Context, Duration, Effect, Layer, Schema } from "effect"
-import type * as Actor from "../actor/Actor.ts"
+import * as Actor from "../actor/Actor.ts"
 import { isName } from "../broker/Subjects.ts"
 import type { Envelope } from "../envelope/Envelope.ts"
 import * as Retry from "../retry/Retry.ts"
@@ -187,12 +187,7 @@ export const make = <const Group extends string, const Events extends ReadonlyAr
         if (missing.length > 0) {
           return yield* Effect.die(new Task.InvalidDefinition(`subscriber ${group} has no handler for ${missing.join(", ")}`))
         }
-        const context = yield* Effect.context<R>()
-        const provided: Record<string, (request: never) => Effect.Effect<unknown, unknown>> = {}
-        for (const [subject, handler] of Object.entries(handlers)) {
-          provided[subject] = (request) => Effect.provideContext(handler(request), context)
-        }
-        return provided as unknown as Actor.AnyHandlers
+        return Actor.provideHandlers(handlers as never, yield* Effect.context<R>())
       })
     ) as unknown as Layer.Layer<Actor.HandlersOf<Group>, E, Exclude<R | RL, never>>
   return {

@@ -57,7 +57,12 @@ const textParam = (url: URL, name: string) => {
  * Answers one `/api/...` request, or `undefined` when the path is not the API's.
  * @category handlers @since 0.1.0
  */
-export const handle = (request: Request, url: URL, activity: Activity.Activity): Effect.Effect<Response, never, Requirements> | undefined => {
+export const handle = (
+  request: Request,
+  url: URL,
+  activity: Activity.Activity,
+  schedules: Schedules.Panel
+): Effect.Effect<Response, never, Requirements> | undefined => {
   const path = url.pathname
   if (!path.startsWith("/api/")) return undefined
   let route: ReadonlyArray<string>
@@ -136,12 +141,13 @@ export const handle = (request: Request, url: URL, activity: Activity.Activity):
     }))
   }
   if (method === "GET" && route[0] === "schedules" && route.length === 1) {
-    return answer(Effect.flatMap(names, Schedules.list))
+    return answer(schedules.list)
   }
   if (method === "POST" && route[0] === "schedules" && route.length === 3 && (route[2] === "pause" || route[2] === "resume")) {
     const name = route[1]!
     const paused = route[2] === "pause"
-    return answer(Effect.flatMap(names, (n) => Schedules.setPaused(n, name, paused)).pipe(Effect.as({ name, paused })))
+    return answer(Effect.tap(schedules.setPaused(name, paused), () =>
+      Effect.logInfo(`schedule ${name} ${paused ? "paused" : "resumed"} from the dashboard`)))
   }
   return Effect.succeed(json({ error: `no API route ${method} ${path}` }, 404))
 }

@@ -14,6 +14,7 @@ import * as Activity from "./Activity.ts"
 import * as Api from "./Api.ts"
 import * as Dashboard from "./Dashboard.ts"
 import * as Health from "./Health.ts"
+import * as Schedules from "./Schedules.ts"
 import * as Scrape from "./Scrape.ts"
 
 /** The port is taken. @category errors @since 0.1.0 */
@@ -51,12 +52,13 @@ export const layer: Layer.Layer<HttpServer, HttpPortInUse, Api.Requirements> = L
     const worker = yield* Worker
     const probe = yield* Health.makeProbe
     const activity = yield* Activity.make(worker)
+    const schedules = yield* Schedules.make
     const context = yield* Effect.context<Api.Requirements>()
     const run = Effect.runPromiseWith(context)
 
     const route = (request: Request): Effect.Effect<Response, never, Api.Requirements> => {
       const url = new URL(request.url)
-      const api = Api.handle(request, url, activity)
+      const api = Api.handle(request, url, activity, schedules)
       if (api !== undefined) return api
       if (request.method !== "GET" && request.method !== "HEAD") return Effect.succeed(text("method not allowed\n", 405))
       switch (url.pathname) {
@@ -81,7 +83,9 @@ export const layer: Layer.Layer<HttpServer, HttpPortInUse, Api.Requirements> = L
             hostname: config.httpHost,
             fetch: (request) =>
               run(route(request).pipe(
-                Effect.catchCause((cause) => Effect.succeed(text(`internal error: ${describeFailure(cause)}\n`, 500)))
+                Effect.catchCause((cause) => Effect.succeed(text(`internal error: ${describeFailure(cause)}\n`, 500))),
+                // a dashboard polls every 2 s and Prometheus scrapes: no spans of theirs in the traces
+                Effect.withTracerEnabled(false)
               ))
           }),
         catch: (e) => new HttpPortInUse({ host: config.httpHost, port: config.httpPort, reason: e instanceof Error ? e.message : String(e) })

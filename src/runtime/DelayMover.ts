@@ -16,6 +16,7 @@ import * as Pull from "../broker/Pull.ts"
 import type { Names, Priority } from "../broker/Subjects.ts"
 import * as Envelope from "../envelope/Envelope.ts"
 import * as TaskHeaders from "../task/TaskHeaders.ts"
+import * as MessageLog from "../trace/MessageLog.ts"
 
 const isPriority = (s: string | undefined): s is Priority => s === "high" || s === "normal" || s === "low"
 
@@ -40,23 +41,31 @@ export const handle = (
   options: {
     readonly publisher: Publish.Publisher
     readonly names: Names
-    readonly warn: (message: string) => void
+    /** A warning about the message, with the annotations that name it. */
+    readonly warn: (message: string, annotations: Record<string, unknown>) => void
   }
 ): void => {
   const header = d.headers?.[TaskHeaders.RunAt]
+  // rare (a bad header): the envelope is read only to name the message
+  const about = () => {
+    const { subject } = options.names.parseTaskSubject(d.subject)
+    const envelope = Envelope.fromHeaders(subject, d.headers, { now, fallbackId: `${d.stream}-${d.streamSequence}`, deliveryCount: d.deliveryCount })
+    return { ...MessageLog.annotations({ actor: subject.split(".", 1)[0]!, subject, envelope, attempt: 0 }), delayed: true }
+  }
   const runAt = Number(header)
   if (Number.isFinite(runAt) && runAt > now) {
     if (runAt - now > saneAhead) {
       options.warn(
         `delayed task ${d.headers?.[Envelope.Headers.Id] ?? `${d.stream}-${d.streamSequence}`} has ` +
           `${TaskHeaders.RunAt} ${header}, more than 10 years ahead: held a day at a time until then; ` +
-          "the publisher should send epoch milliseconds"
+          "the publisher should send epoch milliseconds",
+        about()
       )
     }
     return d.nak(Math.min(runAt - now, Duration.toMillis(maxHold)))
   }
   if (header !== undefined && !Number.isFinite(runAt)) {
-    options.warn(`delayed task has ${TaskHeaders.RunAt} ${JSON.stringify(header)}, not epoch milliseconds: released now`)
+    options.warn(`delayed task has ${TaskHeaders.RunAt} ${JSON.stringify(header)}, not epoch milliseconds: released now`, about())
   }
   const { subject } = options.names.parseTaskSubject(d.subject)
   const headers: Record<string, string> = { ...d.headers }
@@ -89,8 +98,8 @@ export const run = (options: {
   Effect.gen(function*() {
     const clock = yield* Clock.Clock
     const context = yield* Effect.context<never>()
-    const warn = (message: string) => {
-      Effect.runForkWith(context)(Effect.logWarning(message))
+    const warn = (message: string, annotations: Record<string, unknown>) => {
+      Effect.runForkWith(context)(Effect.annotateLogs(Effect.logWarning(message), annotations))
     }
     return yield* Pull.follow(
       options.nc,

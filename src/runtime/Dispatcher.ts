@@ -21,7 +21,7 @@
  * the `Clock`, so a TestClock drives leases, heartbeats and timeouts in unit tests.
  * @since 0.1.0
  */
-import { Cause, Clock, Deferred, Duration, Effect, Exit, Option, Schedule, type Scope } from "effect"
+import { Cause, Clock, Context, Deferred, Duration, Effect, Exit, Option, References, Schedule, type Scope, Tracer } from "effect"
 import * as Actor from "../actor/Actor.ts"
 import type { AuditRecord, AuditStep } from "../audit/AuditLog.ts"
 import type { Delivery } from "../broker/Delivery.ts"
@@ -37,6 +37,9 @@ import type { Results } from "../task/Results.ts"
 import type * as Task from "../task/Task.ts"
 import * as TaskError from "../task/TaskError.ts"
 import type { FailedAttempt, StoredError, TaskRecord } from "../task/TaskRecord.ts"
+import { CurrentMessage } from "../trace/CurrentMessage.ts"
+import * as MessageLog from "../trace/MessageLog.ts"
+import * as Tracing from "../trace/Tracing.ts"
 import * as Intake from "./Intake.ts"
 import * as MessageMetrics from "./MessageMetrics.ts"
 import * as Status from "./Status.ts"
@@ -173,6 +176,8 @@ interface Run {
   prior: Promise<ReadonlyArray<FailedAttempt> | undefined> | undefined
   /** The runs of one batch handler call (this one included): they stop, fail and succeed together. */
   group: ReadonlyArray<Run> | undefined
+  /** The span of the handler run, when tracing is on. */
+  span: Tracer.Span | undefined
 }
 
 interface Pending {
@@ -187,6 +192,46 @@ interface FeedState {
   /** unknown: not asked yet or lost; active: had messages at last look; empty: long-polling. */
   state: "unknown" | "active" | "empty"
   lastPending: number
+}
+
+/** What a run's request calls back into: the dispatcher's side, shared by all its runs. */
+interface RunSide {
+  readonly isRunning: (run: Run) => boolean
+  readonly progress: (run: Run, value: unknown) => Effect.Effect<void>
+  readonly atCommit: (run: Run, write: (sql: Sql) => void) => Effect.Effect<void>
+}
+
+/**
+ * The request a handler gets. Its data are fields; `signal`, `progress` and `atCommit` are made
+ * when first read, so a handler that does not use them costs no closure or AbortController per
+ * message (a worker may hold tens of thousands in flight).
+ */
+class RunRequest implements Actor.Request<Task.Any> {
+  readonly input: unknown
+  readonly envelope: Envelope
+  readonly taskId: string
+  readonly attempt: number
+  readonly idempotencyKey: string
+  constructor(private readonly run: Run, private readonly side: RunSide, readonly maxAttempts: number | undefined) {
+    const job = run.job
+    this.input = job.input
+    this.envelope = job.envelope
+    this.taskId = job.taskId
+    this.attempt = job.attempt
+    this.idempotencyKey = job.key
+  }
+  get signal(): AbortSignal {
+    const run = this.run
+    run.abort ??= new AbortController()
+    if (!this.side.isRunning(run)) run.abort.abort()
+    return run.abort.signal
+  }
+  get progress() {
+    return (value: unknown) => this.side.progress(this.run, value)
+  }
+  get atCommit() {
+    return (write: (sql: Sql) => void) => this.side.atCommit(this.run, write)
+  }
 }
 
 const PRIORITIES: ReadonlyArray<Priority> = ["high", "normal", "low"]
@@ -229,6 +274,28 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
     const recordRun = MessageMetrics.recorder(context, actor.name)
     const log = (effect: Effect.Effect<void>) => {
       runEffect(effect)
+    }
+    const messageKind = isGroup ? "event" : "task"
+    const aboutJob = (job: { readonly subject: string; readonly envelope: Envelope; readonly attempt: number }): MessageLog.About =>
+      ({ actor: actor.name, subject: job.subject, envelope: job.envelope, attempt: job.attempt })
+    /** A line about one message: it carries the message's annotations (id, subject, tenant, trace...). */
+    const logAbout = (about: MessageLog.About | undefined, effect: Effect.Effect<void>) =>
+      log(about === undefined ? Effect.annotateLogs(effect, { actor: actor.name }) : MessageLog.annotate(about)(effect))
+    // tracing off (Effect's native tracer): undefined, and no span is made for any message
+    const spans = Tracing.messageSpans(context, clock)
+    // the handler fiber starts from a context of its own: the message's log annotations (over the
+    // program's), the message itself (for the client), the handle span (tracing on)
+    const programAnnotations = Context.get(context, References.CurrentLogAnnotations)
+    const mergeAnnotations = Object.keys(programAnnotations).length > 0
+    // the services the handlers were built with join the handler fibers' context here, once
+    const unprovided = Actor.unprovidedOf(options.handlers)
+    const handlers = unprovided?.handlers ?? options.handlers
+    const runContext = unprovided === undefined ? context : Context.merge(context, unprovided.context)
+    const handlerContext = (annotations: Record<string, unknown>, message: Envelope | undefined, span: Tracer.Span | undefined) => {
+      let c = Context.add(runContext, References.CurrentLogAnnotations, mergeAnnotations ? { ...programAnnotations, ...annotations } : annotations)
+      if (message !== undefined) c = Context.add(c, CurrentMessage, message)
+      if (span !== undefined) c = Context.add(c, Tracer.ParentSpan, span)
+      return c
     }
 
     // ------------------------------------------------------------------------------------------
@@ -354,12 +421,12 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
     const jobRow = (job: Intake.Job, step: AuditStep, extra: Partial<AuditRecord> = {}) => row(job, job, step, extra)
 
     /** Stores a status record; a final one is retried, then `done(false)`. */
-    const putStatus = (record: TaskRecord, done: (ok: boolean) => void, attempts = 3) => {
+    const putStatus = (record: TaskRecord, about: MessageLog.About, done: (ok: boolean) => void, attempts = 3) => {
       if (!statuses) return done(true)
       results.submit(record, (error) => {
         if (error === undefined) return done(true)
-        if (attempts > 1) return void setTimeout(() => putStatus(record, done, attempts - 1), 500)
-        log(Effect.logWarning(`could not store the ${record.status} status of task ${record.id}: ${error.message}`))
+        if (attempts > 1) return void setTimeout(() => putStatus(record, about, done, attempts - 1), 500)
+        logAbout(about, Effect.logWarning(`could not store the ${record.status} status of task ${record.id}: ${error.message}`))
         done(false)
       })
     }
@@ -393,6 +460,8 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
       error: StoredError
     ) => {
       const job = h.job
+      const about = aboutJob(what)
+      const span = spans?.step("dead-letter", about, h.run?.span, { "msgsys.dead_letter.reason": reason, "error.message": error.message })
       const effect = Effect.gen(function*() {
         const prior = yield* Effect.promise(() => readHistory(what.envelope.id))
         // never overwrite the history with less: without it, try again later
@@ -409,20 +478,21 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
           history
         })
         const stored = yield* Effect.callback<boolean>((resume) => {
-          putStatus(Status.dead({ taskId: what.envelope.id, subject: what.subject, envelope: what.envelope, attempt: what.attempt }, now(), error, history), (ok) => resume(Effect.succeed(ok)))
+          putStatus(Status.dead({ taskId: what.envelope.id, subject: what.subject, envelope: what.envelope, attempt: what.attempt }, now(), error, history), about, (ok) => resume(Effect.succeed(ok)))
         })
         if (!stored) return yield* Effect.fail(new Error("could not store the dead status"))
         yield* ledger.settle([{ _tag: "Record", audit: [row(job, what, "dead_lettered", { error: error.message })] }])
-        yield* Effect.logWarning(`task ${what.envelope.id} (${what.subject}) moved to dead letters: ${reason}: ${error.message}`)
+        yield* Effect.logWarning(`${messageKind} ${what.envelope.id} (${what.subject}) moved to dead letters: ${reason}: ${error.message}`)
       })
-      runEffect(effect).addObserver((exit) => {
+      runEffect(MessageLog.annotate(about)(effect)).addObserver((exit) => {
+        if (span !== undefined) spans!.end(span, exit)
         if (Exit.isSuccess(exit)) return finish(h, "term")
         // a full dead-letter stream: the message waits in its stream; the move logged and counted it
         if (Cause.findErrorOption(exit.cause).pipe(Option.exists((e) => (e as { _tag?: string })?._tag === "DeadLetterStreamFull"))) {
           return finish(h, "nak", deadLetterStreamFullRetryMs)
         }
-        log(Effect.logError(
-          `could not move task ${what.envelope.id} (${what.subject}) to dead letters; it stays in its stream and is tried again`,
+        logAbout(about, Effect.logError(
+          `could not move ${messageKind} ${what.envelope.id} (${what.subject}) to dead letters; it stays in its stream and is tried again`,
           exit.cause
         ))
         finish(h, "nak", 5000)
@@ -445,7 +515,10 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
 
     /** The ledger could not be written: the message comes back, to be settled again. */
     const retryLater = (h: Held, what: string) => () => {
-      log(Effect.logError(`could not ${what} for task ${h.job?.taskId ?? h.delivery.streamSequence}; it will be redelivered`))
+      logAbout(
+        h.job === undefined ? undefined : aboutJob(h.job),
+        Effect.logError(`could not ${what} for ${messageKind} ${h.job?.taskId ?? `#${h.delivery.streamSequence}`}; it will be redelivered`)
+      )
       finish(h, "nak", 1000)
     }
 
@@ -458,7 +531,7 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
         return finish(h, "ack")
       }
       const put = (history: ReadonlyArray<FailedAttempt> | undefined) =>
-        putStatus(Status.succeeded(job, now(), output, { startedAt: run.startedAt, history }), (ok) => {
+        putStatus(Status.succeeded(job, now(), output, { startedAt: run.startedAt, history }), aboutJob(job), (ok) => {
           if (!ok) return finish(h, "nak", 1000) // the redelivery finds the key done and stores it again
           Failpoint.hitUnsafe("before-ack")
           finish(h, "ack")
@@ -469,7 +542,7 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
       run.prior.then((prior) =>
         prior !== undefined ? put(prior) : readHistory(job.taskId).then((again) => {
           if (again === undefined) {
-            log(Effect.logWarning(`task ${job.taskId}: its attempt history could not be read; its result is stored without it`))
+            logAbout(aboutJob(job), Effect.logWarning(`task ${job.taskId}: its attempt history could not be read; its result is stored without it`))
           }
           put(again)
         })
@@ -503,7 +576,10 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
         settlement,
         (settled) => {
           if (settled._tag === "LeaseLost") {
-            log(Effect.logWarning(`${runs.map((r) => r.job.taskId).join(", ")}: another worker took the key over; the outcome was not stored here`))
+            const line = Effect.logWarning(`${runs.map((r) => r.job.taskId).join(", ")}: another worker took the key over; the outcome was not stored here`)
+            log(runs.length === 1
+              ? MessageLog.annotate(aboutJob(run.job))(line)
+              : Effect.annotateLogs(line, MessageLog.batchAnnotations(actor.name, run.job.subject, runs.map((r) => r.job.taskId))))
             for (const r of runs) finish(r.held, "drop")
             return
           }
@@ -531,17 +607,27 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
         case "Succeeded":
           return onSucceeded(run, verdict.output)
         case "LeaseLost":
-          log(Effect.logWarning(`task ${job.taskId}: its lease was lost to another worker; the handler was stopped`))
+          logAbout(aboutJob(job), Effect.logWarning(`${messageKind} ${job.taskId}: its lease was lost to another worker; the handler was stopped`))
           return finish(h, "drop")
         case "Stopped":
           return settle({ _tag: "Release", run: run.ref, audit: withDeferred(run, []) }, () => finish(h, "nak", 0), () => finish(h, "nak", 0))
         case "Cancelled":
           return settle(
             { _tag: "Release", run: run.ref, audit: withDeferred(run, [jobRow(job, "cancelled")]) },
-            () => putStatus(Status.cancelled(job, now()), () => finish(h, "term")),
+            () => putStatus(Status.cancelled(job, now()), aboutJob(job), () => finish(h, "term")),
             retryLater(h, "record the cancel")
           )
-        case "Retry":
+        case "Retry": {
+          const about = aboutJob(job)
+          // Info: a retry is the policy at work; what runs out of attempts is a warning (dead letters)
+          logAbout(about, Effect.logInfo(
+            `${messageKind} ${job.taskId} (${job.subject}) failed on attempt ${job.attempt}: ${verdict.error.message}; ` +
+              `retrying in ${verdict.delayMs} ms`
+          ))
+          const span = spans?.step("retry", about, run.span, { "msgsys.retry.delay_ms": verdict.delayMs, "error.message": verdict.error.message })
+          const retried = (exit: Exit.Exit<unknown, unknown>) => {
+            if (span !== undefined) spans!.end(span, exit)
+          }
           return settle(
             {
               _tag: "Release",
@@ -555,20 +641,25 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
               // the status first, then the nak: a quick retry must not be overwritten by this "failed",
               // and the next attempt must find this one in the history
               readHistory(job.taskId).then((prior) => {
+                const nak = () => {
+                  retried(Exit.void)
+                  finish(h, "nak", verdict.delayMs)
+                }
                 if (prior === undefined) {
-                  log(Effect.logWarning(`task ${job.taskId}: its attempt history could not be read; attempt ${job.attempt} is not in it`))
-                  return finish(h, "nak", verdict.delayMs)
+                  logAbout(about, Effect.logWarning(`task ${job.taskId}: its attempt history could not be read; attempt ${job.attempt} is not in it`))
+                  return nak()
                 }
                 const history = [...prior, { attempt: job.attempt, at: endedAt, error: verdict.error, retryDelayMs: verdict.delayMs }]
-                if (!statuses) return finish(h, "nak", verdict.delayMs)
-                results.submit(
-                  Status.failed(job, now(), verdict.error, history, run.startedAt, endedAt + verdict.delayMs),
-                  () => finish(h, "nak", verdict.delayMs)
-                )
+                if (!statuses) return nak()
+                results.submit(Status.failed(job, now(), verdict.error, history, run.startedAt, endedAt + verdict.delayMs), nak)
               })
             },
-            retryLater(h, "record the failure")
+            () => {
+              retried(Exit.fail("the failure could not be recorded"))
+              retryLater(h, "record the failure")()
+            }
           )
+        }
         case "Dead":
           return settle(
             {
@@ -595,7 +686,11 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
         settleQueue = []
         runEffect(ledger.settle(batch.map((p) => p.settlement))).addObserver((exit) => {
           if (Exit.isFailure(exit)) {
-            log(Effect.logError("could not settle a batch of messages; they will be redelivered", exit.cause))
+            // each message says so again, with its own annotations
+            log(Effect.annotateLogs(
+              Effect.logError("could not settle a batch of messages; they will be redelivered", exit.cause),
+              { actor: actor.name, batch: batch.length }
+            ))
             for (const p of batch) p.failed()
             return
           }
@@ -646,7 +741,10 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
     /** What the ledger answered for a batch: run, reply with the stored outcome, dead-letter or wait. */
     const answered = (batch: ReadonlyArray<Held>, exit: Exit.Exit<ReadonlyArray<Claim>, unknown>, wrote: boolean) => {
       if (Exit.isFailure(exit)) {
-        log(Effect.logError("could not claim a batch of messages; they will be redelivered", exit.cause))
+        log(Effect.annotateLogs(
+          Effect.logError("could not claim a batch of messages; they will be redelivered", exit.cause),
+          MessageLog.batchAnnotations(actor.name, undefined, batch.map((h) => h.job!.taskId))
+        ))
         for (const h of batch) finish(h, "nak", 1000)
         return
       }
@@ -757,7 +855,7 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
           () => {
             if (!job.storeResult) return finish(h, "ack")
             const record = Status.succeeded(job, now(), stored?.output ?? null, ownRun ? {} : { duplicateOf: job.key })
-            putStatus(record, (ok) => finish(h, ok ? "ack" : "nak", 1000))
+            putStatus(record, aboutJob(job), (ok) => finish(h, ok ? "ack" : "nak", 1000))
           },
           retryLater(h, "record a duplicate")
         )
@@ -774,11 +872,31 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
       })
     }
 
+    // what a handler's request reaches back to, shared by every run of this dispatcher
+    const runSide: RunSide = {
+      isRunning: (run) => running.get(run.job.taskId) === run,
+      progress: (run, value) =>
+        Effect.sync(() => {
+          if (running.get(run.job.taskId) !== run || !statuses) return
+          run.statusWritten = true
+          results.submit(Status.running(run.job, now(), run.startedAt, undefined, value), () => {})
+        }),
+      atCommit: (run, write) =>
+        ledger.writes
+          ? Effect.sync(() => {
+            run.writes.push(write)
+          })
+          : Effect.die(new Error(
+            "atCommit writes need the SQLite ledger: set MSGSYS_IDEMPOTENCY_STORE=sqlite (the default); " +
+              "the in-memory broker cannot run them"
+          ))
+    }
+
     /** Runs the handler for one message, or a batch handler for several of one subject. */
     const start = (hs: ReadonlyArray<Held>) => {
       if (hs.length === 0) return
       const first = hs[0]!.job!
-      const handler = options.handlers[first.subject]!
+      const handler = handlers[first.subject]!
       const policy = Actor.policyFor(actor, first.task)
       const startedAt = now()
       const timeoutMs = Duration.toMillis(policy.timeout)
@@ -801,59 +919,33 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
         abort: undefined,
         writes,
         prior: h.job!.attempt > 1 ? readHistory(h.job!.taskId) : undefined,
-        group: undefined
+        group: undefined,
+        span: undefined
       }))
       const batched = actor.batch !== undefined
+      const maxAttempts = Retry.maxAttempts(policy.retry)
       for (const run of runs) {
         if (batched) run.group = runs
         run.held.run = run
         running.set(run.job.taskId, run)
       }
-      const requestOf = (run: Run): Actor.Request<Task.Any> => {
-        const job = run.job
-        return {
-          input: job.input,
-          envelope: job.envelope,
-          taskId: job.taskId,
-          attempt: job.attempt,
-          maxAttempts: Retry.maxAttempts(policy.retry),
-          get signal() {
-            run.abort ??= new AbortController()
-            if (!running.has(job.taskId)) run.abort.abort()
-            return run.abort.signal
-          },
-          idempotencyKey: job.key,
-          progress: (value) =>
-            Effect.sync(() => {
-              if (!running.has(job.taskId) || !statuses) return
-              run.statusWritten = true
-              results.submit(Status.running(job, now(), startedAt, undefined, value), () => {})
-            }),
-          atCommit: (write) =>
-            ledger.writes
-              ? Effect.sync(() => {
-                writes.push(write)
-              })
-              : Effect.die(new Error(
-                "atCommit writes need the SQLite ledger: set MSGSYS_IDEMPOTENCY_STORE=sqlite (the default); " +
-                  "the in-memory broker cannot run them"
-              ))
-        }
-      }
+      const requestOf = (run: Run): Actor.Request<Task.Any> => new RunRequest(run, runSide, maxAttempts)
       const call = batched
         ? Effect.suspend(() => (handler as unknown as (rs: ReadonlyArray<Actor.Request<Task.Any>>) => Effect.Effect<unknown, unknown>)(runs.map(requestOf)))
         : Effect.suspend(() => handler(requestOf(runs[0]!)))
-      const fiber = runEffect(
-        call.pipe(
-          Effect.annotateLogs(batched
-            ? { subject: first.subject, batch: runs.length }
-            : { taskId: first.taskId, subject: first.subject, attempt: first.attempt, tenant: first.envelope.tenant })
-        )
-      )
+      const span = spans?.handle(runs.map((r) => aboutJob(r.job)))
+      for (const run of runs) run.span = span
+      // a batch handler runs for several messages: no current message, the client needs a `parent`
+      const fiber = Effect.runForkWith(handlerContext(
+        batched ? MessageLog.batchAnnotations(actor.name, first.subject, runs.map((r) => r.job.taskId)) : MessageLog.annotations(aboutJob(first)),
+        batched ? undefined : first.envelope,
+        span
+      ))(call)
       for (const run of runs) run.interrupt = () => fiber.interruptUnsafe()
       // a cancel that came while the message waited to start
       for (const run of runs) if (cancelled.has(run.job.taskId)) stopRun(run, "cancel")
       fiber.addObserver((exit) => {
+        if (span !== undefined) spans!.end(span, exit)
         for (const run of runs) {
           running.delete(run.job.taskId)
           run.abort?.abort()
@@ -994,7 +1086,7 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
           if (cancelled.has(job.taskId)) {
             settle(
               { _tag: "Record", audit: [jobRow(job, "cancelled")] },
-              () => putStatus(Status.cancelled(job, now()), () => finish(h, "term")),
+              () => putStatus(Status.cancelled(job, now()), aboutJob(job), () => finish(h, "term")),
               retryLater(h, "record the cancel")
             )
             continue

@@ -9,22 +9,34 @@ import { Cause, Effect, Exit, Layer, Logger, References, Runtime } from "effect"
 import { MsgsysConfig, type MsgsysSettings } from "../config/MsgsysConfig.ts"
 
 /**
+ * The log format `auto` stands for here: pretty for a person at a terminal, JSON (one object a
+ * line, with the message's annotations) for whatever collects a service's stderr.
+ * @category logging @since 0.1.0
+ */
+export const resolveLogFormat = (
+  format: MsgsysSettings["logFormat"],
+  terminal: boolean = process.stderr.isTTY === true
+): "pretty" | "json" | "logfmt" => format === "auto" ? (terminal ? "pretty" : "json") : format
+
+/**
  * The logger and minimum level the settings ask for. Logs go to stderr, so a command's output on
  * stdout (a task id, a result as JSON) stays clean for scripts.
  * @category layers @since 0.1.0
  */
-export const logging = (settings: Pick<MsgsysSettings, "logLevel" | "logFormat">): Layer.Layer<never> =>
-  Layer.mergeAll(
+export const logging = (settings: Pick<MsgsysSettings, "logLevel" | "logFormat">): Layer.Layer<never> => {
+  const format = resolveLogFormat(settings.logFormat)
+  return Layer.mergeAll(
     Logger.layer([
-      settings.logFormat === "json"
+      format === "json"
         ? Logger.withConsoleError(Logger.formatJson)
-        : settings.logFormat === "logfmt"
+        : format === "logfmt"
         ? Logger.withConsoleError(Logger.formatLogFmt)
         : Logger.consolePretty()
     ]),
     Layer.succeed(References.LogToStderr, true),
     Layer.succeed(References.MinimumLogLevel, settings.logLevel)
   )
+}
 
 /**
  * `logging` as the `MsgsysConfig` in context says: provide it under the layers of a program so

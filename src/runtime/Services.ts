@@ -22,6 +22,7 @@ import * as ExhaustedStore from "../dlq/ExhaustedStore.ts"
 import * as SqliteExhaustedStore from "../dlq/SqliteExhaustedStore.ts"
 import * as Client from "../task/Client.ts"
 import * as Results from "../task/Results.ts"
+import * as Tracing from "../trace/Tracing.ts"
 import * as Control from "./Control.ts"
 import * as Main from "./Main.ts"
 
@@ -116,7 +117,7 @@ export const broker = Layer.mergeAll(Results.layer, Control.layer).pipe(
 
 /**
  * Everything, given a config layer; logs go to stderr at the configured level (the program's
- * own loggers are kept).
+ * own loggers are kept), spans to the OTLP endpoint when one is configured (`Tracing.layer`).
  * @category layers @since 0.1.0
  */
 export const layerWith = <E>(
@@ -131,6 +132,8 @@ export const layerWith = <E>(
     Layer.provideMerge(Layer.mergeAll(auditLog, idempotency, auditRetention, exhaustedStore)),
     Layer.provideMerge(database),
     Layer.provideMerge(broker),
+    // below everything: the connection's and the worker's spans go out, and are flushed last
+    Layer.provideMerge(Tracing.layer),
     Layer.provideMerge(Main.levelFromConfig),
     Layer.provideMerge(config)
   )

@@ -7,6 +7,7 @@
 import { Clock, Context, Data, Duration, Effect, Layer, Schedule } from "effect"
 import { migrations } from "./internal/migrations.ts"
 import * as SqliteFile from "./SqliteFile.ts"
+import * as Checkpointer from "./Checkpointer.ts"
 import * as Writer from "./Writer.ts"
 
 /** An open `bun:sqlite` connection. @category models @since 0.1.0 */
@@ -66,6 +67,8 @@ export interface Options {
   readonly busyTimeoutMs?: number | undefined
   /** How long a write may wait for another process's lock, in all, before it fails. Default 30000 ms. */
   readonly lockWaitMs?: number | undefined
+  /** The log's checkpoints, which run on a thread of their own. */
+  readonly checkpoints?: Checkpointer.Options | undefined
 }
 
 /** @category services @since 0.1.0 */
@@ -118,6 +121,8 @@ export const make = Effect.fn("Database.make")(function*(options: Options) {
     ),
     (db) => Effect.sync(() => SqliteFile.close(db))
   )
+  // the log's checkpoints (and their fsync) off the thread that dispatches
+  yield* Checkpointer.start(handle, path, options.checkpoints)
   const context = yield* Effect.context<never>()
   const writer = Writer.make(handle, {
     busyLimitMs: options.lockWaitMs ?? 30_000,

@@ -10,7 +10,7 @@
  * remembers its recent tasks); `track: true` writes a "queued" record so every client sees it.
  * @since 0.1.0
  */
-import { Cause, Clock, Context, Data, Duration, Effect, Exit, Layer, Option, Schema } from "effect"
+import { Cause, Clock, Context, Data, Duration, Effect, Exit, Layer, Option, Schema, Tracer } from "effect"
 import { createHash } from "node:crypto"
 import type { BrokerError } from "../broker/BrokerError.ts"
 import { Nats } from "../broker/Nats.ts"
@@ -20,6 +20,8 @@ import { MsgsysConfig } from "../config/MsgsysConfig.ts"
 import * as Envelope from "../envelope/Envelope.ts"
 import type * as Event from "../event/Event.ts"
 import * as Payload from "../envelope/Payload.ts"
+import { CurrentMessage } from "../trace/CurrentMessage.ts"
+import * as Tracing from "../trace/Tracing.ts"
 import { Results, type ResultTimeout, TaskNotFound } from "./Results.ts"
 import type * as Task from "./Task.ts"
 import * as TaskHeaders from "./TaskHeaders.ts"
@@ -30,8 +32,20 @@ export interface EnqueueOptions {
   /** Default "default". */
   readonly tenant?: string
   readonly correlationId?: string
-  /** The message that caused this one: its correlation and trace are inherited. */
+  /**
+   * The message that caused this one: its correlation, causation, tenant and trace are inherited.
+   * Inside a handler the message it runs for is the parent by default, tenant excepted: the
+   * trace, correlation and causation follow it without this option.
+   */
   readonly parent?: Envelope.Envelope
+  /**
+   * W3C trace context of the caller (an incoming HTTP request's `traceparent` header, say): the
+   * message joins that trace. Default: the parent's trace; with tracing on, the publish span's
+   * (a child of the fiber's span); else a new trace. A value that is not a W3C `traceparent` is ignored.
+   */
+  readonly traceparent?: string
+  /** W3C `tracestate` that goes with `traceparent`. Default: the parent's. */
+  readonly tracestate?: string
   /**
    * Idempotency and dedup key, scoped by tenant and subject: a second enqueue with the same key
    * returns the first task's handle, and the key is recorded done once a run succeeds, so a
@@ -78,13 +92,24 @@ export interface PublishOptions {
   /** Default "default" (or the parent's). */
   readonly tenant?: string
   readonly correlationId?: string
-  /** The message that caused this event (a handler passes its `envelope`): correlation, causation, tenant and trace follow it. */
+  /**
+   * The message that caused this event: correlation, causation, tenant and trace follow it. Inside
+   * a handler the message it runs for is the parent by default, tenant excepted.
+   */
   readonly parent?: Envelope.Envelope
   /**
    * More `Msgsys-*` headers (e.g. `Msgsys-Source`), read by handlers in `envelope.extra`. Names
    * without the prefix, and the envelope's own headers, are dropped: use the options for those.
    */
   readonly headers?: Readonly<Record<string, string>>
+  /**
+   * W3C trace context of the caller (an incoming HTTP request's `traceparent` header, say): the
+   * message joins that trace. Default: the parent's trace; with tracing on, the publish span's
+   * (a child of the fiber's span); else a new trace. A value that is not a W3C `traceparent` is ignored.
+   */
+  readonly traceparent?: string
+  /** W3C `tracestate` that goes with `traceparent`. Default: the parent's. */
+  readonly tracestate?: string
 }
 
 /** Options of `publishJson`: those of `publish`, and the payload's schema version. @category models @since 0.1.0 */
@@ -256,6 +281,36 @@ const extraHeaders = (headers: Readonly<Record<string, string>>): Record<string,
   return extra
 }
 
+/**
+ * Where a send comes from: the message it follows (the `parent` option, else the message the
+ * handler runs for), and, with tracing on, the `traceparent` of its publish span.
+ */
+interface Origin {
+  readonly parent: Envelope.Envelope | undefined
+  /** The caller's `traceparent`, or the publish span's (tracing on); undefined: the parent's trace or a new one. */
+  readonly traceparent: string | undefined
+  readonly tracestate: string | undefined
+  readonly span: Tracer.Span | undefined
+}
+
+/** What a send's options say about where it comes from. */
+interface OriginOptions {
+  readonly parent?: Envelope.Envelope | undefined
+  readonly traceparent?: string | undefined
+  readonly tracestate?: string | undefined
+}
+
+/** The envelope options an origin gives: its parent, and the publish span's trace context when tracing is on. */
+const originOptions = (origin: Origin): Envelope.MakeOptions => {
+  const { parent, traceparent, tracestate } = origin
+  if (traceparent === undefined) return parent !== undefined ? { parent } : {}
+  return {
+    ...(parent !== undefined ? { parent } : {}),
+    traceparent,
+    ...(tracestate !== undefined ? { tracestate } : {})
+  }
+}
+
 /** What one enqueue sends. */
 interface Prepared {
   readonly subject: string
@@ -286,6 +341,8 @@ export interface Transport {
 export const makeWith = (transport: Transport) => Effect.gen(function*() {
   const { publisher, maxPayload, results, names } = transport
   const clock = yield* Clock.Clock
+  // the tracer of the layer that made the client: its sends are spans wherever it is called from
+  const ownTracer = Tracing.tracerOf(yield* Effect.context<never>())
 
   // Tasks this client enqueued, acknowledged by the stream: "queued" until a worker writes a
   // status. Bounded: the oldest are forgotten first (by then a worker has long written one).
@@ -304,11 +361,51 @@ export const makeWith = (transport: Transport) => Effect.gen(function*() {
     if (enqueued.size > rememberedTasks) enqueued.delete(enqueued.keys().next().value!)
   }
 
+  /**
+   * Runs a send with its origin. Outside a handler and with tracing off this reads two references
+   * of the fiber and makes nothing; with a tracer installed, the send is a `publish` span (a child
+   * of the fiber's span, else of the parent's trace) whose ids the messages carry.
+   */
+  const traced = <A, E>(
+    subject: string,
+    options: OriginOptions,
+    send: (origin: Origin) => Effect.Effect<A, E>
+  ): Effect.Effect<A, E> =>
+    Effect.withFiber((fiber) => {
+      const current = fiber.getRef(CurrentMessage)
+      const parent = options.parent ?? current
+      const caller = options.traceparent !== undefined && Envelope.isTraceparent(options.traceparent) ? options.traceparent : undefined
+      const tracestate = options.tracestate ?? (caller === undefined ? parent?.tracestate : undefined)
+      const fiberTracer = Tracing.tracerOf(fiber.context)
+      const tracer = fiberTracer ?? ownTracer
+      if (tracer === undefined) return send({ parent, traceparent: caller, tracestate, span: undefined })
+      // what the caller names wins (a traceparent, a parent); else the fiber's span (a handler's
+      // run, the program's own), else the trace of the message the handler runs for
+      const explicit = caller !== undefined
+        ? Tracing.parentOf(caller)
+        : options.parent !== undefined && options.parent !== current
+        ? Tracing.parentOf(options.parent.traceparent)
+        : undefined
+      const inSpan = Option.isSome(Context.getOption(fiber.context, Tracer.ParentSpan))
+      const spanParent = explicit ?? (inSpan ? undefined : Tracing.parentOf(current?.traceparent))
+      const spanned = Effect.useSpan(
+        `publish ${subject}`,
+        {
+          kind: "producer",
+          ...(spanParent !== undefined ? { parent: spanParent } : {}),
+          attributes: { "messaging.system": "msgsys", "messaging.operation.type": "send", "messaging.destination.name": subject }
+        },
+        (span) => send({ parent, traceparent: Tracing.traceparentOf(span) ?? caller, tracestate, span })
+      )
+      return fiberTracer === undefined ? Effect.withTracer(spanned, tracer) : spanned
+    })
+
   const prepare = (
     subject: string,
     data: Uint8Array,
     options: EnqueueOptions,
-    task: Pick<Task.Any, "priority" | "result"> | undefined
+    task: Pick<Task.Any, "priority" | "result"> | undefined,
+    origin: Origin
   ): Effect.Effect<Prepared, Envelope.InvalidTenant | Envelope.InvalidTaskId | Payload.PayloadTooLarge> =>
     Effect.suspend((): Effect.Effect<Prepared, Envelope.InvalidTenant | Envelope.InvalidTaskId | Payload.PayloadTooLarge> => {
       const now = clock.currentTimeMillisUnsafe()
@@ -331,11 +428,12 @@ export const makeWith = (transport: Transport) => Effect.gen(function*() {
         extra[TaskHeaders.Priority] = priority
       }
       const id = options.id ?? Envelope.newId(now)
+      origin.span?.attribute("messaging.message.id", id)
       const envelope = Envelope.makeUnsafe(subject, now, {
         id,
         tenant,
         ...(options.correlationId !== undefined ? { correlationId: options.correlationId } : {}),
-        ...(options.parent !== undefined ? { parent: options.parent } : {}),
+        ...originOptions(origin),
         ...(options.key !== undefined ? { dedupKey: `key:${tenant}:${subject}:${options.key}` } : {}),
         extra
       })
@@ -409,15 +507,18 @@ export const makeWith = (transport: Transport) => Effect.gen(function*() {
 
 
   const enqueueMany = <T extends Task.Any>(task: T, inputs: ReadonlyArray<Task.Input<T>>, options: EnqueueManyOptions = {}) =>
-    Effect.gen(function*() {
+    traced(task.subject, options, (traceOrigin) => Effect.gen(function*() {
       const { key, ...shared } = options
+      traceOrigin.span?.attribute("messaging.batch.message_count", inputs.length)
+      // one span for the call: the messages' ids are not each an attribute of it
+      const origin: Origin = { ...traceOrigin, span: undefined }
       const handles: Array<Handle<T> | undefined> = new Array(inputs.length)
       const errors: Array<{ readonly index: number; readonly error: EnqueueError }> = []
       const keyed: Array<readonly [number, Prepared]> = []
       const plain: Array<readonly [number, Prepared]> = []
       for (let i = 0; i < inputs.length; i++) {
         const prepared = yield* Payload.encode(task.input, task.subject, inputs[i], maxPayload()).pipe(
-          Effect.flatMap((data) => prepare(task.subject, data, key ? { ...shared, key: key(inputs[i], i) } : shared, task)),
+          Effect.flatMap((data) => prepare(task.subject, data, key ? { ...shared, key: key(inputs[i], i) } : shared, task, origin)),
           Effect.result
         )
         if (prepared._tag === "Failure") errors.push({ index: i, error: prepared.failure })
@@ -451,7 +552,7 @@ export const makeWith = (transport: Transport) => Effect.gen(function*() {
         return yield* new EnqueueManyFailed({ handles, errors: errors.sort((a, b) => a.index - b.index) })
       }
       return handles as ReadonlyArray<Handle<T>>
-    })
+    }))
 
   const status = (taskId: string) =>
     Effect.andThen(Envelope.validateTaskId(taskId), results.get(taskId)).pipe(
@@ -468,7 +569,7 @@ export const makeWith = (transport: Transport) => Effect.gen(function*() {
     )
 
   /** An event's message: its envelope in compact headers, its id as the dedup id. */
-  const prepareEvent = (event: Event.Any, payload: unknown, options: PublishOptions) =>
+  const prepareEvent = (event: Event.Any, payload: unknown, options: PublishOptions, origin: Origin) =>
     Effect.gen(function*() {
       const data = yield* Payload.encode(event.payload, event.subject, payload, maxPayload())
       const now = clock.currentTimeMillisUnsafe()
@@ -481,25 +582,29 @@ export const makeWith = (transport: Transport) => Effect.gen(function*() {
         version: event.version,
         ...(options.headers !== undefined ? { extra: extraHeaders(options.headers) } : {}),
         ...(options.correlationId !== undefined ? { correlationId: options.correlationId } : {}),
-        ...(options.parent !== undefined ? { parent: options.parent } : {})
+        ...originOptions(origin)
       })
+      origin.span?.attribute("messaging.message.id", envelope.id)
       const headers = Envelope.toHeaders(envelope, { compact: true })
       yield* Payload.checkSize(event.subject, data, { ...headers, "Nats-Msg-Id": envelope.id }, maxPayload())
       return { subject: event.subject, data, headers, msgId: envelope.id }
     })
 
   const publishEvent = (event: Event.Any, payload: unknown, options: PublishOptions = {}) =>
-    Effect.flatMap(prepareEvent(event, payload, options), (m) =>
-      Effect.map(Publish.publish(publisher, m), (ack): Published => ({ id: m.msgId, sequence: ack.sequence, duplicate: ack.duplicate })))
+    traced(event.subject, options, (origin) =>
+      Effect.flatMap(prepareEvent(event, payload, options, origin), (m) =>
+        Effect.map(Publish.publish(publisher, m), (ack): Published => ({ id: m.msgId, sequence: ack.sequence, duplicate: ack.duplicate }))))
 
   const publishMany = (event: Event.Any, payloads: ReadonlyArray<unknown>, options: PublishManyOptions = {}) =>
-    Effect.gen(function*() {
+    traced(event.subject, options, (traceOrigin) => Effect.gen(function*() {
       const { id, ...shared } = options
+      traceOrigin.span?.attribute("messaging.batch.message_count", payloads.length)
+      const origin: Origin = { ...traceOrigin, span: undefined }
       const out: Array<Published | undefined> = new Array(payloads.length)
       const errors: Array<{ readonly index: number; readonly error: EnqueueError }> = []
       const messages: Array<readonly [number, Publish.Message & { readonly msgId: string }]> = []
       for (let i = 0; i < payloads.length; i++) {
-        const m = yield* Effect.result(prepareEvent(event, payloads[i], id ? { ...shared, id: id(payloads[i], i) } : shared))
+        const m = yield* Effect.result(prepareEvent(event, payloads[i], id ? { ...shared, id: id(payloads[i], i) } : shared, origin))
         if (m._tag === "Failure") errors.push({ index: i, error: m.failure as EnqueueError })
         else messages.push([i, m.success])
       }
@@ -518,7 +623,7 @@ export const makeWith = (transport: Transport) => Effect.gen(function*() {
         return yield* new EnqueueManyFailed({ handles: out as never, errors: errors.sort((a, b) => a.index - b.index) })
       }
       return out as ReadonlyArray<Published>
-    })
+    }))
 
   const publishJson = (subject: string, json: unknown, options: PublishJsonOptions = {}) =>
     Subjects.validateSubject(subject, names.prefix, "event").pipe(
@@ -533,17 +638,19 @@ export const makeWith = (transport: Transport) => Effect.gen(function*() {
     publishMany,
     publishJson,
     enqueue: (task, input, options = {}) =>
-      Payload.encode(task.input, task.subject, input, maxPayload()).pipe(
-        Effect.flatMap((data) => prepare(task.subject, data, options, task)),
-        Effect.flatMap((p) => Effect.map(send(p), ({ id, duplicate }) => ({ id, task, duplicate, result: p.result })))
-      ),
+      traced(task.subject, options, (origin) =>
+        Payload.encode(task.input, task.subject, input, maxPayload()).pipe(
+          Effect.flatMap((data) => prepare(task.subject, data, options, task, origin)),
+          Effect.flatMap((p) => Effect.map(send(p), ({ id, duplicate }) => ({ id, task, duplicate, result: p.result })))
+        )),
     enqueueMany,
     enqueueJson: (subject, json, options = {}) =>
-      Subjects.validateSubject(subject, names.prefix).pipe(
-        Effect.andThen(Payload.encode(Schema.Json, subject, json as Schema.Json, maxPayload())),
-        Effect.flatMap((data) => prepare(subject, data, options, undefined)),
-        Effect.flatMap(send)
-      ),
+      traced(subject, options, (origin) =>
+        Subjects.validateSubject(subject, names.prefix).pipe(
+          Effect.andThen(Payload.encode(Schema.Json, subject, json as Schema.Json, maxPayload())),
+          Effect.flatMap((data) => prepare(subject, data, options, undefined, origin)),
+          Effect.flatMap(send)
+        )),
     status,
     wait: (taskId, timeout) => Effect.andThen(Envelope.validateTaskId(taskId), results.awaitFinal(taskId, timeout)),
     result: (handle, timeout) =>

@@ -16,6 +16,7 @@ import * as MsgsysConfig from "../config/MsgsysConfig.ts"
 import * as Main from "../runtime/Main.ts"
 import * as Services from "../runtime/Services.ts"
 import type * as Event from "../event/Event.ts"
+import * as Tracing from "../trace/Tracing.ts"
 import * as Client from "./Client.ts"
 import type * as Task from "./Task.ts"
 import type { TaskRecord } from "./TaskRecord.ts"
@@ -58,6 +59,8 @@ export const connect = async (overrides?: MsgsysConfig.Overrides): Promise<Promi
   // logs go to stderr at the configured level, like every msgsys program's
   const runtime = ManagedRuntime.make(Client.layer.pipe(
     Layer.provideMerge(Services.broker),
+    // publishes are spans when an OTLP endpoint is configured
+    Layer.provideMerge(Tracing.layer),
     Layer.provideMerge(Main.loggingFromConfig),
     Layer.provide(config)
   ))

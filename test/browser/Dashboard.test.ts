@@ -1,7 +1,8 @@
 /**
  * The dashboard in a real browser (Debian's headless Chromium driven by playwright-core) while a
  * worker runs against a real nats-server: tasks appear as they run, a dead letter shows with its
- * error, its Replay button republishes it and the page follows the replayed task to success.
+ * error, its Replay button republishes it and the page follows the replayed task to success; a
+ * schedule the scheduler stores shows with its next run, and its Pause and Resume buttons work.
  * Ends with a screenshot, kept in a temp dir whose path is printed. Skipped, saying why, only
  * where Chromium is not installed (`./scripts/test` installs it).
  */
@@ -12,7 +13,11 @@ import { join } from "node:path"
 import { chromium } from "playwright-core"
 import * as Actor from "../../src/actor/Actor.ts"
 import * as EmbeddedNats from "../../src/broker/EmbeddedNats.ts"
+import * as Nats from "../../src/broker/Nats.ts"
+import * as MsgsysConfig from "../../src/config/MsgsysConfig.ts"
 import * as Retry from "../../src/retry/Retry.ts"
+import * as KvScheduleStore from "../../src/scheduler/KvScheduleStore.ts"
+import * as Scheduler from "../../src/scheduler/Schedules.ts"
 import * as Task from "../../src/task/Task.ts"
 import * as TaskError from "../../src/task/TaskError.ts"
 import { natsHarness, tempDir } from "../support/harness.ts"
@@ -90,6 +95,24 @@ describe("the dashboard in a browser", () => {
         expect(yield* Effect.promise(() => page.textContent("#workers"))).toContain(rt.worker.id)
         expect(yield* Effect.promise(() => page.textContent("#ready"))).toBe("ready")
         expect(yield* Effect.promise(() => page.textContent("#schedules"))).toContain("no scheduler")
+
+        // a schedule added the scheduler's way shows with its next run; Pause and Resume act on it
+        const schedules = yield* Scheduler.make({ tasks: [Render] }).pipe(
+          Effect.provide(KvScheduleStore.layer),
+          Effect.provideService(Nats.Nats, rt.nats),
+          Effect.provideService(MsgsysConfig.MsgsysConfig, settings)
+        )
+        yield* schedules.add({ name: "nightly-render", cron: "0 3 * * *", timeZone: "UTC", task: Render, payload: { page: 1 } })
+        const schedule = `#schedules tr[data-schedule="nightly-render"]`
+        yield* Effect.promise(() => page.waitForSelector(`${schedule} button.pause`, { timeout: 20_000 }))
+        expect(yield* Effect.promise(() => page.textContent(`${schedule} .next-run`))).toMatch(/\(in \d+/)
+        yield* Effect.promise(() => page.click(`${schedule} button.pause`))
+        yield* Effect.promise(() => page.waitForSelector(`${schedule} button.resume`, { timeout: 20_000 }))
+        expect(yield* Effect.promise(() => page.textContent(`${schedule} .next-run`))).toBe("paused")
+        expect((yield* schedules.get("nightly-render")).schedule.paused).toBe(true)
+        yield* Effect.promise(() => page.click(`${schedule} button.resume`))
+        yield* Effect.promise(() => page.waitForSelector(`${schedule} button.pause`, { timeout: 20_000 }))
+        expect((yield* schedules.get("nightly-render")).schedule.paused).toBe(false)
         expect(problems).toEqual([])
 
         const shot = join(shots, "dashboard.png")

@@ -4,7 +4,7 @@
  * stream and consumer state and audit rows, and poll until a condition holds.
  */
 import { Database } from "bun:sqlite"
-import { Clock, Context, Duration, Effect, Layer, Logger, Schedule, type Scope } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Logger, References, Schedule, type Scope } from "effect"
 import type * as Actor from "../../src/actor/Actor.ts"
 import * as Nats from "../../src/broker/Nats.ts"
 import * as Pull from "../../src/broker/Pull.ts"
@@ -25,6 +25,8 @@ import { startRuntime } from "./runtime.ts"
 export interface LogLine {
   readonly level: string
   readonly message: string
+  /** The line's log annotations (a message's id, subject, trace id...). */
+  readonly annotations: Readonly<Record<string, unknown>>
 }
 
 const render = (m: unknown): string =>
@@ -38,7 +40,7 @@ export const captureLogs = (into: Array<LogLine> = []) => {
   const verbose = process.env.MSGSYS_TEST_LOGS === "1"
   return Logger.layer([
     Logger.make((o) => {
-      const line = { level: o.logLevel, message: render(o.message) }
+      const line = { level: o.logLevel, message: render(o.message), annotations: o.fiber.getRef(References.CurrentLogAnnotations) }
       into.push(line)
       if (verbose || o.logLevel === "Error" || o.logLevel === "Fatal") {
         console.error(`[${line.level}] ${line.message}`)

@@ -50,8 +50,18 @@ export const parseList = (input: string): ReadonlyArray<string> =>
 export const parseBytes = (input: string): Option.Option<number> =>
   Option.orElse(parseInteger(input), () => Option.flatMap(ByteSize.fromString(input), ByteSize.toNumber))
 
-/** Hides `user:password@` in anything that looks like a URL, so a bad value can be shown. */
-export const redactUrlCredentials = (text: string): string => text.replace(/\/\/[^/@\s]*@/g, "//<redacted>@")
+/**
+ * Hides credentials in anything that looks like a URL, so a bad value can be shown: everything
+ * from the first `scheme://` (or the start) up to the LAST `@`, since a password may itself hold
+ * `@`, `/`, `:` or `,`. In a list with credentials that hides more than the password, never less.
+ */
+export const redactUrlCredentials = (text: string): string => {
+  const at = text.lastIndexOf("@")
+  if (at < 0) return text
+  const scheme = /[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(text)
+  const from = scheme !== null && scheme.index < at ? scheme.index + scheme[0].length : 0
+  return `${text.slice(0, from)}<redacted>${text.slice(at)}`
+}
 
 /**
  * Normalises one NATS server address: `nats://host:port` and `tls://host:port` stay as they are
@@ -85,9 +95,12 @@ export const parseServer = (input: string): Result.Result<string, string> => {
 export const parseServers = (input: string): Result.Result<ReadonlyArray<string>, string> => {
   const entries = parseList(input)
   if (entries.length === 0) return Result.fail("no server in the list")
-  return Result.all(entries.map((entry) =>
+  // a password holding a comma splits into two entries: name entries by position then, never by text
+  const secretive = input.includes("@")
+  return Result.all(entries.map((entry, i) =>
     // in a list, say which entry is wrong
-    Result.mapError(parseServer(entry), (p) => entries.length > 1 ? `entry "${redactUrlCredentials(entry)}": ${p}` : p)
+    Result.mapError(parseServer(entry), (p) =>
+      entries.length === 1 ? p : secretive ? `entry ${i + 1} of ${entries.length}: ${p}` : `entry "${entry}": ${p}`)
   ))
 }
 

@@ -220,24 +220,27 @@ function renderLetters(page) {
 function renderSchedules(s) {
   const box = document.getElementById("schedules")
   if (!s.scheduler) {
-    box.replaceChildren(h("p", { class: "muted", id: "no-scheduler" }, "no scheduler: schedules appear here once a scheduler has created its bucket"))
+    box.replaceChildren(h("p", { class: "muted", id: "no-scheduler" }, "no scheduler: schedules appear here once a scheduler (or msgsys schedule add) has created its bucket"))
     return
   }
   const rows = s.schedules.map((x) =>
-    h("tr", {},
+    h("tr", { "data-schedule": x.name },
       h("td", {}, h("b", {}, x.name)),
       h("td", { class: "mono" }, x.when),
-      h("td", {}, x.subject || ""),
-      h("td", {}, x.paused ? "paused" : x.nextRun ? new Date(x.nextRun).toLocaleString() + " (in " + ago(x.nextRun - Date.now()) + ")" : "?"),
+      h("td", {}, x.subject + (x.tenant ? " (" + x.tenant + ")" : "")),
+      h("td", {}, x.lastTick ? new Date(x.lastTick).toLocaleString() + " (" + ago(Date.now() - x.lastTick) + " ago)" : "never"),
+      h("td", { class: "next-run" }, x.paused ? "paused" : x.nextRun ? new Date(x.nextRun).toLocaleString() + " (in " + ago(x.nextRun - Date.now()) + ")" : "none"),
+      h("td", { class: "muted", title: "what ticks no scheduler enqueued in time become" }, "missed: " + x.missed),
       h("td", {}, h("button", {
+        class: x.paused ? "resume" : "pause",
         onclick: async (ev) => {
           ev.currentTarget.disabled = true
           try { await post("schedules/" + encodeURIComponent(x.name) + "/" + (x.paused ? "resume" : "pause")) } catch (e) { alert(e.message) }
           refreshSchedules()
         }
       }, x.paused ? "Resume" : "Pause"))))
-  const table = h("table", {}, h("thead", {}, h("tr", {}, ["schedule", "when", "task", "next run", ""].map((t) => h("th", {}, t)))), h("tbody"))
-  fill(table.querySelector("tbody"), rows, 5, "no schedules")
+  const table = h("table", {}, h("thead", {}, h("tr", {}, ["schedule", "when", "task", "last run", "next run", "", ""].map((t) => h("th", {}, t)))), h("tbody"))
+  fill(table.querySelector("tbody"), rows, 7, "no schedules")
   box.replaceChildren(table)
 }
 

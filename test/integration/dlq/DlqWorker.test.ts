@@ -12,7 +12,7 @@ import * as Retry from "../../../src/retry/Retry.ts"
 import * as Task from "../../../src/task/Task.ts"
 import { natsHarness } from "../../support/harness.ts"
 import { actorName } from "../../support/runtime.ts"
-import { appOf, auditSteps, deadLetters, type Runtime, runTest, start, waitFor } from "../../support/runtimeTools.ts"
+import { appOf, auditSteps, deadLetters, type LogLine, type Runtime, runTest, start, waitFor } from "../../support/runtimeTools.ts"
 
 const h = natsHarness()
 
@@ -106,6 +106,7 @@ describe("the DLQ worker", () => {
   test("a poison letter goes straight to exhausted, without a retry", async () => {
     const { name, Charge, app, state } = setup("dlqpoison")
     const settings = dlqSettings({ dlqRetryBase: Duration.seconds(30), dlqRetryCap: Duration.seconds(30) })
+    const logs: Array<LogLine> = []
     await runTest(Effect.gen(function*() {
       const rt = yield* start(app, settings)
       const ack = yield* Effect.promise(() =>
@@ -120,7 +121,11 @@ describe("the DLQ worker", () => {
       expect(yield* deadLetters(rt, name)).toEqual([])
       expect(state.runs).toHaveLength(0)
       expect(auditSteps(settings.sqlitePath, id).at(-1)).toBe("exhausted")
-    }))
+      // the DLQ worker's line names the task as the worker's lines did
+      expect(logs.filter((l) => l.message.includes("as exhausted")).map((l) => l.annotations)).toEqual([
+        expect.objectContaining({ messageId: id, subject: Charge.subject, actor: name, tenant: "default" })
+      ])
+    }), logs)
   }, 40_000)
 
   test("a reason that is not retried goes straight to exhausted; a worker with MSGSYS_DLQ_WORKER off leaves letters alone", async () => {

@@ -6,13 +6,16 @@
  */
 import { Database } from "bun:sqlite"
 import { describe, expect, test } from "bun:test"
-import { Duration, Effect, Exit, Layer, Schema } from "effect"
+import { Duration, Effect, Exit, Layer, Option, Schema } from "effect"
 import * as Actor from "../../../src/actor/Actor.ts"
 import * as EmbeddedNats from "../../../src/broker/EmbeddedNats.ts"
+import * as Nats from "../../../src/broker/Nats.ts"
 import * as MsgsysConfig from "../../../src/config/MsgsysConfig.ts"
 import * as HttpServer from "../../../src/http/HttpServer.ts"
 import * as App from "../../../src/runtime/App.ts"
 import * as Retry from "../../../src/retry/Retry.ts"
+import * as KvScheduleStore from "../../../src/scheduler/KvScheduleStore.ts"
+import * as Scheduler from "../../../src/scheduler/Schedules.ts"
 import * as Task from "../../../src/task/Task.ts"
 import * as TaskError from "../../../src/task/TaskError.ts"
 import { natsHarness, settingsFor, startServer, tempDir } from "../../support/harness.ts"
@@ -199,30 +202,52 @@ describe("the HTTP port", () => {
       expect(http).toMatchObject({ url: undefined, port: 0 })
     }))
   }, 30_000)
-  test("the schedules panel says no scheduler until the bucket exists, then lists, pauses and resumes schedules", async () => {
-    const { app } = setup()
+  test("the schedules panel says no scheduler (and creates no bucket) until one exists, then lists the scheduler's schedules with their next run, pauses and resumes them", async () => {
+    const { Work, app } = setup()
     const settings = h.settings({ httpPort: await port(), httpHost: "127.0.0.1" })
     const base = `http://127.0.0.1:${settings.httpPort}`
     const post = (path: string) =>
-      Effect.promise(() => fetch(`${base}${path}`, { method: "POST", headers: { "X-Msgsys-Action": "1" } }).then((r) => r.status))
+      Effect.promise(() =>
+        fetch(`${base}${path}`, { method: "POST", headers: { "X-Msgsys-Action": "1" } }).then(async (r) => ({ status: r.status, body: await r.json() as Record<string, unknown> }))
+      )
+    const list = Effect.map(get(`${base}/api/schedules`), (r) => JSON.parse(r.body))
     await runTest(Effect.gen(function*() {
       const rt = yield* start(app, settings)
-      expect(JSON.parse((yield* get(`${base}/api/schedules`)).body)).toEqual({ scheduler: false })
-      const kv = yield* Effect.promise(() => rt.nats.kvm.create(rt.names.schedulesBucket, { history: 1 }))
-      yield* Effect.promise(() => kv.put("nightly", JSON.stringify({ cron: "0 3 * * *", subject: "etl.extract", extra: 1 })))
-      const listed = JSON.parse((yield* get(`${base}/api/schedules`)).body)
-      expect(listed.scheduler).toBe(true)
-      expect(listed.schedules).toMatchObject([{ name: "nightly", when: "0 3 * * *", subject: "etl.extract", paused: false }])
-      expect(listed.schedules[0].nextRun).toBeGreaterThan(Date.now())
-      expect(yield* post("/api/schedules/nightly/pause")).toBe(200)
-      // the scheduler's own fields are kept
-      expect(JSON.parse((yield* Effect.promise(() => kv.get("nightly")))!.string())).toEqual({
-        cron: "0 3 * * *", subject: "etl.extract", extra: 1, paused: true
+      expect(yield* list).toEqual({ scheduler: false })
+      expect(yield* post("/api/schedules/nightly/pause")).toMatchObject({ status: 404 })
+      // asking did not create the bucket
+      const bucketStream = `KV_${rt.names.schedulesBucket}`
+      expect(yield* Effect.promise(() => rt.nats.manager.streams.info(bucketStream).then(() => "exists", () => "missing"))).toBe("missing")
+
+      // a schedule added the scheduler's way (as `msgsys schedule add` does)
+      const schedules = yield* Scheduler.make({ tasks: [Work] }).pipe(
+        Effect.provide(KvScheduleStore.layer),
+        Effect.provideService(Nats.Nats, rt.nats),
+        Effect.provideService(MsgsysConfig.MsgsysConfig, settings)
+      )
+      yield* schedules.add({ name: "nightly", cron: "0 3 * * *", timeZone: "Europe/Berlin", task: Work, payload: { mode: "ok" }, tenant: "acme" })
+      const listed = yield* list
+      expect(listed).toMatchObject({
+        scheduler: true,
+        schedules: [{ name: "nightly", when: "cron \"0 3 * * *\" (Europe/Berlin)", subject: Work.subject, tenant: "acme", paused: false, missed: "once" }]
       })
-      expect(JSON.parse((yield* get(`${base}/api/schedules`)).body).schedules[0]).toMatchObject({ paused: true })
-      expect(yield* post("/api/schedules/nightly/resume")).toBe(200)
-      expect(JSON.parse((yield* get(`${base}/api/schedules`)).body).schedules[0]).toMatchObject({ paused: false })
-      expect(yield* post("/api/schedules/nope/pause")).toBe(404)
+      expect(listed.schedules[0].nextRun).toBe(Option.getOrThrow((yield* schedules.get("nightly")).next))
+      expect(listed.schedules[0].nextRun).toBeGreaterThan(Date.now())
+
+      const paused = yield* post("/api/schedules/nightly/pause")
+      expect(paused).toMatchObject({ status: 200, body: { name: "nightly", paused: true } })
+      expect(paused.body.nextRun).toBeUndefined()
+      // the scheduler's own record says so, the rest of it untouched
+      const stored = (yield* schedules.get("nightly")).schedule
+      expect(stored).toMatchObject({ paused: true, subject: Work.subject, payload: { mode: "ok" }, tenant: "acme" })
+      expect(stored.trigger).toEqual({ kind: "cron", cron: "0 3 * * *", timeZone: "Europe/Berlin" })
+      expect((yield* list).schedules[0]).toMatchObject({ paused: true })
+
+      expect(yield* post("/api/schedules/nightly/resume")).toMatchObject({ status: 200, body: { paused: false } })
+      expect((yield* schedules.get("nightly")).schedule.paused).toBe(false)
+      expect((yield* list).schedules[0].nextRun).toBeGreaterThan(Date.now())
+      expect(yield* post("/api/schedules/nope/pause")).toMatchObject({ status: 404 })
+      expect(yield* post("/api/schedules/not%20a%20name/pause")).toMatchObject({ status: 404 })
     }))
   }, 30_000)
 

@@ -1,11 +1,12 @@
 /**
  * Logs go to stderr at the configured level, for programs that embed msgsys as well as for its
- * own processes: stdout stays the program's own.
+ * own processes: stdout stays the program's own; JSON lines unless stderr is a terminal.
  */
 import { describe, expect, test } from "bun:test"
 import { Effect, Schema } from "effect"
 import { join } from "node:path"
 import * as Actor from "../../../src/actor/Actor.ts"
+import * as Main from "../../../src/runtime/Main.ts"
 import * as Task from "../../../src/task/Task.ts"
 import { natsHarness, tempDir } from "../../support/harness.ts"
 import { actorName } from "../../support/runtime.ts"
@@ -35,6 +36,17 @@ describe("logging", () => {
       expect(info.stderr).toContain("connected to")
     }, 30_000)
   }
+
+  test("by default (auto) a process whose stderr is no terminal writes one JSON object a line", async () => {
+    const { stderr, code } = await run("promise", "Info")
+    expect(code).toBe(0)
+    const lines = stderr.trim().split("\n")
+    expect(lines.length).toBeGreaterThan(0)
+    for (const line of lines) expect(JSON.parse(line)).toMatchObject({ level: expect.any(String), message: expect.anything() })
+    expect(lines.some((l) => JSON.parse(l).message.includes("connected to"))).toBe(true)
+    expect(Main.resolveLogFormat("auto", true)).toBe("pretty")
+    expect(Main.resolveLogFormat("logfmt", false)).toBe("logfmt")
+  }, 30_000)
 
   test("App.layer keeps a program's own logger and applies the configured level to it", async () => {
     for (const [level, expectRunning] of [["Info", true], ["Warn", false]] as const) {

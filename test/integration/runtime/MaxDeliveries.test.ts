@@ -6,13 +6,14 @@ import * as Retry from "../../../src/retry/Retry.ts"
 import * as Task from "../../../src/task/Task.ts"
 import { natsHarness } from "../../support/harness.ts"
 import { actorName } from "../../support/runtime.ts"
-import { appOf, auditSteps, deadLetters, runTest, start, taskCount, waitFor } from "../../support/runtimeTools.ts"
+import { appOf, auditSteps, deadLetters, type LogLine, runTest, start, taskCount, waitFor } from "../../support/runtimeTools.ts"
 
 const h = natsHarness()
 
 describe("max_deliver", () => {
-  test("a message whose deliveries run out without being settled is moved to dead letters, never stranded", () =>
-    runTest(Effect.gen(function*() {
+  test("a message whose deliveries run out without being settled is moved to dead letters, never stranded", () => {
+    const logs: Array<LogLine> = []
+    return runTest(Effect.gen(function*() {
       const name = actorName("strand")
       const Job = Task.make(`${name}.job`, { input: { n: Schema.Int }, output: { n: Schema.Int } })
       // one attempt: the consumers get max_deliver 1 + 2 = 3
@@ -54,5 +55,10 @@ describe("max_deliver", () => {
       expect(runs).toBe(0)
       // the audit trail has the move too
       expect(auditSteps(rt.settings.sqlitePath, handle.id)).toContain("dead_lettered")
-    })), 60_000)
+      // and its log line names the message
+      expect(logs.filter((l) => l.message.includes("ran out of deliveries")).map((l) => l.annotations)).toEqual([
+        expect.objectContaining({ messageId: handle.id, subject: Job.subject, actor: name, tenant: "default", attempt: 3 })
+      ])
+    }), logs)
+  }, 60_000)
 })

@@ -91,7 +91,7 @@ describe("defaults", () => {
     expect(s.sqliteSynchronous).toBe("NORMAL")
     expect(s.httpPort).toBe(7777)
     expect(s.logLevel).toBe("Info")
-    expect(s.logFormat).toBe("pretty")
+    expect(s.logFormat).toBe("auto")
     expect(ms(s.ackWait)).toBe(30_000)
     expect(ms(s.shutdownGrace)).toBe(30_000)
     expect(ms(s.resultTtl)).toBe(7 * 86_400_000)
@@ -141,6 +141,7 @@ describe("every variable is read", () => {
     MSGSYS_HTTP_HOST: "127.0.0.1",
     MSGSYS_LOG_LEVEL: "warning",
     MSGSYS_LOG_FORMAT: "JSON",
+    MSGSYS_OTLP_ENDPOINT: "http://otel.example:4318/",
     MSGSYS_ACK_WAIT: "1m",
     MSGSYS_SHUTDOWN_GRACE: "0",
     MSGSYS_RESULT_TTL: "2d",
@@ -190,6 +191,7 @@ describe("every variable is read", () => {
     expect(s.httpHost).toBe("127.0.0.1")
     expect(s.logLevel).toBe("Warn")
     expect(s.logFormat).toBe("json")
+    expect(s.otlpEndpoint).toEqual(Option.some("http://otel.example:4318"))
     expect(ms(s.ackWait)).toBe(60_000)
     expect(ms(s.shutdownGrace)).toBe(0)
     expect(ms(s.resultTtl)).toBe(2 * 86_400_000)
@@ -262,6 +264,13 @@ describe("every variable is read", () => {
     expect(ok({ MSGSYS_SQLITE_SYNCHRONOUS: "Normal" }).sqliteSynchronous).toBe("NORMAL")
   })
 
+  test("the OTLP endpoint is unset by default (the OTEL_* variables decide), a URL, or \"off\"", () => {
+    expect(MsgsysConfig.defaults.otlpEndpoint).toEqual(Option.none())
+    expect(ok({ MSGSYS_OTLP_ENDPOINT: "OFF" }).otlpEndpoint).toEqual(Option.some("off"))
+    expect(bad({ MSGSYS_OTLP_ENDPOINT: "grpc://otel:4317" }).problems[0]!.problem).toBe("scheme grpc is not http or https")
+    expect(bad({ MSGSYS_OTLP_ENDPOINT: "otel:4318" }).problems[0]!.problem).toBe("scheme otel is not http or https")
+  })
+
   test("audit retention \"off\" disables pruning", () => {
     expect(ok({ MSGSYS_AUDIT_RETENTION: "off" }).auditRetention).toEqual(Option.none())
     expect(ok({ MSGSYS_AUDIT_RETENTION: "OFF" }).auditRetention).toEqual(Option.none())
@@ -331,7 +340,7 @@ describe("bad values", () => {
     ["MSGSYS_HTTP_PORT", "http", "not an integer"],
     ["MSGSYS_HTTP_PORT", "-1", "out of range"],
     ["MSGSYS_HTTP_HOST", "http://0.0.0.0", "is not a host name or IP address"],
-    ["MSGSYS_LOG_FORMAT", "xml", "not one of pretty, json, logfmt"],
+    ["MSGSYS_LOG_FORMAT", "xml", "not one of auto, pretty, json, logfmt"],
     ["MSGSYS_ACK_WAIT", "500ms", "shorter than 1s"],
     ["MSGSYS_ACK_WAIT", "Infinity", "not a duration"],
     ["MSGSYS_SHUTDOWN_GRACE", "-1", "negative"],
@@ -451,6 +460,24 @@ describe("secrets are never printed", () => {
     assertHidden(e.message)
     expect(e.problems[0]!.problem).toBe("credentials in the URL")
     expect(e.problems[0]!.value).toBe("nats://<redacted>@a.example:4222")
+  })
+
+  test("not by an error about a server URL whose password holds @, /, : or a comma, alone or in a list", () => {
+    for (const secret of ["Qx7p@Zk9-SECRET", "Wm3q/Yv8-SECRET", "Hj5r:Bn2-SECRET", "Tc4s,Pg6-SECRET"]) {
+      for (const url of [`nats://alice:${secret}@a.example:4222`, `nats://b.example:4222,nats://alice:${secret}@a.example:4222`]) {
+        const e = bad({ MSGSYS_NATS_URL: url })
+        for (const part of secret.split(/[@/:,]/)) {
+          expect(e.message).not.toContain(part)
+          expect(Bun.inspect(e)).not.toContain(part)
+        }
+      }
+    }
+  })
+
+  test("not by an error about an OTLP endpoint that carries credentials", () => {
+    const e = bad({ MSGSYS_OTLP_ENDPOINT: `https://alice:${PASSWORD}@otel.example:4318` })
+    assertHidden(e.message)
+    expect(e.problems[0]!.problem).toBe("credentials in the URL")
   })
 
   test("a Redacted password is unwrapped only on purpose", () => {
