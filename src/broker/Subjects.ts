@@ -126,6 +126,8 @@ export interface Names {
   readonly workersBucket: string
   /** The scheduler's schedules (read by the dashboard when it exists). */
   readonly schedulesBucket: string
+  /** Pipelines: each one's plan, and the outputs its gather steps collect. */
+  readonly pipelinesBucket: string
 }
 
 /** The names for one stream prefix. @category constructors @since 0.1.0 */
@@ -167,6 +169,7 @@ export const make = (prefix: string): Names => {
     eventStream: (domain) => `${prefix}_EVENTS_${domain}`,
     eventAdvisoryStream: (domain) => `${prefix}_ADVISORIES_EVENTS_${domain}`,
     workersBucket: `${prefix}_workers`,
-    schedulesBucket: `${prefix}_schedules`
+    schedulesBucket: `${prefix}_schedules`,
+    pipelinesBucket: `${prefix}_pipelines`
   }
 }

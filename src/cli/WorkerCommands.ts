@@ -14,6 +14,7 @@ import * as Main from "../runtime/Main.ts"
 import * as Worker from "../runtime/Worker.ts"
 import * as Subjects from "../broker/Subjects.ts"
 import * as ActorTopology from "../runtime/ActorTopology.ts"
+import * as KvPipelineStore from "../pipeline/KvPipelineStore.ts"
 import * as KvScheduleStore from "../scheduler/KvScheduleStore.ts"
 import * as Scheduler from "../scheduler/Scheduler.ts"
 import { natsLayer } from "./CliLayers.ts"
@@ -124,6 +125,7 @@ export const topology = Command.make("topology", { entry: entryFlag }, (args) =>
     const changes = yield* Topology.apply(Topology.merge(
       ActorTopology.shared(names, settings),
       KvScheduleStore.topology(names),
+      KvPipelineStore.topology(names, settings.resultTtl),
       ...app.actors.map((actor) => ActorTopology.forActor(names, actor, settings))
     ))
     for (const c of changes) {

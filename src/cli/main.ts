@@ -13,13 +13,14 @@ import { dev, topology, worker } from "./WorkerCommands.ts"
 import { audit } from "./AuditCommands.ts"
 import { dlq, dlqWorker } from "./DlqCommands.ts"
 import { events } from "./EventCommands.ts"
+import { pipeline } from "./PipelineCommands.ts"
 import { schedule, scheduler } from "./ScheduleCommands.ts"
 import * as UnknownCommand from "./UnknownCommand.ts"
 
 /** @category commands @since 0.1.0 */
 export const msgsys = Command.make("msgsys").pipe(
   Command.withDescription("msgsys: tasks, events, schedules and pipelines on NATS JetStream"),
-  Command.withSubcommands([dev, worker, scheduler, dlqWorker, status, topology, enqueue, result, cancel, pause, resume, schedule, events, dlq, audit])
+  Command.withSubcommands([dev, worker, scheduler, dlqWorker, status, topology, enqueue, result, cancel, pause, resume, schedule, events, pipeline, dlq, audit])
 )
 
 if (import.meta.main) {

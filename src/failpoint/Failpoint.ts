@@ -19,6 +19,8 @@ export type Name =
   | "before-ack"
   /** A dead letter's replay was stored in its task stream; the letter is not deleted yet. */
   | "dlq-after-replay"
+  /** A pipeline step: after its outcome and status are stored, before its next step is enqueued. */
+  | "before-continue"
 
 const enabled = new Set((process.env.MSGSYS_FAILPOINTS ?? "").split(",").map((s) => s.trim()).filter(Boolean))
 

@@ -15,6 +15,7 @@ import * as HttpServer from "../http/HttpServer.ts"
 import * as Announcer from "../registry/Announcer.ts"
 import type * as Nats from "../broker/Nats.ts"
 import type * as ExhaustedStore from "../dlq/ExhaustedStore.ts"
+import type * as Pipelines from "../pipeline/Pipelines.ts"
 import type * as Schedules from "../scheduler/Schedules.ts"
 import type * as Client from "../task/Client.ts"
 import * as Main from "./Main.ts"
@@ -47,12 +48,18 @@ export interface App<
 }
 
 /**
- * What a demo or a producer may use: the client, the schedules (`msgsys dev` runs a scheduler
- * replica beside the worker), and the connection, settings and exhausted letters (a demo that
- * checks its outcomes reads dead letters with `DeadLetters.list` and what the DLQ worker kept).
+ * What a demo or a producer may use: the client and pipelines, the schedules (`msgsys dev` runs a
+ * scheduler replica beside the worker), and the connection, settings and exhausted letters (a demo
+ * that checks its outcomes reads dead letters with `DeadLetters.list` and what the DLQ worker kept).
  * @category models @since 0.1.0
  */
-export type DemoServices = Client.Client | Schedules.Schedules | Nats.Nats | MsgsysConfig.MsgsysConfig | ExhaustedStore.ExhaustedStore
+export type DemoServices =
+  | Client.Client
+  | Pipelines.Pipelines
+  | Schedules.Schedules
+  | Nats.Nats
+  | MsgsysConfig.MsgsysConfig
+  | ExhaustedStore.ExhaustedStore
 
 /** @category constructors @since 0.1.0 */
 export const make = <const Actors extends ReadonlyArray<Actor.Any>, E, const Groups extends ReadonlyArray<Subscriber.Any> = readonly []>(options: {

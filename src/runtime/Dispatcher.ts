@@ -57,6 +57,20 @@ export interface DeadLetterRequest {
   readonly history: ReadonlyArray<FailedAttempt>
 }
 
+/**
+ * Work that belongs to a run's success but comes after its outcome is stored and before its ack:
+ * a pipeline enqueues its next step here. `applies` is a header check, the only cost to messages
+ * it does not apply to. `run` also runs when a redelivery finds the outcome stored already (a
+ * crash came between the two), so it must be idempotent; a failure leaves the message for
+ * redelivery, which runs it again.
+ * @category models @since 0.1.0
+ */
+export interface AfterSucceeded {
+  readonly applies: (envelope: Envelope) => boolean
+  /** `output` is the stored (JSON) output. */
+  readonly run: (job: Intake.Job, output: unknown) => Effect.Effect<void, unknown>
+}
+
 /** @category models @since 0.1.0 */
 export interface Options {
   readonly workerId: string
@@ -102,6 +116,8 @@ export interface Options {
   readonly keyScope?: ((streamSequence: number) => string) | undefined
   /** Whether it writes task status records (tasks) or none (events). Default true. */
   readonly statuses?: boolean | undefined
+  /** Runs before the ack of a succeeded message it applies to (pipelines). */
+  readonly afterSucceeded?: AfterSucceeded | undefined
 }
 
 /** Counters, for `Worker.state` and tests. @category models @since 0.1.0 */
@@ -522,19 +538,35 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
       finish(h, "nak", 1000)
     }
 
+    /**
+     * The outcome (and status) of a succeeded message is stored: the `afterSucceeded` hook when
+     * the message asks for one, then the ack; a failed hook leaves it for redelivery.
+     */
+    const ackSucceeded = (h: Held, output: unknown, duplicate = false) => {
+      const ack = () => {
+        if (!duplicate) Failpoint.hitUnsafe("before-ack")
+        finish(h, "ack")
+      }
+      const hook = options.afterSucceeded
+      const job = h.job!
+      if (hook === undefined || !hook.applies(job.envelope)) return ack()
+      runEffect(hook.run(job, output)).addObserver((exit) => {
+        if (Exit.isSuccess(exit)) return ack()
+        const delayMs = Math.min(1000 * 2 ** Math.max(0, job.attempt - 1), 30_000)
+        log(Effect.logWarning(`task ${job.taskId}: its work after success failed; it is redelivered in ${delayMs} ms`, exit.cause))
+        finish(h, "nak", delayMs)
+      })
+    }
+
     /** After a run's outcome is stored: its final status (tasks that keep one), then the ack. */
     const afterStored = (run: Run, output: unknown) => {
       const { job, held: h } = run
       Failpoint.hitUnsafe("after-commit")
-      if (!job.storeResult || !statuses) {
-        Failpoint.hitUnsafe("before-ack")
-        return finish(h, "ack")
-      }
+      if (!job.storeResult || !statuses) return ackSucceeded(h, output)
       const put = (history: ReadonlyArray<FailedAttempt> | undefined) =>
         putStatus(Status.succeeded(job, now(), output, { startedAt: run.startedAt, history }), aboutJob(job), (ok) => {
           if (!ok) return finish(h, "nak", 1000) // the redelivery finds the key done and stores it again
-          Failpoint.hitUnsafe("before-ack")
-          finish(h, "ack")
+          ackSucceeded(h, output)
         })
       if (run.prior === undefined) return put(undefined)
       // the earlier attempts' history goes with the result: a read that failed is tried again
@@ -853,9 +885,10 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
         settle(
           { _tag: "Record", audit: [jobRow(job, audited ? "skipped_duplicate" : "succeeded")] },
           () => {
-            if (!job.storeResult) return finish(h, "ack")
-            const record = Status.succeeded(job, now(), stored?.output ?? null, ownRun ? {} : { duplicateOf: job.key })
-            putStatus(record, aboutJob(job), (ok) => finish(h, ok ? "ack" : "nak", 1000))
+            const output = stored?.output ?? null
+            if (!job.storeResult) return ackSucceeded(h, output, true)
+            const record = Status.succeeded(job, now(), output, ownRun ? {} : { duplicateOf: job.key })
+            putStatus(record, aboutJob(job), (ok) => ok ? ackSucceeded(h, output, true) : finish(h, "nak", 1000))
           },
           retryLater(h, "record a duplicate")
         )

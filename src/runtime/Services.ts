@@ -2,7 +2,7 @@
  * The services a msgsys program runs on, built from `MsgsysConfig` as one layer: the NATS
  * connection, the results and control buckets, the SQLite database with the audit log, the
  * exhausted dead letters and the idempotency store (SQLite, or NATS KV when workers span hosts),
- * and the client.
+ * and the clients of tasks and pipelines.
  * @since 0.1.0
  */
 import { Effect, Layer, Option } from "effect"
@@ -20,6 +20,7 @@ import * as SqliteLedger from "../ledger/SqliteLedger.ts"
 import * as StoreLedger from "../ledger/StoreLedger.ts"
 import * as ExhaustedStore from "../dlq/ExhaustedStore.ts"
 import * as SqliteExhaustedStore from "../dlq/SqliteExhaustedStore.ts"
+import * as Pipelines from "../pipeline/Pipelines.ts"
 import * as Client from "../task/Client.ts"
 import * as Results from "../task/Results.ts"
 import * as Tracing from "../trace/Tracing.ts"
@@ -127,7 +128,7 @@ export const layerWith = <E>(
     readonly audit?: boolean
   } = {}
 ) =>
-  Layer.mergeAll(Client.layer).pipe(
+  Layer.mergeAll(Client.layer, Pipelines.layer).pipe(
     Layer.provideMerge(Layer.mergeAll(idempotencyRetention, ledgerWith({ audit: options.audit !== false }))),
     Layer.provideMerge(Layer.mergeAll(auditLog, idempotency, auditRetention, exhaustedStore)),
     Layer.provideMerge(database),

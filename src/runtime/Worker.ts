@@ -31,6 +31,8 @@ import * as Event from "../event/Event.ts"
 import * as EventTopology from "../event/EventTopology.ts"
 import * as ReplayEpochs from "../event/ReplayEpochs.ts"
 import * as Subscriber from "../event/Subscriber.ts"
+import * as Continuation from "../pipeline/Continuation.ts"
+import * as KvPipelineStore from "../pipeline/KvPipelineStore.ts"
 import * as Dispatcher from "./Dispatcher.ts"
 import * as StreamSweeper from "./StreamSweeper.ts"
 
@@ -237,6 +239,15 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>, const Groups
         deadLetteredAt: Date.now()
       })
 
+    // pipeline steps enqueue their next step before their ack (the bucket opens on first use)
+    const continuation = yield* Continuation.make({
+      publisher: nats.publisher,
+      names,
+      maxPayload: () => nats.server.maxPayload,
+      results,
+      store: yield* KvPipelineStore.make(names, config.resultTtl)
+    })
+
     const dispatchers = new Map<string, Dispatcher.Dispatcher>()
     // an event group's key scope by stream sequence, replaced when a replay changes its epochs
     const scopes = new Map<string, { scopeOf: (streamSequence: number) => string }>()
@@ -261,7 +272,9 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>, const Groups
         ackWaitMs: yield* realAckWait(actor),
         prefetch: options.prefetch,
         // an event group: its one consumer, its own keys (one event, many groups), no task statuses
-        ...(group ? { priorities: ["normal"] as const, keyScope: (sequence: number) => scope.scopeOf(sequence), statuses: false } : {})
+        ...(group
+          ? { priorities: ["normal"] as const, keyScope: (sequence: number) => scope.scopeOf(sequence), statuses: false }
+          : { afterSucceeded: continuation })
       }))
       restarts.set(actor.name, 0)
     }

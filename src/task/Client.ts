@@ -74,8 +74,8 @@ export interface EnqueueOptions {
   readonly id?: string
   /**
    * More `Msgsys-*` headers, read by the handler in `envelope.extra`. Names without the prefix,
-   * and the headers msgsys sets itself (envelope fields, run-at, priority, idempotency key, result),
-   * are dropped: use the options for those.
+   * and the headers msgsys sets itself (envelope fields, run-at, priority, idempotency key, result,
+   * pipeline), are dropped: use the options for those.
    */
   readonly headers?: Readonly<Record<string, string>>
 }
@@ -268,7 +268,9 @@ const rememberedTasks = 100_000
 
 /** Headers only the client sets from its options: `headers` cannot smuggle them in. */
 const reservedHeaders = new Set(
-  [TaskHeaders.RunAt, TaskHeaders.Priority, TaskHeaders.IdempotencyKey, TaskHeaders.Result].map((h) => h.toLowerCase())
+  [TaskHeaders.RunAt, TaskHeaders.Priority, TaskHeaders.IdempotencyKey, TaskHeaders.Result, TaskHeaders.Pipeline].map((h) =>
+    h.toLowerCase()
+  )
 )
 
 /** The caller's extra headers that may travel: `Msgsys-*`, none msgsys sets from options. */

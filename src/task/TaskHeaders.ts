@@ -11,3 +11,5 @@ export const Priority = "Msgsys-Priority"
 export const IdempotencyKey = "Msgsys-Idempotency-Key"
 /** `off`: the worker does not store this task's final status and output (`result: false`). @category constants @since 0.1.0 */
 export const Result = "Msgsys-Result"
+/** A pipeline step: its pipeline, its place and the plan (see `PipelineHeader`). @category constants @since 0.1.0 */
+export const Pipeline = "Msgsys-Pipeline"

@@ -1,6 +1,6 @@
 /**
- * An in-memory broker for unit-testing actors, no nats-server needed: a `Client` with the same
- * API, and the actors' real dispatchers — the same intake, claims, retries, timeouts, dead letters
+ * An in-memory broker for unit-testing actors, no nats-server needed: a `Client` and `Pipelines`
+ * with the same API, and the actors' real dispatchers — the same intake, claims, retries, timeouts, dead letters
  * and statuses as a worker on NATS — over work queues kept in memory. Time comes from the Effect
  * `Clock`, so a test drives retries, delays, timeouts and redeliveries with `TestClock.adjust`.
  *
@@ -42,6 +42,9 @@ import type { Ledger } from "../ledger/Ledger.ts"
 import * as MemoryLedger from "../ledger/MemoryLedger.ts"
 import * as Pool from "../pool/Pool.ts"
 import * as Retry from "../retry/Retry.ts"
+import * as Continuation from "../pipeline/Continuation.ts"
+import * as Pipelines from "../pipeline/Pipelines.ts"
+import * as PipelineStore from "../pipeline/PipelineStore.ts"
 import * as Dispatcher from "../runtime/Dispatcher.ts"
 import * as Client from "../task/Client.ts"
 import { makeMemory as makeMemoryResults, type Results } from "../task/Results.ts"
@@ -142,23 +145,26 @@ const dedupWindowMs = 120_000
 const defaultAckWaitMs = 30_000
 
 /**
- * The in-memory broker for `actors` (and event groups): provides `Client` and `MemoryBroker`; needs
- * their handler layers. Runs until its scope closes.
+ * The in-memory broker for `actors` (and event groups): provides `Client`, `Pipelines` and
+ * `MemoryBroker`; needs their handler layers. Runs until its scope closes.
  * @category layers @since 0.1.0
  */
 export const layer = <const Actors extends ReadonlyArray<Runnable>>(
   actors: Actors,
   options: Options = {}
-): Layer.Layer<Client.Client | MemoryBroker, never, Actor.HandlersOf<Actors[number]["name"]>> =>
+): Layer.Layer<Client.Client | Pipelines.Pipelines | MemoryBroker, never, Actor.HandlersOf<Actors[number]["name"]>> =>
   Layer.effectContext(Effect.gen(function*() {
     const built = yield* make(actors, options)
-    return Context.make(Client.Client, built.client).pipe(Context.add(MemoryBroker, built.broker))
+    return Context.make(Client.Client, built.client).pipe(
+      Context.add(Pipelines.Pipelines, built.pipelines),
+      Context.add(MemoryBroker, built.broker)
+    )
   }))
 
 /**
  * The in-memory broker for a whole app, as `App.layer` runs it on NATS: its actors, event groups
  * and events, its handlers built with this broker's `Client` (so handlers that enqueue or publish
- * work). Provides `Client` and `MemoryBroker`.
+ * work). Provides `Client`, `Pipelines` and `MemoryBroker`.
  *
  * ```ts
  * const TestLayer = MemoryBroker.layerApp(app)
@@ -173,14 +179,17 @@ export const layerApp = <E>(
     readonly handlers: Layer.Layer<any, E, any>
   },
   options: Omit<Options, "events"> = {}
-): Layer.Layer<Client.Client | MemoryBroker, E> =>
+): Layer.Layer<Client.Client | Pipelines.Pipelines | MemoryBroker, E> =>
   Layer.effectContext(Effect.gen(function*() {
     const built = yield* makeWith(
       [...app.actors, ...app.subscribers],
       app.handlers as Layer.Layer<Actor.HandlersOf<any>, E, Client.Client>,
       { ...options, events: app.events }
     )
-    return Context.make(Client.Client, built.client).pipe(Context.add(MemoryBroker, built.broker))
+    return Context.make(Client.Client, built.client).pipe(
+      Context.add(Pipelines.Pipelines, built.pipelines),
+      Context.add(MemoryBroker, built.broker)
+    )
   }))
 
 /**
@@ -191,7 +200,11 @@ export const make = <const Actors extends ReadonlyArray<Runnable>>(
   runnables: Actors,
   options: Options = {}
 ): Effect.Effect<
-  { readonly client: Client.Client["Service"]; readonly broker: MemoryBroker["Service"] },
+  {
+    readonly client: Client.Client["Service"]
+    readonly pipelines: Pipelines.Pipelines["Service"]
+    readonly broker: MemoryBroker["Service"]
+  },
   never,
   Actor.HandlersOf<Actors[number]["name"]> | Scope.Scope
 > => build(runnables, undefined, options) as never
@@ -205,8 +218,15 @@ export const makeWith = <const Actors extends ReadonlyArray<Runnable>, E>(
   runnables: Actors,
   handlers: Layer.Layer<Actor.HandlersOf<Actors[number]["name"]>, E, Client.Client> | undefined,
   options: Options = {}
-): Effect.Effect<{ readonly client: Client.Client["Service"]; readonly broker: MemoryBroker["Service"] }, E, Scope.Scope> =>
-  build(runnables, handlers, options) as never
+): Effect.Effect<
+  {
+    readonly client: Client.Client["Service"]
+    readonly pipelines: Pipelines.Pipelines["Service"]
+    readonly broker: MemoryBroker["Service"]
+  },
+  E,
+  Scope.Scope
+> => build(runnables, handlers, options) as never
 
 const build = <const Actors extends ReadonlyArray<Runnable>, E>(
   runnables: Actors,
@@ -531,7 +551,8 @@ const build = <const Actors extends ReadonlyArray<Runnable>, E>(
     const provided = handlers === undefined
       ? yield* Effect.context<Actor.HandlersOf<Actors[number]["name"]>>()
       : yield* Layer.build(Layer.provide(handlers, Layer.succeed(Client.Client, client)))
-
+    const pipelineStore = yield* PipelineStore.makeMemory
+    const continuation = yield* Continuation.make({ publisher, names, maxPayload: () => maxPayload, results, store: pipelineStore })
     const dispatchers = new Map<string, Dispatcher.Dispatcher>()
     for (const actor of runnables) {
       const handlers = Context.get(provided as Context.Context<any>, actor.Handlers) as Actor.AnyHandlers
@@ -546,6 +567,7 @@ const build = <const Actors extends ReadonlyArray<Runnable>, E>(
         ledger,
         results,
         ackWaitMs: queuesOf(actor.name)[0]!.ackWaitMs,
+        afterSucceeded: continuation,
         // an event group, as on a worker: its one consumer, its own keys, no task statuses
         ...(group ? { priorities: ["normal"] as const, keyScope: () => `group/${actor.name}`, statuses: false } : {}),
         moveToDeadLetters: (r) =>
@@ -580,6 +602,7 @@ const build = <const Actors extends ReadonlyArray<Runnable>, E>(
       }))
     )))
 
+    const pipelines = yield* Pipelines.makeWith({ publisher, names, maxPayload: () => maxPayload, results, store: pipelineStore })
     const broker = MemoryBroker.of({
       deadLetters: Effect.sync(() => [...letters]),
       audit: auditRows,
@@ -603,5 +626,5 @@ const build = <const Actors extends ReadonlyArray<Runnable>, E>(
         }),
       setPaused: (actor, paused) => Effect.sync(() => dispatchers.get(actor)?.setPaused(paused))
     })
-    return { client, broker }
+    return { client, pipelines, broker }
   })

@@ -14,7 +14,7 @@ const bench = async (args: ReadonlyArray<string>) => {
   return { stdout, stderr, code }
 }
 
-const sections = ["raw", "enqueue", "drain", "latency", "dispatch", "memory", "schedule", "events", "bullmq"]
+const sections = ["raw", "enqueue", "drain", "latency", "dispatch", "memory", "schedule", "events", "pipeline", "bullmq"]
 
 type Figure = { readonly median?: number; readonly runs?: ReadonlyArray<number>; readonly na?: string }
 type SectionJson = { readonly failed?: string; readonly skipped?: string; readonly figures?: Record<string, Figure> }

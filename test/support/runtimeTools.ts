@@ -13,6 +13,7 @@ import type * as MsgsysConfig from "../../src/config/MsgsysConfig.ts"
 import type * as DeadLetter from "../../src/dlq/DeadLetter.ts"
 import * as DeadLetters from "../../src/dlq/DeadLetters.ts"
 import { ExhaustedStore } from "../../src/dlq/ExhaustedStore.ts"
+import * as Pipelines from "../../src/pipeline/Pipelines.ts"
 import * as App from "../../src/runtime/App.ts"
 import * as Control from "../../src/runtime/Control.ts"
 import * as Worker from "../../src/runtime/Worker.ts"
@@ -70,6 +71,7 @@ export const appOf = (...entries: ReadonlyArray<readonly [Actor.Any, Readonly<Re
 /** The services a test uses, from a started runtime. */
 export interface Runtime {
   readonly client: Client.Client["Service"]
+  readonly pipelines: Pipelines.Pipelines["Service"]
   readonly worker: Worker.Worker["Service"]
   readonly nats: Nats.Nats["Service"]
   readonly control: Control.Control["Service"]
@@ -87,6 +89,7 @@ export const start = <Actors extends ReadonlyArray<Actor.Any>, E>(
 ): Effect.Effect<Runtime, unknown, Scope.Scope> =>
   Effect.map(startRuntime(app, settings), (ctx) => ({
     client: Context.get(ctx, Client.Client),
+    pipelines: Context.get(ctx, Pipelines.Pipelines),
     worker: Context.get(ctx, Worker.Worker),
     nats: Context.get(ctx, Nats.Nats),
     control: Context.get(ctx, Control.Control),

@@ -22,6 +22,7 @@ import { section as enqueue } from "./enqueue.ts"
 import { section as events } from "./events.ts"
 import { section as latency } from "./latency.ts"
 import { section as memory } from "./memory.ts"
+import { section as pipeline } from "./pipeline.ts"
 import { section as raw } from "./raw.ts"
 import { section as schedule } from "./schedule.ts"
 import { BadArgument, parse, usage } from "./support/args.ts"
@@ -39,7 +40,7 @@ const log = (message: string) => console.error(`[bench] ${message}`)
 // children and servers are killed by pid in "exit" handlers: make the signals run them
 for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => process.exit(130))
 
-const all: ReadonlyArray<Section> = [raw, enqueue, drain, latency, dispatch, memory, schedule, events, bullmq]
+const all: ReadonlyArray<Section> = [raw, enqueue, drain, latency, dispatch, memory, schedule, events, pipeline, bullmq]
 const root = join(import.meta.dir, "..", "..", "..")
 
 const packageVersion = (name: string) => {

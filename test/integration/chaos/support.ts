@@ -10,6 +10,7 @@ import { join } from "node:path"
 import { Nats } from "../../../src/broker/Nats.ts"
 import * as Subjects from "../../../src/broker/Subjects.ts"
 import type * as MsgsysConfig from "../../../src/config/MsgsysConfig.ts"
+import * as Pipelines from "../../../src/pipeline/Pipelines.ts"
 import * as Services from "../../../src/runtime/Services.ts"
 import * as Client from "../../../src/task/Client.ts"
 import { Results } from "../../../src/task/Results.ts"
@@ -206,10 +207,10 @@ export const tally = (file: string, ids: ReadonlyArray<string>) => {
   }
 }
 
-/** Client, results and connection for the test itself, on `settings` (no worker, no SQLite). */
+/** Clients (tasks, pipelines), results and connection for the test itself, on `settings` (no worker, no SQLite). */
 export const clientRuntime = (settings: MsgsysConfig.MsgsysSettings) =>
   ManagedRuntime.make(
-    Client.layer.pipe(
+    Layer.mergeAll(Client.layer, Pipelines.layer).pipe(
       Layer.provideMerge(Services.broker),
       Layer.provideMerge(Layer.succeed(MsgsysConfigService, settings))
     )
@@ -276,6 +277,19 @@ export const auditRows = (sqlitePath: string, messageId: string) => {
     return db.query<{ step: string; attempt: number }, [string]>(
       "SELECT step, attempt FROM audit_log WHERE message_id = ? ORDER BY id"
     ).all(messageId)
+  } finally {
+    db.close(false)
+  }
+}
+
+/** Rows of the chaos_ledger table (written by steps in the commit of their outcome), by task. */
+export const ledgerCounts = (sqlitePath: string): Map<string, number> => {
+  const db = new Database(sqlitePath, { readonly: true })
+  try {
+    const rows = db.query<{ task_id: string; n: number }, []>(
+      "SELECT task_id, count(*) AS n FROM chaos_ledger GROUP BY task_id"
+    ).all()
+    return new Map(rows.map((r) => [r.task_id, r.n]))
   } finally {
     db.close(false)
   }

@@ -32,7 +32,7 @@ describe("msgsys command", () => {
   test("--help lists the commands", async () => {
     const { stdout, code } = await msgsys(["--help"])
     expect(code).toBe(0)
-    for (const command of ["dev", "worker", "scheduler", "status", "topology", "enqueue", "result", "cancel", "pause", "resume", "schedule", "events", "dlq", "audit"]) {
+    for (const command of ["dev", "worker", "scheduler", "status", "topology", "enqueue", "result", "cancel", "pause", "resume", "schedule", "events", "pipeline", "dlq", "audit"]) {
       expect(stdout).toMatch(new RegExp(`^\\s+${command}\\s`, "m"))
     }
   }, 30_000)

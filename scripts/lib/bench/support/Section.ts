@@ -4,7 +4,7 @@
  */
 
 /** The sections, in the order they run and print. */
-export const sectionNames = ["raw", "enqueue", "drain", "latency", "dispatch", "memory", "schedule", "events", "bullmq"] as const
+export const sectionNames = ["raw", "enqueue", "drain", "latency", "dispatch", "memory", "schedule", "events", "pipeline", "bullmq"] as const
 export type SectionName = (typeof sectionNames)[number]
 
 /** A figure that could not be measured, and why (printed as "n/a (why)"). */

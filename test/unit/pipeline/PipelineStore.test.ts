@@ -1,0 +1,4 @@
+import * as PipelineStore from "../../../src/pipeline/PipelineStore.ts"
+import { storeConformance } from "./storeConformance.ts"
+
+storeConformance("memory", () => PipelineStore.layerMemory())
