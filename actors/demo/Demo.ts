@@ -112,7 +112,8 @@ export const round = Effect.gen(function*() {
     const after = yield* store.fingerprint(warehouse)
     check("guide", "etl: running the same load twice changes nothing", second.inserted === 0 && after.checksum === before.checksum,
       `inserted ${second.inserted}`)
-    lines.push(`guide     etl: ${job.extracted} rows extracted, ${job.duplicates} duplicates and ${job.invalid} invalid dropped, ` +
+    lines.push(`guide     etl: pipeline ${job.pipelineId} (extract -> transform -> load): ${job.extracted} rows extracted, ` +
+      `${job.duplicates} duplicates and ${job.invalid} invalid dropped, ` +
       `${job.inserted} loaded now (${after.rows} in the warehouse, in ${job.batches} batches); the second load changed nothing`)
 
     const reports = yield* Effect.forEach(["daily", "weekly", "monthly"] as const, (period) =>

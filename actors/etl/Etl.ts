@@ -1,6 +1,7 @@
 /**
  * The ETL domain of the design guide: extract → transform → load over the generated sales data
- * set, each step a task of the slow-pool `etl` actor, each step's output the next one's input.
+ * set, a pipeline (`Job`) of three tasks of the slow-pool `etl` actor, each step's output the next
+ * one's input.
  *
  * - `etl.extract` reads the source CSV (`etl/sources/<source>.csv`), keeps the rows in the date
  *   window, stages them.
@@ -16,7 +17,7 @@ import { type Duration, Effect, Layer, Schema } from "effect"
 import { createHash } from "node:crypto"
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
-import { Actor, Client, Retry, Task } from "msgsys"
+import { Actor, Pipeline, Pipelines, Retry, Task } from "msgsys"
 import { DataDir } from "../shared/DataDir.ts"
 import { IsoDate, parseLine, Sale } from "./Sales.ts"
 import * as Warehouse from "./Warehouse.ts"
@@ -69,6 +70,7 @@ const Extracted = Schema.Struct({ config: EtlConfig, staged: Schema.String, rows
 const Transformed = Schema.Struct({
   config: EtlConfig,
   staged: Schema.String,
+  extracted: Schema.Int,
   valid: Schema.Int,
   duplicates: Schema.Int,
   invalid: Schema.Int,
@@ -89,9 +91,24 @@ export const Transform = Task.make("etl.transform", {
   permanent: ["StagingMissing"]
 })
 
+/** What the job did, step by step: the last step's output, so the pipeline's. */
+export const JobReport = Schema.Struct({
+  destination: Schema.String,
+  extracted: Schema.Int,
+  duplicates: Schema.Int,
+  invalid: Schema.Int,
+  valid: Schema.Int,
+  inserted: Schema.Int,
+  unchanged: Schema.Int,
+  batches: Schema.Int,
+  /** The rejected rows with their reasons (NDJSON). */
+  rejects: Schema.String
+})
+export type JobReport = typeof JobReport.Type
+
 export const Load = Task.make("etl.load", {
   input: Transformed,
-  output: { destination: Schema.String, inserted: Schema.Int, unchanged: Schema.Int, batches: Schema.Int },
+  output: JobReport,
   error: StagingMissing,
   permanent: ["StagingMissing"]
 })
@@ -176,7 +193,7 @@ export const EtlLive = Etl.toLayer(Effect.gen(function*() {
         const rejected = join(dir, "rejects.ndjson")
         writeAtomic(staged, clean.join("\n"))
         writeAtomic(rejected, rejects.join("\n"))
-        return { config: input.config, staged, valid: clean.length, duplicates, invalid: rejects.length, rejects: rejected }
+        return { config: input.config, staged, extracted: input.rows, valid: clean.length, duplicates, invalid: rejects.length, rejects: rejected }
       }),
     "etl.load": ({ input }) =>
       Effect.gen(function*() {
@@ -191,7 +208,17 @@ export const EtlLive = Etl.toLayer(Effect.gen(function*() {
           // a long load stays responsive to cancel and shutdown between batches
           yield* Effect.yieldNow
         }
-        return { destination: input.config.destination, inserted, unchanged: rows.length - inserted, batches }
+        return {
+          destination: input.config.destination,
+          extracted: input.extracted,
+          duplicates: input.duplicates,
+          invalid: input.invalid,
+          valid: input.valid,
+          inserted,
+          unchanged: rows.length - inserted,
+          batches,
+          rejects: input.rejects
+        }
       })
   })
 }))
@@ -199,45 +226,25 @@ export const EtlLive = Etl.toLayer(Effect.gen(function*() {
 /** The ETL actor's handlers with the warehouse they load into (they need the data directory). */
 export const handlers = EtlLive.pipe(Layer.provideMerge(Warehouse.layer))
 
-/** What one ETL job did, step by step. */
-export interface JobReport {
-  readonly extracted: number
-  readonly duplicates: number
-  readonly invalid: number
-  readonly valid: number
-  readonly inserted: number
-  readonly unchanged: number
-  readonly batches: number
-  readonly rejects: string
-}
-
 /**
- * Runs extract → transform → load for `config`: each step a task, each step's output the next
- * one's input. Until msgsys pipelines land on main this is chained by the caller, as the guide's
- * `etl_pipeline` does (each result awaited, then the next step enqueued); every step is still a
- * task with its retries, audit rows and stored result, but a caller that dies between steps
- * leaves the job there. With `Pipeline.chain(Extract, Transform, Load)` the worker enqueues each
- * next step itself and a crash resumes at the next step.
+ * The ETL job: extract → transform → load, each step's output the next one's input. The worker
+ * that finishes a step enqueues the next (before it acks the finished one), so a crash between two
+ * steps resumes at the next step, not from the start; every step is a task with its retries,
+ * audit rows, status and dead letters, all under the pipeline's id as correlation id.
  */
-export const runJob = (config: EtlConfig, options: { readonly timeout?: Duration.Input; readonly tenant?: string } = {}) =>
+export const Job = Pipeline.chain(Extract, Transform, Load)
+
+/** Starts the job and waits for its report (`msgsys pipeline status ID` shows its steps meanwhile). */
+export const runJob = (
+  config: EtlConfig,
+  options: { readonly timeout?: Duration.Input; readonly tenant?: string; readonly id?: string } = {}
+) =>
   Effect.gen(function*() {
-    const client = yield* Client.Client
-    const timeout = options.timeout ?? "10 minutes"
-    const tenant = options.tenant !== undefined ? { tenant: options.tenant } : {}
-    const extract = yield* client.enqueue(Extract, config, tenant)
-    const extracted = yield* client.result(extract, timeout)
-    const transform = yield* client.enqueue(Transform, extracted, { ...tenant, correlationId: extract.id })
-    const transformed = yield* client.result(transform, timeout)
-    const load = yield* client.enqueue(Load, transformed, { ...tenant, correlationId: extract.id })
-    const loaded = yield* client.result(load, timeout)
-    return {
-      extracted: extracted.rows,
-      duplicates: transformed.duplicates,
-      invalid: transformed.invalid,
-      valid: transformed.valid,
-      inserted: loaded.inserted,
-      unchanged: loaded.unchanged,
-      batches: loaded.batches,
-      rejects: transformed.rejects
-    } satisfies JobReport
+    const pipelines = yield* Pipelines.Pipelines
+    const run = yield* pipelines.start(Job, config, {
+      ...(options.tenant !== undefined ? { tenant: options.tenant } : {}),
+      ...(options.id !== undefined ? { id: options.id } : {})
+    })
+    const report = yield* pipelines.result(run, options.timeout ?? "10 minutes")
+    return { ...report, pipelineId: run.id }
   })

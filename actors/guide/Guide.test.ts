@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from "bun:test"
 import { Context, Effect, Layer } from "effect"
-import { Client, DeadLetters, MsgsysConfig, Nats, Schedules, Subjects } from "msgsys"
+import { Client, DeadLetters, MsgsysConfig, Nats, Pipelines, Schedules, Subjects } from "msgsys"
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { Extract, runJob } from "../etl/Etl.ts"
@@ -42,6 +42,9 @@ describe("the design guide's domains", () => {
       expect(first.inserted).toBe(first.valid)
       expect(first.batches).toBe(Math.ceil(first.valid / 750))
       expect(readFileSync(first.rejects, "utf8").split("\n").length).toBe(set.invalid)
+      // a pipeline of three steps, each a task of the etl actor
+      const status = yield* Context.get(ctx, Pipelines.Pipelines).status(first.pipelineId)
+      expect([status.status, status.length]).toEqual(["succeeded", 3])
       const before = yield* warehouse.fingerprint("warehouse")
       expect(before.rows).toBe(first.valid)
       const again = yield* runJob({ source: "sales", destination: "warehouse", batchSize: 750 }).pipe(Effect.provideContext(ctx))

@@ -101,6 +101,7 @@ describe("msgsys CLI against msgsys dev", () => {
     const out = once.stdout()
     expect(out).toMatch(/demo round \S+: (\d+) of \1 checks passed/)
     for (const system of ["guide", "chat", "taskq", "academic", "bus", "dead"]) expect(out).toContain(`\n  ${system.padEnd(10)}`)
+    expect(out).toMatch(/etl: pipeline \S+ \(extract -> transform -> load\)/)
     expect(out).toContain("demo finished")
     expect(existsSync(`${dataDir}/actors/reports/monthly/sales-warehouse-2026-06.html`)).toBe(true)
   }, 180_000)
