@@ -1,42 +1,41 @@
 /**
- * The actors `msgsys dev` and `msgsys worker` run by default, and the demo `msgsys dev --once`
- * runs against them. Run this file directly (`bun run actors/index.ts`) for a worker binary.
+ * Every system of actors/ in one app: what `./scripts/dev` (`msgsys dev`) and `msgsys worker` run
+ * by default. `msgsys dev --once` runs one checked round of every system (demo/Demo.ts); `msgsys
+ * dev` keeps a gentle demo producer going (demo/Producer.ts). Run this file directly
+ * (`bun run actors/index.ts`) for a worker binary.
+ *
+ * | system | folder | what |
+ * | --- | --- | --- |
+ * | the design guide's domains | guide/, etl/, reports/, events/, webapp/ | ETL into a warehouse, reports as files, event flows, web-app jobs; fast and slow pools |
+ * | chat ingestion | chat/ | versioned events, a SQLite file per tenant, batches, DLQ worker, onboarding |
+ * | task-queue backend | taskq/ | priorities, results with TTL, lifecycle events 30 days / 10M, schedules |
+ * | CRUD event families | academic/ | created/read/updated/deleted from one schema; a publisher and a notes service |
+ * | event bus | bus/ | one EventBus on NATS and in memory; the tax agent's flow |
+ *
+ * Files go under `ACTORS_DATA_DIR` (default `<MSGSYS_DATA_DIR>/actors`).
  */
-import { Console, Effect, Layer } from "effect"
-import { App, Client, Pipeline, Pipelines } from "msgsys"
-import { Etl, EtlLive, Extract, Transform } from "./etl/Etl.ts"
-import { PlanReport, Render, Reports, ReportsLive } from "./reports/Reports.ts"
+import { Layer } from "effect"
+import { App } from "msgsys"
+import * as Academic from "./academic/Academic.ts"
+import * as TaxAgent from "./bus/TaxAgent.ts"
+import * as Chat from "./chat/Chat.ts"
+import { demo } from "./demo/Demo.ts"
+import { producer } from "./demo/Producer.ts"
+import * as Guide from "./guide/Guide.ts"
+import * as DataDir from "./shared/DataDir.ts"
+import * as TaskQueue from "./taskq/TaskQueue.ts"
 
-/** Extract, plan the report, render it: three tasks of two actors, each step's output the next one's input. */
-export const Nightly = Pipeline.chain(Extract, PlanReport, Render)
-
-/** Enqueues one task of each kind and runs the pipeline, waits for every result, and checks them. */
-const demo = Effect.gen(function*() {
-  const client = yield* Client.Client
-  const pipelines = yield* Pipelines.Pipelines
-  const extract = yield* client.enqueue(Extract, { tenant: "acme", source: "salesforce", rows: 120 })
-  const transform = yield* client.enqueue(Transform, { tenant: "acme", values: [1, 2, 3.5] })
-  const report = yield* client.enqueue(Render, { tenant: "acme", period: "2026-11", format: "pdf" }, { priority: "high" })
-  const [e, t, r] = yield* Effect.all([
-    client.result(extract, "30 seconds"),
-    client.result(transform, "30 seconds"),
-    client.result(report, "30 seconds")
-  ], { concurrency: "unbounded" })
-  const nightly = yield* pipelines.start(Nightly, { tenant: "acme", source: "salesforce", rows: 80 })
-  const n = yield* pipelines.result(nightly, "30 seconds")
-  if (e.extracted !== 120 || t.total !== 6.5 || r.pages !== 3 || !n.url.endsWith(".pdf")) {
-    return yield* Effect.die(new Error(`demo got unexpected results: ${JSON.stringify({ e, t, r, n })}`))
-  }
-  yield* Console.log(
-    `extract: ${JSON.stringify(e)}\ntransform: ${JSON.stringify(t)}\nreport: ${JSON.stringify(r)}\n` +
-      `pipeline ${nightly.id} (extract -> plan -> render): ${JSON.stringify(n)}`
-  )
-})
+const systems = [Guide.parts, Chat.parts, TaskQueue.parts, Academic.parts, TaxAgent.parts] as const
 
 const app = App.make({
-  actors: [Etl, Reports],
-  handlers: Layer.mergeAll(EtlLive, ReportsLive),
-  demo
+  actors: [...Guide.parts.actors, ...TaskQueue.parts.actors, ...Academic.parts.actors],
+  subscribers: [...Guide.parts.subscribers, ...Chat.parts.subscribers, ...TaskQueue.parts.subscribers, ...Academic.parts.subscribers, ...TaxAgent.parts.subscribers],
+  events: systems.flatMap((s) => s.events),
+  handlers: Layer.mergeAll(Guide.parts.handlers, Chat.parts.handlers, TaskQueue.parts.handlers, Academic.parts.handlers, TaxAgent.parts.handlers).pipe(
+    Layer.provide(DataDir.layerFromConfig)
+  ),
+  demo: demo(DataDir.layerFromConfig),
+  producer: producer(DataDir.layerFromConfig)
 })
 
 export default app

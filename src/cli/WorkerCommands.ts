@@ -104,12 +104,20 @@ export const dev = Command.make("dev", {
         `  schedules  ${self} schedule add NAME TASK 'INPUT-AS-JSON' --every 1m   (or --cron "0 9 * * *")`,
         `             ${self} schedule list | next NAME | pause NAME | remove NAME`,
         args.once ? "  running the demo once" : "  Ctrl-C stops everything",
+        ...(!args.once && app.producer ? ["  producing demo traffic at a gentle rate (the app's producer)"] : []),
         ""
       ].join("\n"))
       if (args.once) {
         if (!app.demo) return yield* Console.log("this app has no demo; nothing to run")
         yield* app.demo
         return yield* Console.log("demo finished")
+      }
+      if (app.producer) {
+        // the producer's failure is logged; the workers go on
+        yield* app.producer.pipe(
+          Effect.catchCause((cause) => Effect.logError("the demo producer stopped", cause)),
+          Effect.forkScoped
+        )
       }
       return yield* Effect.never
     }).pipe(Effect.provide(runtime), Effect.provide(Main.logging(settings)))

@@ -13,6 +13,7 @@ import type { Names } from "../broker/Subjects.ts"
 import type * as Topology from "../broker/Topology.ts"
 import type { MsgsysSettings } from "../config/MsgsysConfig.ts"
 import * as Retry from "../retry/Retry.ts"
+import { InvalidDefinition } from "../task/Task.ts"
 import type * as Task from "../task/Task.ts"
 import * as Event from "./Event.ts"
 import type * as Subscriber from "./Subscriber.ts"
@@ -23,16 +24,46 @@ export type Settings = Pick<MsgsysSettings, "ackWait" | "eventsMaxAge">
 /** The consumer of an events domain's MAX_DELIVERIES advisories. @category names @since 0.1.0 */
 export const advisoryConsumer = "max-deliveries"
 
+/** Each domain's stream limits, from the events that set them. @category models @since 0.1.0 */
+export type Retentions = ReadonlyMap<string, Event.Retention>
+
+/**
+ * The stream limits of each domain, from every event definition a program knows. Throws
+ * `InvalidDefinition` when two events of one domain set different limits (one stream holds them).
+ * @category topology @since 0.1.0
+ */
+export const retentions = (events: ReadonlyArray<Event.Any>): Retentions => {
+  const out = new Map<string, { readonly by: string; readonly retention: Event.Retention }>()
+  const same = (a: Event.Retention, b: Event.Retention) =>
+    (a.maxAge === undefined ? undefined : Duration.toMillis(a.maxAge)) === (b.maxAge === undefined ? undefined : Duration.toMillis(b.maxAge)) &&
+    a.maxMessages === b.maxMessages
+  for (const e of events) {
+    if (e.retention === undefined) continue
+    const domain = Event.domainOf(e.subject)
+    const prior = out.get(domain)
+    if (prior !== undefined && !same(prior.retention, e.retention)) {
+      throw new InvalidDefinition(
+        `events ${prior.by} and ${e.subject} set different retention for the ${domain} stream, which holds them both: ` +
+          "give every event of a domain the same retention (or set it on one only)"
+      )
+    }
+    out.set(domain, { by: e.subject, retention: e.retention })
+  }
+  return new Map([...out].map(([d, r]) => [d, r.retention]))
+}
+
 /** The stream of one events domain. @category topology @since 0.1.0 */
-export const forDomain = (names: Names, domain: string, settings: Settings): Topology.Topology => {
+export const forDomain = (names: Names, domain: string, settings: Settings, retention?: Event.Retention): Topology.Topology => {
   const stream = names.eventStream(domain)
+  const maxAge = retention?.maxAge !== undefined ? Option.some(retention.maxAge) : settings.eventsMaxAge
   return {
     streams: [
       {
         name: stream,
         subjects: [`${domain}.>`],
         retention: "limits",
-        ...Option.match(settings.eventsMaxAge, { onNone: () => ({}), onSome: (maxAge) => ({ maxAge }) }),
+        ...Option.match(maxAge, { onNone: () => ({}), onSome: (maxAge) => ({ maxAge }) }),
+        ...(retention?.maxMessages !== undefined ? { maxMsgs: retention.maxMessages } : {}),
         description: `msgsys events of ${domain}.>: every group reads every event`
       },
       {
@@ -55,9 +86,14 @@ export const forDomain = (names: Names, domain: string, settings: Settings): Top
 }
 
 /** The streams of the domains of `events` (for programs that publish events no group of theirs reads). @category topology @since 0.1.0 */
-export const forEvents = (names: Names, events: ReadonlyArray<Event.Any>, settings: Settings): Topology.Topology => {
+export const forEvents = (
+  names: Names,
+  events: ReadonlyArray<Event.Any>,
+  settings: Settings,
+  limits: Retentions = retentions(events)
+): Topology.Topology => {
   const domains = [...new Set(events.map((e) => Event.domainOf(e.subject)))]
-  const parts = domains.map((d) => forDomain(names, d, settings))
+  const parts = domains.map((d) => forDomain(names, d, settings, limits.get(d)))
   return {
     streams: parts.flatMap((p) => p.streams),
     consumers: parts.flatMap((p) => p.consumers),
@@ -73,8 +109,13 @@ const startOf = (startAt: Subscriber.StartAt): Topology.ConsumerSpec["start"] =>
     : { policy: "by_start_sequence", sequence: startAt.sequence }
 
 /** The stream of a group's domain and the group's consumer. @category topology @since 0.1.0 */
-export const forSubscriber = (names: Names, subscriber: Subscriber.Any, settings: Settings): Topology.Topology => {
-  const domain = forDomain(names, subscriber.domain, settings)
+export const forSubscriber = (
+  names: Names,
+  subscriber: Subscriber.Any,
+  settings: Settings,
+  limits: Retentions = retentions(subscriber.events)
+): Topology.Topology => {
+  const domain = forDomain(names, subscriber.domain, settings, limits.get(subscriber.domain))
   const longest = Math.max(
     ...[subscriber.retry, ...[...subscriber.tasks.values()].map((t: Task.Any) => t.retry ?? subscriber.retry)]
       .map((p) => Retry.maxAttempts(p) ?? Infinity)

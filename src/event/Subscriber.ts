@@ -54,8 +54,9 @@ export interface Options<Events extends ReadonlyArray<Event.Any>> {
   readonly events: Events
   /**
    * The subjects the group's consumer takes (one filter, e.g. `v1.>`); events on them with no
-   * handler here are unroutable. Default: the event's subject when there is one event, else
-   * `<domain>.>` of their common first token.
+   * handler here are unroutable. Default: the narrowest one filter that covers the events — the
+   * subject of a single event; `academic.course.*` for `academic.course.created` and
+   * `academic.course.deleted`; `<prefix>.>` of their common leading tokens when their lengths differ.
    */
   readonly filter?: string
   /** The pool it runs in. Default `fast`. */
@@ -130,7 +131,25 @@ const filterOf = (events: ReadonlyArray<Event.Any>, filter: string | undefined, 
     )
   }
   const domain = [...domains][0]!
-  return { domain, filter: events.length === 1 ? events[0]!.subject : `${domain}.>` }
+  return { domain, filter: narrowestFilter(events.map((e) => e.subject)) }
+}
+
+/**
+ * The narrowest single subject filter that matches every subject (of one domain): a consumer on
+ * nats-server 2.9 has one filter, and a group should not get (and dead-letter as unroutable) the
+ * events of its domain that it never asked for.
+ */
+const narrowestFilter = (subjects: ReadonlyArray<string>): string => {
+  const split = subjects.map((s) => s.split("."))
+  const length = split[0]!.length
+  if (split.every((t) => t.length === length)) {
+    return split[0]!.map((token, i) => split.every((t) => t[i] === token) ? token : "*").join(".")
+  }
+  // lengths differ: the common leading tokens, then `>` (which needs at least one token after them)
+  const shortest = Math.min(...split.map((t) => t.length))
+  let common = 0
+  while (common < shortest - 1 && split.every((t) => t[common] === split[0]![common])) common++
+  return [...split[0]!.slice(0, Math.max(1, common)), ">"].join(".")
 }
 
 /**

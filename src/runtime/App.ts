@@ -13,7 +13,10 @@ import * as MsgsysConfig from "../config/MsgsysConfig.ts"
 import * as DlqWorker from "../dlq/DlqWorker.ts"
 import * as HttpServer from "../http/HttpServer.ts"
 import * as Announcer from "../registry/Announcer.ts"
+import type * as Nats from "../broker/Nats.ts"
+import type * as ExhaustedStore from "../dlq/ExhaustedStore.ts"
 import type * as Pipelines from "../pipeline/Pipelines.ts"
+import type * as Schedules from "../scheduler/Schedules.ts"
 import type * as Client from "../task/Client.ts"
 import * as Main from "./Main.ts"
 import * as Services from "./Services.ts"
@@ -36,8 +39,27 @@ export interface App<
    */
   readonly handlers: Layer.Layer<Actor.HandlersOf<Actors[number]["name"] | Groups[number]["name"]>, E, Client.Client>
   /** A program that exercises the actors and ends; `msgsys dev --once` runs it against the worker. */
-  readonly demo: Effect.Effect<unknown, unknown, Client.Client | Pipelines.Pipelines> | undefined
+  readonly demo: Effect.Effect<unknown, unknown, DemoServices> | undefined
+  /**
+   * A program `msgsys dev` (without `--once`) runs beside the worker until it is stopped: demo
+   * traffic at a gentle rate, so the dashboard and the audit show something happening.
+   */
+  readonly producer: Effect.Effect<unknown, unknown, DemoServices> | undefined
 }
+
+/**
+ * What a demo or a producer may use: the client and pipelines, the schedules (`msgsys dev` runs a
+ * scheduler replica beside the worker), and the connection, settings and exhausted letters (a demo
+ * that checks its outcomes reads dead letters with `DeadLetters.list` and what the DLQ worker kept).
+ * @category models @since 0.1.0
+ */
+export type DemoServices =
+  | Client.Client
+  | Pipelines.Pipelines
+  | Schedules.Schedules
+  | Nats.Nats
+  | MsgsysConfig.MsgsysConfig
+  | ExhaustedStore.ExhaustedStore
 
 /** @category constructors @since 0.1.0 */
 export const make = <const Actors extends ReadonlyArray<Actor.Any>, E, const Groups extends ReadonlyArray<Subscriber.Any> = readonly []>(options: {
@@ -45,14 +67,16 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>, E, const Gro
   readonly subscribers?: Groups
   readonly events?: ReadonlyArray<Event.Any>
   readonly handlers: Layer.Layer<Actor.HandlersOf<Actors[number]["name"] | Groups[number]["name"]>, E, Client.Client>
-  readonly demo?: Effect.Effect<unknown, unknown, Client.Client | Pipelines.Pipelines>
+  readonly demo?: Effect.Effect<unknown, unknown, DemoServices>
+  readonly producer?: Effect.Effect<unknown, unknown, DemoServices>
 }): App<Actors, E, Groups> => ({
   _tag: "App",
   actors: options.actors,
   subscribers: options.subscribers ?? ([] as unknown as Groups),
   events: options.events ?? [],
   handlers: options.handlers,
-  demo: options.demo
+  demo: options.demo,
+  producer: options.producer
 })
 
 /** @category guards @since 0.1.0 */

@@ -190,11 +190,18 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>, const Groups
         )
       }
     }
+    // one stream per events domain: its limits come from every event definition the program has
+    const limits = yield* Effect.try({
+      try: () => EventTopology.retentions([...(options.subscribers ?? []).flatMap((g) => g.events), ...(options.events ?? [])]),
+      catch: (e) => e
+    }).pipe(Effect.orDie)
     const declare = (r: Actor.Runnable) =>
-      Topology.apply(Subscriber.isSubscriber(r) ? EventTopology.forSubscriber(names, r, config) : ActorTopology.forActor(names, r as Actor.Any, config))
+      Topology.apply(
+        Subscriber.isSubscriber(r) ? EventTopology.forSubscriber(names, r, config, limits) : ActorTopology.forActor(names, r as Actor.Any, config)
+      )
     yield* Topology.apply(ActorTopology.shared(names, config))
     if (options.events !== undefined && options.events.length > 0) {
-      yield* Topology.apply(EventTopology.forEvents(names, options.events, config))
+      yield* Topology.apply(EventTopology.forEvents(names, options.events, config, limits))
     }
     for (const r of all) yield* declare(r)
 

@@ -98,6 +98,11 @@ export interface PublishOptions {
    */
   readonly parent?: Envelope.Envelope
   /**
+   * More `Msgsys-*` headers (e.g. `Msgsys-Source`), read by handlers in `envelope.extra`. Names
+   * without the prefix, and the envelope's own headers, are dropped: use the options for those.
+   */
+  readonly headers?: Readonly<Record<string, string>>
+  /**
    * W3C trace context of the caller (an incoming HTTP request's `traceparent` header, say): the
    * message joins that trace. Default: the parent's trace; with tracing on, the publish span's
    * (a child of the fiber's span); else a new trace. A value that is not a W3C `traceparent` is ignored.
@@ -268,6 +273,16 @@ const reservedHeaders = new Set(
   )
 )
 
+/** The caller's extra headers that may travel: `Msgsys-*`, none msgsys sets from options. */
+const extraHeaders = (headers: Readonly<Record<string, string>>): Record<string, string> => {
+  const extra: Record<string, string> = {}
+  for (const name in headers) {
+    const lower = name.toLowerCase()
+    if (lower.startsWith("msgsys-") && !reservedHeaders.has(lower)) extra[name] = headers[name]!
+  }
+  return extra
+}
+
 /**
  * Where a send comes from: the message it follows (the `parent` option, else the message the
  * handler runs for), and, with tracing on, the `traceparent` of its publish span.
@@ -407,13 +422,7 @@ export const makeWith = (transport: Transport) => Effect.gen(function*() {
         : undefined
       const delayed = runAt !== undefined && runAt > now
       const result = options.result ?? task?.result ?? true
-      const extra: Record<string, string> = {}
-      if (options.headers !== undefined) {
-        for (const name in options.headers) {
-          const lower = name.toLowerCase()
-          if (lower.startsWith("msgsys-") && !reservedHeaders.has(lower)) extra[name] = options.headers[name]!
-        }
-      }
+      const extra: Record<string, string> = options.headers !== undefined ? extraHeaders(options.headers) : {}
       if (options.key !== undefined) extra[TaskHeaders.IdempotencyKey] = options.key
       if (!result) extra[TaskHeaders.Result] = "off"
       if (delayed) {
@@ -573,6 +582,7 @@ export const makeWith = (transport: Transport) => Effect.gen(function*() {
         ...(options.id !== undefined ? { id: options.id } : {}),
         tenant,
         version: event.version,
+        ...(options.headers !== undefined ? { extra: extraHeaders(options.headers) } : {}),
         ...(options.correlationId !== undefined ? { correlationId: options.correlationId } : {}),
         ...originOptions(origin)
       })
@@ -621,7 +631,7 @@ export const makeWith = (transport: Transport) => Effect.gen(function*() {
     Subjects.validateSubject(subject, names.prefix, "event").pipe(
       Effect.andThen(Envelope.validateVersion(options.version ?? 1)),
       Effect.flatMap((version) =>
-        publishEvent({ _tag: "Event", subject, payload: Schema.Json as unknown as Task.Codec, version }, json, options)
+        publishEvent({ _tag: "Event", subject, payload: Schema.Json as unknown as Task.Codec, version, retention: undefined }, json, options)
       )
     )
 

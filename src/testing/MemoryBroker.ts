@@ -15,11 +15,16 @@
  *   }).pipe(Effect.provide(TestLayer), Effect.provide(TestClock.layer()), Effect.scoped, Effect.runPromise))
  * ```
  *
- * What it models: one work queue per actor with its high, normal and low consumers; acks, naks
- * with delays, in-progress acks and `ack_wait` redelivery; `max_deliver` (a message whose
- * deliveries run out goes to dead letters, as the max-deliveries sweeper does); deduplication by
- * `Nats-Msg-Id` within two minutes; delayed tasks (held until their run-at). What it does not:
- * several processes, broker failures, storage limits.
+ * Event groups (`Subscriber`) run the same way: pass them beside the actors
+ * (`MemoryBroker.layer([Etl, Welcome])`), and each group gets its own copy of every event published
+ * on its filter, as its durable consumer would; `client.publish` and `publishMany` work as on NATS.
+ *
+ * What it models: one work queue per actor with its high, normal and low consumers, one per event
+ * group; acks, naks with delays, in-progress acks and `ack_wait` redelivery; `max_deliver` (a
+ * message whose deliveries run out goes to dead letters, as the max-deliveries sweeper does);
+ * deduplication by `Nats-Msg-Id` within two minutes; delayed tasks (held until their run-at). What
+ * it does not: several processes, broker failures, storage limits, a group's `startAt` (every group
+ * exists before the first event).
  * @since 0.1.0
  */
 import { Clock, Context, Duration, Effect, Layer, type Scope } from "effect"
@@ -31,6 +36,8 @@ import * as Publish from "../broker/Publish.ts"
 import type * as Pull from "../broker/Pull.ts"
 import * as Subjects from "../broker/Subjects.ts"
 import type { Reason } from "../dlq/DeadLetter.ts"
+import type * as Event from "../event/Event.ts"
+import * as Subscriber from "../event/Subscriber.ts"
 import type { Ledger } from "../ledger/Ledger.ts"
 import * as MemoryLedger from "../ledger/MemoryLedger.ts"
 import * as Pool from "../pool/Pool.ts"
@@ -71,9 +78,14 @@ export interface Options {
   readonly maxPayload?: number
   /** Results to use instead of a fresh in-memory store (e.g. one that fails, to test failures). */
   readonly results?: Results["Service"]
+  /** Events published that no group given here reads (publishing them is then accepted, as on NATS once their stream exists). */
+  readonly events?: ReadonlyArray<Event.Any>
   /** Wraps the in-memory ledger the dispatchers use (e.g. to count its writes, or to make one fail). */
   readonly ledger?: (ledger: Ledger["Service"]) => Ledger["Service"]
 }
+
+/** What the in-memory broker runs: actors and event groups. @category models @since 0.1.0 */
+export type Runnable = Actor.Any | Subscriber.Any
 
 /** What a test can look at and control besides the `Client`. @category services @since 0.1.0 */
 export class MemoryBroker extends Context.Service<MemoryBroker, {
@@ -81,9 +93,9 @@ export class MemoryBroker extends Context.Service<MemoryBroker, {
   readonly deadLetters: Effect.Effect<ReadonlyArray<Letter>>
   /** Every audit row recorded, in order. */
   readonly audit: Effect.Effect<ReadonlyArray<AuditRecord>>
-  /** Messages of an actor not acked yet (waiting, running or waiting for a retry). */
+  /** Messages of an actor (or event group) not acked yet (waiting, running or waiting for a retry). */
   readonly pending: (actor: string) => Effect.Effect<number>
-  /** Messages of an actor delivered and not yet acked: what its worker holds. */
+  /** Messages of an actor (or event group) delivered and not yet acked: what its worker holds. */
   readonly held: (actor: string) => Effect.Effect<number>
   /**
    * Publishes a raw message, as any NATS client could (no envelope unless the headers carry one):
@@ -115,6 +127,10 @@ interface Waiter {
 interface Queue {
   readonly stream: string
   readonly consumer: string
+  /** The actor or event group it feeds: dead letters name it. */
+  readonly owner: string
+  readonly ackWaitMs: number
+  readonly maxDeliver: number
   /** Never delivered, in stream order, from `head` on. */
   fresh: Array<Message>
   head: number
@@ -129,11 +145,11 @@ const dedupWindowMs = 120_000
 const defaultAckWaitMs = 30_000
 
 /**
- * The in-memory broker for `actors`: provides `Client`, `Pipelines` and `MemoryBroker`; needs the
- * actors' handler layers. Runs until its scope closes.
+ * The in-memory broker for `actors` (and event groups): provides `Client`, `Pipelines` and
+ * `MemoryBroker`; needs their handler layers. Runs until its scope closes.
  * @category layers @since 0.1.0
  */
-export const layer = <const Actors extends ReadonlyArray<Actor.Any>>(
+export const layer = <const Actors extends ReadonlyArray<Runnable>>(
   actors: Actors,
   options: Options = {}
 ): Layer.Layer<Client.Client | Pipelines.Pipelines | MemoryBroker, never, Actor.HandlersOf<Actors[number]["name"]>> =>
@@ -146,11 +162,42 @@ export const layer = <const Actors extends ReadonlyArray<Actor.Any>>(
   }))
 
 /**
+ * The in-memory broker for a whole app, as `App.layer` runs it on NATS: its actors, event groups
+ * and events, its handlers built with this broker's `Client` (so handlers that enqueue or publish
+ * work). Provides `Client`, `Pipelines` and `MemoryBroker`.
+ *
+ * ```ts
+ * const TestLayer = MemoryBroker.layerApp(app)
+ * ```
+ * @category layers @since 0.1.0
+ */
+export const layerApp = <E>(
+  app: {
+    readonly actors: ReadonlyArray<Actor.Any>
+    readonly subscribers: ReadonlyArray<Subscriber.Any>
+    readonly events: ReadonlyArray<Event.Any>
+    readonly handlers: Layer.Layer<any, E, any>
+  },
+  options: Omit<Options, "events"> = {}
+): Layer.Layer<Client.Client | Pipelines.Pipelines | MemoryBroker, E> =>
+  Layer.effectContext(Effect.gen(function*() {
+    const built = yield* makeWith(
+      [...app.actors, ...app.subscribers],
+      app.handlers as Layer.Layer<Actor.HandlersOf<any>, E, Client.Client>,
+      { ...options, events: app.events }
+    )
+    return Context.make(Client.Client, built.client).pipe(
+      Context.add(Pipelines.Pipelines, built.pipelines),
+      Context.add(MemoryBroker, built.broker)
+    )
+  }))
+
+/**
  * Builds the broker, its client and the actors' dispatchers in the current scope.
  * @category constructors @since 0.1.0
  */
-export const make = <const Actors extends ReadonlyArray<Actor.Any>>(
-  actors: Actors,
+export const make = <const Actors extends ReadonlyArray<Runnable>>(
+  runnables: Actors,
   options: Options = {}
 ): Effect.Effect<
   {
@@ -160,7 +207,32 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(
   },
   never,
   Actor.HandlersOf<Actors[number]["name"]> | Scope.Scope
-> =>
+> => build(runnables, undefined, options) as never
+
+/**
+ * `make` with the handlers given as a layer, built once the broker's client exists: handlers that
+ * enqueue tasks or publish events (`Client.Client`) get this broker's client.
+ * @category constructors @since 0.1.0
+ */
+export const makeWith = <const Actors extends ReadonlyArray<Runnable>, E>(
+  runnables: Actors,
+  handlers: Layer.Layer<Actor.HandlersOf<Actors[number]["name"]>, E, Client.Client> | undefined,
+  options: Options = {}
+): Effect.Effect<
+  {
+    readonly client: Client.Client["Service"]
+    readonly pipelines: Pipelines.Pipelines["Service"]
+    readonly broker: MemoryBroker["Service"]
+  },
+  E,
+  Scope.Scope
+> => build(runnables, handlers, options) as never
+
+const build = <const Actors extends ReadonlyArray<Runnable>, E>(
+  runnables: Actors,
+  handlers: Layer.Layer<Actor.HandlersOf<Actors[number]["name"]>, E, Client.Client> | undefined,
+  options: Options
+) =>
   Effect.gen(function*() {
     const clock = yield* Clock.Clock
     const now = () => clock.currentTimeMillisUnsafe()
@@ -171,35 +243,58 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(
     const auditRows = memoryLedger.rows
     const ledger = options.ledger?.(memoryLedger.service) ?? memoryLedger.service
     const letters: Array<Letter> = []
+    const actors = runnables.filter((r): r is Actor.Any => !Subscriber.isSubscriber(r))
+    const groups = runnables.filter(Subscriber.isSubscriber)
 
     // ------------------------------------------------------------------------------------------
-    // the work queues
+    // the work queues: three per actor (its priorities), one per event group
 
     const queues = new Map<string, Queue>()
-    const byActor = new Map<string, { readonly actor: Actor.Any; readonly ackWaitMs: number; readonly maxDeliver: number }>()
-    for (const actor of actors) {
-      const ackWaitMs = Duration.toMillis(Duration.fromInputUnsafe(options.ackWait ?? actor.ackWait ?? defaultAckWaitMs))
-      const longest = Math.max(...[actor.retry, ...actor.protocol.map((t: Task.Any) => t.retry ?? actor.retry)].map((p) =>
+    const byActor = new Map<string, Actor.Any>()
+    /** Event domains a publish is accepted on, and the queues of the groups reading each. */
+    const eventDomains = new Map<string, Array<{ readonly filter: string; readonly queue: Queue }>>()
+    const queue = (r: Runnable, stream: string, consumer: string): Queue => {
+      const longest = Math.max(...[r.retry, ...[...r.tasks.values()].map((t: Task.Any) => t.retry ?? r.retry)].map((p) =>
         Retry.maxAttempts(p) ?? Infinity
       ))
-      byActor.set(actor.name, { actor, ackWaitMs, maxDeliver: Number.isFinite(longest) ? longest + 2 : Infinity })
-      for (const p of Subjects.priorities) {
-        queues.set(`${actor.name}:${p}`, {
-          stream: names.taskStream(actor.name),
-          consumer: names.taskConsumer(actor.name, p),
-          fresh: [],
-          head: 0,
-          again: new Set(),
-          inflight: new Set(),
-          waiter: undefined,
-          listener: undefined
-        })
+      return {
+        stream,
+        consumer,
+        owner: r.name,
+        ackWaitMs: Duration.toMillis(Duration.fromInputUnsafe(options.ackWait ?? r.ackWait ?? defaultAckWaitMs)),
+        maxDeliver: Number.isFinite(longest) ? longest + 2 : Infinity,
+        fresh: [],
+        head: 0,
+        again: new Set(),
+        inflight: new Set(),
+        waiter: undefined,
+        listener: undefined
       }
+    }
+    for (const actor of actors) {
+      byActor.set(actor.name, actor)
+      for (const p of Subjects.priorities) {
+        queues.set(`${actor.name}:${p}`, queue(actor, names.taskStream(actor.name), names.taskConsumer(actor.name, p)))
+      }
+    }
+    for (const event of options.events ?? []) {
+      if (!eventDomains.has(Subjects.domainOf(event.subject))) eventDomains.set(Subjects.domainOf(event.subject), [])
+    }
+    for (const group of groups) {
+      const q = queue(group, names.eventStream(group.domain), group.name)
+      queues.set(`group:${group.name}`, q)
+      eventDomains.set(group.domain, [...(eventDomains.get(group.domain) ?? []), { filter: group.filter, queue: q }])
+    }
+    const queuesOf = (name: string): ReadonlyArray<Queue> => {
+      const group = queues.get(`group:${name}`)
+      if (group !== undefined) return [group]
+      return Subjects.priorities.flatMap((p) => queues.get(`${name}:${p}`) ?? [])
     }
     let seq = 0
     const dedup = new Map<string, { readonly seq: number; readonly stream: string; readonly at: number }>()
 
-    const delivery = (q: Queue, m: Message, pendingAfter: number, ackWaitMs: number): Delivery => {
+    const delivery = (q: Queue, m: Message, pendingAfter: number): Delivery => {
+      const { ackWaitMs } = q
       const count = m.deliveries
       return {
         subject: m.subject,
@@ -251,10 +346,9 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(
       m.state = "inflight"
       m.deliveries += 1
       q.inflight.add(m)
-      const { ackWaitMs } = byActor.get(Subjects.domainOf(names.parseTaskSubject(m.subject).subject))!
-      m.ackDeadline = t + ackWaitMs
+      m.ackDeadline = t + q.ackWaitMs
       // as JetStream's num_pending: the messages not delivered yet
-      return delivery(q, m, q.fresh.length - q.head, ackWaitMs)
+      return delivery(q, m, q.fresh.length - q.head)
     }
 
     const serveWaiters = () => {
@@ -330,8 +424,7 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(
       for (const q of queues.values()) {
         for (const m of q.inflight) {
           if (t < m.ackDeadline) continue
-          const actor = byActor.get(Subjects.domainOf(names.parseTaskSubject(m.subject).subject))!
-          if (m.deliveries >= actor.maxDeliver) {
+          if (m.deliveries >= q.maxDeliver) {
             // out of deliveries without being settled: dead letters, as the sweeper does on NATS
             m.state = "done"
             q.inflight.delete(m)
@@ -340,7 +433,7 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(
             letters.push({
               taskId: m.headers["Msgsys-Id"] ?? `${q.stream}-${m.seq}`,
               subject,
-              actor: actor.actor.name,
+              actor: q.owner,
               tenant: m.headers["Msgsys-Tenant"] ?? "default",
               reason: "max_deliveries",
               error,
@@ -364,12 +457,42 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(
     // ------------------------------------------------------------------------------------------
     // publishing
 
+    /** An event: stored once, a copy in the queue of every group whose filter takes its subject. */
+    const publishEvent = (
+      message: Publish.Message,
+      readers: ReadonlyArray<{ readonly filter: string; readonly queue: Queue }>,
+      stream: string
+    ) => {
+      const t = now()
+      const stored = ++seq
+      const headers = { ...message.headers, ...(message.msgId !== undefined ? { "Nats-Msg-Id": message.msgId } : {}) }
+      for (const { filter, queue: q } of readers) {
+        if (!Subjects.matchesFilter(message.subject, filter)) continue
+        q.fresh.push({
+          seq: stored,
+          subject: message.subject,
+          headers,
+          data: message.data,
+          storedAt: t,
+          deliveries: 0,
+          state: "ready",
+          dueAt: t,
+          ackDeadline: 0
+        })
+      }
+      if (message.msgId !== undefined) dedup.set(message.msgId, { seq: stored, stream, at: t })
+      return { stream, sequence: stored, duplicate: false }
+    }
+
     const publisher: Publish.Publisher = {
       submit: (message, done) => {
         const { subject, priority } = names.parseTaskSubject(message.subject)
         const actor = byActor.get(Subjects.domainOf(subject))
-        if (actor === undefined) return done({ ok: false, error: new Publish.NoStreamForSubject({ subject: message.subject }) })
-        const stream = names.taskStream(actor.actor.name)
+        const readers = actor === undefined ? eventDomains.get(Subjects.domainOf(message.subject)) : undefined
+        if (actor === undefined && readers === undefined) {
+          return done({ ok: false, error: new Publish.NoStreamForSubject({ subject: message.subject }) })
+        }
+        const stream = actor !== undefined ? names.taskStream(actor.name) : names.eventStream(Subjects.domainOf(message.subject))
         const headers = { ...message.headers }
         const size = message.data.length + Publish.headersSize(headers, message.msgId)
         if (size > maxPayload) {
@@ -382,13 +505,17 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(
           const seen = dedup.get(message.msgId)
           if (seen !== undefined) return done({ ok: true, ack: { stream: seen.stream, sequence: seen.seq, duplicate: true } })
         }
+        if (actor === undefined) {
+          done({ ok: true, ack: publishEvent(message, readers!, stream) })
+          return notifySoon()
+        }
         const t = now()
         // a delayed task waits on its consumer until its run-at, then runs at its priority
         const runAt = priority === "delayed" ? Number(headers[TaskHeaders.RunAt]) : Number.NaN
         const target = priority === "delayed"
           ? (headers[TaskHeaders.Priority] as Subjects.Priority | undefined) ?? "normal"
           : priority
-        const q = queues.get(`${actor.actor.name}:${target}`)!
+        const q = queues.get(`${actor.name}:${target}`)!
         const m: Message = {
           seq: ++seq,
           subject: priority === "delayed" ? names.taskSubject(subject, target) : message.subject,
@@ -415,15 +542,21 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(
     // the actors
 
     const poolSizes = new Map<string, number>()
-    for (const a of actors) poolSizes.set(a.pool, (poolSizes.get(a.pool) ?? 0) + a.concurrency)
+    for (const a of runnables) poolSizes.set(a.pool, (poolSizes.get(a.pool) ?? 0) + a.concurrency)
     const pools = new Map<string, Pool.Pool>()
     for (const [name, size] of poolSizes) pools.set(name, yield* Pool.make(name, options.poolSize ?? size))
 
+    // the client exists before the handlers: handlers that enqueue or publish get it
+    const client = yield* Client.makeWith({ publisher, maxPayload: () => maxPayload, results, names })
+    const provided = handlers === undefined
+      ? yield* Effect.context<Actor.HandlersOf<Actors[number]["name"]>>()
+      : yield* Layer.build(Layer.provide(handlers, Layer.succeed(Client.Client, client)))
     const pipelineStore = yield* PipelineStore.makeMemory
     const continuation = yield* Continuation.make({ publisher, names, maxPayload: () => maxPayload, results, store: pipelineStore })
     const dispatchers = new Map<string, Dispatcher.Dispatcher>()
-    for (const actor of actors) {
-      const handlers = (yield* actor.Handlers) as Actor.AnyHandlers
+    for (const actor of runnables) {
+      const handlers = Context.get(provided as Context.Context<any>, actor.Handlers) as Actor.AnyHandlers
+      const group = Subscriber.isSubscriber(actor)
       const d = yield* Dispatcher.make({
         workerId: "memory",
         actor,
@@ -433,8 +566,10 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(
         poolSlots: pools.get(actor.pool)!.slots,
         ledger,
         results,
-        ackWaitMs: byActor.get(actor.name)!.ackWaitMs,
+        ackWaitMs: queuesOf(actor.name)[0]!.ackWaitMs,
         afterSucceeded: continuation,
+        // an event group, as on a worker: its one consumer, its own keys, no task statuses
+        ...(group ? { priorities: ["normal"] as const, keyScope: () => `group/${actor.name}`, statuses: false } : {}),
         moveToDeadLetters: (r) =>
           Effect.sync(() => {
             letters.push({
@@ -453,7 +588,7 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(
       })
       dispatchers.set(actor.name, d)
       yield* Effect.forkScoped(d.connect((priority, listener) =>
-        Effect.succeed(feed(queues.get(`${actor.name}:${priority}`)!, listener))
+        Effect.succeed(feed(queues.get(group ? `group:${actor.name}` : `${actor.name}:${priority}`)!, listener))
       ))
     }
     yield* Effect.orDie(results.watchCancels((taskId) => {
@@ -467,7 +602,6 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(
       }))
     )))
 
-    const client = yield* Client.makeWith({ publisher, maxPayload: () => maxPayload, results, names })
     const pipelines = yield* Pipelines.makeWith({ publisher, names, maxPayload: () => maxPayload, results, store: pipelineStore })
     const broker = MemoryBroker.of({
       deadLetters: Effect.sync(() => [...letters]),
@@ -475,10 +609,7 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(
       pending: (actor) =>
         Effect.sync(() => {
           let n = 0
-          for (const p of Subjects.priorities) {
-            const q = queues.get(`${actor}:${p}`)
-            if (q !== undefined) n += q.fresh.length - q.head + q.again.size + q.inflight.size
-          }
+          for (const q of queuesOf(actor)) n += q.fresh.length - q.head + q.again.size + q.inflight.size
           return n
         }),
       publish: (subject, body, headers) =>
@@ -490,7 +621,7 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>>(
       held: (actor) =>
         Effect.sync(() => {
           let n = 0
-          for (const p of Subjects.priorities) n += queues.get(`${actor}:${p}`)?.inflight.size ?? 0
+          for (const q of queuesOf(actor)) n += q.inflight.size
           return n
         }),
       setPaused: (actor, paused) => Effect.sync(() => dispatchers.get(actor)?.setPaused(paused))

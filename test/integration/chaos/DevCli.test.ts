@@ -19,7 +19,8 @@ afterEach(async () => {
 const devEnv = () => {
   const dataDir = tempDir("msgsys-dev-")
   dirs.push(dataDir)
-  return { dataDir, env: { ...cleanEnv(), MSGSYS_DATA_DIR: dataDir, MSGSYS_HTTP_PORT: "0" } }
+  // a smaller sales data set than the demo's default 250,000 orders: the test checks the round, not the volume
+  return { dataDir, env: { ...cleanEnv(), MSGSYS_DATA_DIR: dataDir, MSGSYS_HTTP_PORT: "0", DEMO_SALES_ROWS: "20000" } }
 }
 
 const isAlive = (pid: number) => {
@@ -75,15 +76,15 @@ describe("msgsys CLI against msgsys dev", () => {
       "bun",
       "src/cli/main.ts",
       "enqueue",
-      "reports.render",
-      "{\"tenant\":\"acme\",\"period\":\"2026-11\",\"format\":\"pdf\"}",
+      "webapp.email.send",
+      "{\"to\":\"ada@example.com\",\"subject\":\"hello\",\"text\":\"from the CLI\",\"messageId\":\"cli-1\"}",
       "--wait"
     ], env)
     expect(await finished(enqueue, 45_000)).toBe(0)
     const printed = enqueue.stdout().trim()
-    const output = JSON.parse(printed.slice(printed.indexOf("{"))) as { pages: number; url: string }
-    expect(output.pages).toBe(3)
-    expect(output.url).toContain("acme/2026-11")
+    const output = JSON.parse(printed.slice(printed.indexOf("{"))) as { file: string; messageId: string; alreadySent: boolean }
+    expect(output).toEqual({ file: "webapp/outbox/cli-1.eml", messageId: "cli-1", alreadySent: false })
+    expect(readFileSync(`${dataDir}/actors/${output.file}`, "utf8")).toContain("from the CLI")
 
     dev.proc.kill("SIGINT")
     expect(await finished(dev, 30_000)).toBe(0)
@@ -93,12 +94,15 @@ describe("msgsys CLI against msgsys dev", () => {
     expect(existsSync(devJson)).toBe(false)
   }, 90_000)
 
-  test("`msgsys dev --once` runs the demo against its own embedded server and exits 0", async () => {
-    const { env } = devEnv()
+  test("`msgsys dev --once` runs one checked round of every system of actors/ against its own embedded server and exits 0", async () => {
+    const { dataDir, env } = devEnv()
     const once = spawn("dev --once", ["bun", "src/cli/main.ts", "dev", "--once"], env)
-    expect(await finished(once, 60_000)).toBe(0)
-    expect(once.stdout()).toContain("demo finished")
-    expect(once.stdout()).toContain("\"pages\":3")
-    expect(once.stdout()).toMatch(/pipeline \S+ \(extract -> plan -> render\): \{"url":"file:\/\/\/reports\/acme\/2026-11-\S+\.3\.pdf"/)
-  }, 90_000)
+    expect(await finished(once, 150_000)).toBe(0)
+    const out = once.stdout()
+    expect(out).toMatch(/demo round \S+: (\d+) of \1 checks passed/)
+    for (const system of ["guide", "chat", "taskq", "academic", "bus", "dead"]) expect(out).toContain(`\n  ${system.padEnd(10)}`)
+    expect(out).toMatch(/etl: pipeline \S+ \(extract -> transform -> load\)/)
+    expect(out).toContain("demo finished")
+    expect(existsSync(`${dataDir}/actors/reports/monthly/sales-warehouse-2026-06.html`)).toBe(true)
+  }, 180_000)
 })

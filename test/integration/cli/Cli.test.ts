@@ -192,7 +192,7 @@ describe("msgsys command", () => {
     const none = await msgsys(["worker", "--actors", "nobody"], { MSGSYS_NATS_URL: h.server.url, MSGSYS_STREAM_PREFIX: "CLIPOOL" })
     expect(none.code).toBe(1)
     expect(none.stderr).toContain("no actor matches the selection")
-    expect(none.stderr).toContain("actors: etl, reports")
+    expect(none.stderr).toContain("actors: etl, reports, webapp, omniq, registrar, welcome, profiles")
   }, 30_000)
 })
 

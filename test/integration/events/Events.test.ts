@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from "bun:test"
 import { Database } from "bun:sqlite"
-import { Effect, Layer, Schema } from "effect"
+import { Cause, Effect, Layer, Schema } from "effect"
 import * as Actor from "../../../src/actor/Actor.ts"
 import type * as Envelope from "../../../src/envelope/Envelope.ts"
 import * as Event from "../../../src/event/Event.ts"
@@ -164,6 +164,24 @@ describe("events", () => {
       const txs = d.query<{ n: number }, []>("SELECT count(DISTINCT tx) AS n FROM imported").get()!.n
       d.close()
       expect(txs).toBe(1)
+    })), 60_000)
+
+  test("a domain's stream keeps the retention its events declare; events of one domain that disagree stop the worker, naming the fix", () =>
+    runTest(Effect.gen(function*() {
+      const domain = domainFor("evk")
+      const Started = Event.make(`${domain}.task.started`, { payload: { id: Schema.String }, retention: { maxAge: "30 days", maxMessages: 10_000_000 } })
+      const Finished = Event.make(`${domain}.task.finished`, { payload: { id: Schema.String } })
+      const s = h.settings()
+      const reader = () =>
+        groupsApp([[Subscriber.make(`${domain}-log`, { events: [Finished], filter: `${domain}.task.finished` }), { [Finished.subject]: () => Effect.void }]])
+      const rt = yield* start({ ...reader(), events: [Started, Finished] }, s)
+      const info = yield* Effect.promise(() => rt.nats.manager.streams.info(rt.names.eventStream(domain)))
+      expect(info.config.max_age).toBe(30 * 24 * 3600 * 1e9)
+      expect(info.config.max_msgs).toBe(10_000_000)
+      const Other = Event.make(`${domain}.task.failed`, { payload: { id: Schema.String }, retention: { maxAge: "1 day" } })
+      const refused = yield* Effect.exit(start({ ...reader(), events: [Started, Other] }, h.settings()))
+      expect(refused._tag).toBe("Failure")
+      expect(String(refused._tag === "Failure" ? Cause.squash(refused.cause) : "")).toContain("give every event of a domain the same retention")
     })), 60_000)
 
   test("publishJson stores a raw JSON event the group decodes; the same id again is stored once", () =>

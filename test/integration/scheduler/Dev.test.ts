@@ -18,7 +18,7 @@ describe("msgsys dev", () => {
   test("runs a scheduler: a schedule added with `msgsys schedule add` enqueues its task, and the dev workers run it", async () => {
     const dataDir = tempDir("msgsys-dev-")
     dirs.push(dataDir)
-    const env = { ...cleanEnv(), MSGSYS_DATA_DIR: dataDir, MSGSYS_HTTP_PORT: "0" }
+    const env = { ...cleanEnv(), MSGSYS_DATA_DIR: dataDir, MSGSYS_HTTP_PORT: "0", DEMO_SALES_ROWS: "20000" }
     const cli = async (args: ReadonlyArray<string>) => {
       const p = spawn(args[0]!, ["bun", "src/cli/main.ts", ...args], env)
       const code = await p.exited
@@ -30,7 +30,7 @@ describe("msgsys dev", () => {
       return dev.output().includes("msgsys dev is running") && /scheduler \S+ running/.test(dev.output())
     }, 30_000)
 
-    const added = await cli(["schedule", "add", "demo", "etl.transform", "{\"tenant\":\"acme\",\"values\":[1,2]}", "--every", "1s", "--missed", "skip"])
+    const added = await cli(["schedule", "add", "demo", "omniq.run", "{\"func\":\"add\",\"args\":[1,2]}", "--every", "1s", "--missed", "skip"])
     expect(added.stderr).toBe("")
     expect(added.code).toBe(0)
     const lastTick = await waitFor("a tick of the schedule", async () => {
@@ -41,7 +41,7 @@ describe("msgsys dev", () => {
     const taskId = Ticks.taskId("demo", Date.parse(lastTick))
     const result = await cli(["result", taskId, "--wait", "20s", "--json"])
     expect(result.code).toBe(0)
-    expect(JSON.parse(result.stdout)).toMatchObject({ id: taskId, subject: "etl.transform", status: "succeeded", output: { total: 3 } })
+    expect(JSON.parse(result.stdout)).toMatchObject({ id: taskId, subject: "omniq.run", status: "succeeded", output: { value: 3 } })
 
     dev.proc.kill("SIGINT")
     expect(await dev.exited).toBe(0)

@@ -147,14 +147,14 @@ describe("msgsys schedule", () => {
     const declared = await msgsys(settings, ["topology"])
     expect(declared.code).toBe(0)
     expect(declared.stdout).toContain(`kv bucket ${settings.streamPrefix}_schedules`)
-    const input = JSON.stringify({ tenant: "acme", source: "salesforce", rows: 3 })
+    const input = JSON.stringify({ source: "salesforce", destination: "warehouse" })
 
     const bad = await msgsys(settings, ["schedule", "add", "nightly", "etl.extract", input, "--cron", "0 25 * * *"])
     expect(bad.code).toBe(1)
     expect(bad.stderr).toContain("schedule \"nightly\": cron \"0 25 * * *\" in \"UTC\": Expected a value between 0 and 23")
     const typo = await msgsys(settings, ["schedule", "add", "nightly", "etl.extrakt", input, "--every", "1h"])
     expect(typo.code).toBe(1)
-    expect(typo.stderr).toContain("no task \"etl.extrakt\": actor etl has no such task. Known tasks: etl.extract, etl.transform")
+    expect(typo.stderr).toContain("no task \"etl.extrakt\": actor etl has no such task. Known tasks: etl.extract, etl.load, etl.transform")
 
     const added = await msgsys(settings, [
       "schedule", "add", "nightly", "etl.extract", input, "--cron", "0 2 * * MON-FRI", "--tz", "America/New_York", "--missed", "catch-up:2"
