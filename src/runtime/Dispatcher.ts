@@ -842,7 +842,7 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
     let lingerTimer: ReturnType<typeof setTimeout> | undefined
     let bufferedSince = 0
     const startBatches = () => {
-      if (batchBuffer.length === 0 || actor.batch === undefined) return
+      if (paused || batchBuffer.length === 0 || actor.batch === undefined) return
       const size = actor.batch
       const nothingComing = claimQueue.length === 0 && claimsInFlight === 0 &&
         feeds.every((f) => f.state === "empty" || f.feed.outstanding() === 0)
@@ -1080,7 +1080,8 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
 
     const receive = (d: Delivery) => {
       const h = hold(d)
-      if (paused || stopped) return finish(h, "nak", 0)
+      // a paused worker keeps what a long poll still brings (a nak would spend one of its deliveries)
+      if (stopped) return finish(h, "nak", 0)
       const intake = Intake.read(actor, names, d, now(), keyScope?.(d.streamSequence))
       if (intake._tag === "Poison") {
         const { poison } = intake
@@ -1111,7 +1112,8 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
 
     /** Starts what can start, then asks the consumers for what fits. */
     function pump() {
-      if (stopped) return
+      // paused: what is held waits here (heartbeated) and nothing new is asked for
+      if (stopped || paused) return
       outer: for (let p = 0; p < 3; p++) {
         const queue = ready[p]!
         if (queue.length > 0 && p > 0 && higherMayHaveWork(p)) break outer
@@ -1320,8 +1322,12 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
       setPaused: (value) => {
         if (paused === value) return
         paused = value
-        if (paused) handBack()
-        else pump()
+        if (paused) return
+        // what a consumer had while paused is not known: each is asked again before a lower
+        // priority's message may start
+        for (const f of feeds) if (f.feed.outstanding() === 0) f.state = "unknown"
+        pump()
+        startBatches()
       },
       state: () => ({ running: running.size, held: held.size, paused }),
       stop: () => {

@@ -5,7 +5,8 @@
  * and the dashboard.
  *
  * How the counts are made, per actor:
- * - queued: not yet delivered by the high, normal and low consumers;
+ * - queued: not yet delivered by the high, normal and low consumers, or held by a live worker and
+ *   not started yet (a paused worker keeps what it had pulled);
  * - running: handlers running in the workers alive now (their announcements);
  * - retrying: delivered and not acked, less what live workers hold: failed runs waiting for their
  *   retry delay (and messages of a crashed worker waiting for `ack_wait`);
@@ -108,12 +109,14 @@ export const read = Effect.fn("StatusReport.read")(function*(names: Subjects.Nam
     const live = Subjects.priorities.map(of)
     const entries = workers.flatMap((w) => w.actors.filter((a) => a.name === name))
     const held = entries.reduce((n, a) => n + a.held, 0)
+    const running = entries.reduce((n, a) => n + a.inFlight, 0)
     const ackPending = live.reduce((n, c) => n + (c?.num_ack_pending ?? 0), 0)
     const delayed = of("delayed")
     return {
       name,
-      queued: live.reduce((n, c) => n + (c?.num_pending ?? 0), 0),
-      running: entries.reduce((n, a) => n + a.inFlight, 0),
+      // waiting in the stream, or held by a live worker and not started (a paused worker keeps its prefetch)
+      queued: live.reduce((n, c) => n + (c?.num_pending ?? 0), 0) + Math.max(0, held - running),
+      running,
       retrying: Math.max(0, ackPending - held),
       delayed: (delayed?.num_pending ?? 0) + (delayed?.num_ack_pending ?? 0),
       dead: dead.get(name) ?? 0,

@@ -113,5 +113,32 @@ describe("pause and resume through Control", () => {
   }
 
   test("a paused actor leaves its tasks queued in the stream; on resume every one runs once", pauseCase("actor"), 30_000)
+
+  test("a pause spends no delivery and keeps priority: tasks enqueued while paused run once, on their first delivery, high before normal before low", () =>
+    runTest(Effect.gen(function*() {
+      const name = actorName("pprio")
+      const Job = Task.make(`${name}.job`, { input: { id: Schema.String }, output: { id: Schema.String } })
+      const A = Actor.make(name, { protocol: [Job], concurrency: 1, retry: Retry.none })
+      const order: Array<string> = []
+      const rt = yield* start(appOf([A, {
+        [Job.subject]: ({ input, attempt }) => Effect.sync(() => (order.push(`${input.id}@${attempt}`), input))
+      }]), settings())
+      const target = { kind: "actor", name } as const
+      for (let round = 0; round < 3; round++) {
+        order.length = 0
+        yield* rt.control.pause(target)
+        yield* waitFor("the pause to reach the worker", Effect.map(rt.worker.state, (st) => st[0]!.paused))
+        const handles = []
+        for (const priority of ["low", "normal", "high"] as const) {
+          handles.push(yield* rt.client.enqueue(Job, { id: priority }, { priority }))
+          // the worker's long polls bring each one while it is paused
+          yield* Effect.sleep("100 millis")
+        }
+        expect(order).toEqual([])
+        yield* rt.control.resume(target)
+        yield* Effect.forEach(handles, (hd) => rt.client.result(hd, "10 seconds"), { discard: true })
+        expect(order).toEqual(["high@1", "normal@1", "low@1"])
+      }
+    })), 60_000)
   test("a paused pool leaves its actors' tasks queued in the stream; on resume every one runs once", pauseCase("pool"), 30_000)
 })
