@@ -285,6 +285,14 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
     const beatEvery = Math.max(options.ackWaitMs / 3, 200)
     const leaseMs = 3 * beatEvery + 1000
     const claimAfterMs = options.claimAfterMs ?? Math.min(1000, options.ackWaitMs / 4)
+    /**
+     * Whether a message's key is only checked before its run: a first delivery whose key is its
+     * own id. A redelivery is claimed first: it may be a copy another worker still runs (a broker
+     * restarted or failed over can redeliver what was in flight before ack_wait passed).
+     */
+    const onlyCheck = (job: Intake.Job) => !job.keyed && job.attempt === 1
+    /** After a reconnect every key is claimed first for a while (see `reconnected`). */
+    let claimFirstUntil = 0
     const checkFirst = ledger.check !== undefined
     const runEffect = Effect.runForkWith(context)
     const recordRun = MessageMetrics.recorder(context, actor.name)
@@ -770,8 +778,9 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
         batch.push(h)
       }
       if (batch.length === 0) return
-      const checked = checkFirst ? batch.filter((h) => !h.job!.keyed) : []
-      const claimed = checked.length === batch.length ? [] : checked.length === 0 ? batch : batch.filter((h) => h.job!.keyed)
+      const checkOnly = checkFirst && now() >= claimFirstUntil
+      const checked = checkOnly ? batch.filter((h) => onlyCheck(h.job!)) : []
+      const claimed = checked.length === batch.length ? [] : checked.length === 0 ? batch : batch.filter((h) => !onlyCheck(h.job!))
       if (claimed.length > 0) {
         const requests = claimed.map((h) => ({ run: refOf(h.job!), leaseMs, audit: claimRows(h.job!) }))
         claimsInFlight += 1
@@ -1311,6 +1320,11 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
       tick,
       reconnected: () => {
         for (const f of feeds) f.feed.reset()
+        // the broker may have restarted and may hand out again what it delivered before, heartbeats
+        // or not: for two ack_waits every key is claimed before its run, and runs going on claim now
+        claimFirstUntil = now() + 2 * options.ackWaitMs
+        const unclaimed = [...running.values()].filter((r) => r.ref.claimed === false && !r.claiming && r.stopped === undefined)
+        if (unclaimed.length > 0) claimLate(unclaimed)
         pump()
       },
       cancel: (taskId) => {

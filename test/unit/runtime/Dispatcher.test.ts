@@ -614,4 +614,32 @@ describe("keys: checked first, claimed when a run goes on", () => {
         expect(steps).toContain("skipped_duplicate")
       }))
   })
+
+  test("a redelivery claims its key before it runs (it may be a copy another worker still runs)", () => {
+    const name = named("again")
+    const J = Job(name)
+    let key = ""
+    const A = Actor.make(name, { protocol: [J], retry: Retry.exponential({ base: "1 second", jitter: false, maxAttempts: 3 }) })
+    return withSpiedLedger(A, {
+      [J.subject]: ({ attempt, idempotencyKey }) =>
+        Effect.suspend(() => {
+          key = idempotencyKey
+          return attempt === 1 ? Effect.fail(new Error("first time")) : Effect.succeed({ ok: true })
+        })
+    }, (calls) =>
+      Effect.gen(function*() {
+        const client = yield* Client.Client
+        const handle = yield* client.enqueue(J, { id: "a" })
+        yield* settleDown
+        yield* TestClock.adjust("2 seconds")
+        expect(yield* client.result(handle, "1 minute")).toEqual({ ok: true })
+        const mine = calls.filter((c) => c.keys.includes(key))
+        expect(mine.map((c) => [c.op, c.detail[0]])).toEqual([
+          ["check", undefined],
+          ["settle", "Release unclaimed"],
+          ["claim", "started"],
+          ["settle", "Complete"]
+        ])
+      }))
+  })
 })
