@@ -4,16 +4,16 @@
  * - `webapp.email.send` writes the message to the outbox (`webapp/outbox/<message id>.eml`, one
  *   file per email, RFC 5322 headers and a text body), standing in for an SMTP relay. It is
  *   idempotent per message id: a file already there is the email already sent.
- * - `webapp.image.thumbnail` decodes an uploaded PNG or JPEG (`webapp/uploads/<name>`), scales it
- *   to a width keeping its aspect ratio, and writes a PNG under `webapp/thumbnails/` — with
- *   imagescript, pure JavaScript with WASM codecs.
+ * - `webapp.image.thumbnail` decodes an uploaded PNG (`webapp/uploads/<name>`), scales it to a
+ *   width keeping its aspect ratio, and writes a PNG under `webapp/thumbnails/` — with
+ *   imagescript's PNG codec and framebuffer, pure JavaScript (see PngImage.ts).
  */
 import { Effect, Schema } from "effect"
-import { Image } from "imagescript"
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs"
 import { basename, extname, join, relative } from "node:path"
 import { Actor, Retry, Task } from "msgsys"
 import { DataDir } from "../shared/DataDir.ts"
+import * as PngImage from "./PngImage.ts"
 
 const Address = Schema.String.check(Schema.isPattern(/^[^\s@<>]+@[^\s@<>]+\.[^\s@<>]+$/))
 
@@ -31,7 +31,7 @@ export const SendEmail = Task.make("webapp.email.send", {
 /** The upload is not there or not an image: no retry can help. */
 export class NotAnImage extends Schema.TaggedError<NotAnImage>()("NotAnImage", { image: Schema.String, reason: Schema.String }) {
   override get message() {
-    return `cannot make a thumbnail of ${this.image}: ${this.reason} (upload a PNG or JPEG to webapp/uploads/)`
+    return `cannot make a thumbnail of ${this.image}: ${this.reason} (upload a PNG to webapp/uploads/)`
   }
 }
 
@@ -88,12 +88,12 @@ export const WebappLive = Webapp.toLayer(Effect.gen(function*() {
       Effect.gen(function*() {
         const source = join(data.dir("webapp", "uploads"), input.image)
         if (!existsSync(source)) return yield* new NotAnImage({ image: input.image, reason: "no such upload" })
-        const image = yield* Effect.tryPromise({
-          try: () => Image.decode(readFileSync(source)),
+        const image = yield* Effect.try({
+          try: () => PngImage.decode(readFileSync(source)),
           catch: (e) => new NotAnImage({ image: input.image, reason: e instanceof Error ? e.message : String(e) })
         })
-        const thumb = image.resize(input.width, Image.RESIZE_AUTO)
-        const png = yield* Effect.promise(() => thumb.encode(3))
+        const thumb = PngImage.resizeToWidth(image, input.width)
+        const png = PngImage.encode(thumb)
         mkdirSync(data.dir("webapp", "thumbnails"), { recursive: true })
         const file = join(data.dir("webapp", "thumbnails"), `${basename(input.image, extname(input.image))}-${input.width}.png`)
         writeFileSync(`${file}.tmp`, png)
@@ -105,16 +105,23 @@ export const WebappLive = Webapp.toLayer(Effect.gen(function*() {
 
 /** Makes a PNG upload: a seeded pattern of bands and circles, `width` × `height`. */
 export const makeUpload = async (dir: string, name: string, width: number, height: number, seed: number) => {
-  const image = new Image(width, height)
+  const pixels = new Uint8Array(width * height * 4)
   const hue = (seed * 47) % 360
-  image.fill((x, y) => {
-    const band = Math.floor((x + y * 0.5 + seed * 13) / 24) % 2
-    const d = Math.hypot(x - width / 2, y - height / 2) / Math.min(width, height)
-    const light = band === 0 ? 0.55 : 0.4
-    return Image.hslaToColor(((hue + d * 120) % 360) / 360, 0.7, d < 0.3 ? light + 0.2 : light, 1)
-  })
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const band = Math.floor((x + y * 0.5 + seed * 13) / 24) % 2
+      const d = Math.hypot(x - width / 2, y - height / 2) / Math.min(width, height)
+      const light = band === 0 ? 0.55 : 0.4
+      const [r, g, b] = PngImage.hsl(((hue + d * 120) % 360) / 360, 0.7, d < 0.3 ? light + 0.2 : light)
+      const i = (y * width + x) * 4
+      pixels[i] = r
+      pixels[i + 1] = g
+      pixels[i + 2] = b
+      pixels[i + 3] = 255
+    }
+  }
   mkdirSync(dir, { recursive: true })
   const file = join(dir, name)
-  writeFileSync(file, await image.encode(1))
+  writeFileSync(file, PngImage.encode({ width, height, pixels }, 1))
   return file
 }

@@ -403,24 +403,26 @@ describe("msgsys help, output and exit codes", () => {
     const worker = spawn("worker", ["bun", "src/cli/main.ts", "worker"], { ...baseEnv(), ...env, MSGSYS_HTTP_PORT: "0" })
     await waitFor("the worker to run", () => /worker \S+ running/.test(worker.stderr()), 30_000)
 
-    const enqueued = await json(["enqueue", "etl.transform", '{"tenant":"acme","values":[1,2]}', "--json"])
-    expect(enqueued).toEqual({ id: expect.any(String), subject: "etl.transform", duplicate: false })
+    const mail = '{"to":"ada@example.com","subject":"hello","text":"from the CLI","messageId":"cli-json-1"}'
+    const enqueued = await json(["enqueue", "webapp.email.send", mail, "--json"])
+    expect(enqueued).toEqual({ id: expect.any(String), subject: "webapp.email.send", duplicate: false })
     const record = await json(["result", enqueued.id, "--wait", "20s", "--json"])
-    expect(record).toMatchObject({ id: enqueued.id, status: "succeeded", output: { tenant: "acme", total: 3, count: 2 } })
+    expect(record).toMatchObject({ id: enqueued.id, status: "succeeded", output: { messageId: "cli-json-1", alreadySent: false } })
     const text = await msgsys(["result", enqueued.id], env)
-    expect(text.stdout).toContain(`${enqueued.id}  etl.transform  succeeded  attempt 1`)
-    expect(text.stdout).toContain('output: {"tenant":"acme","total":3,"count":2}')
+    expect(text.stdout).toContain(`${enqueued.id}  webapp.email.send  succeeded  attempt 1`)
+    expect(text.stdout).toContain('"messageId":"cli-json-1"')
 
     // a task that ends dead: its record, and exit 1
-    const dead = await json(["enqueue", "etl.extract", '{"tenant":"unknown","source":"cli","rows":1}', "--wait", "--json"], 1)
-    expect(dead).toMatchObject({ status: "dead", error: { tag: "UnknownAccount" } })
+    const missing = '{"image":"no-such-upload.png","width":64}'
+    const dead = await json(["enqueue", "webapp.image.thumbnail", missing, "--wait", "--json"], 1)
+    expect(dead).toMatchObject({ status: "dead", error: { tag: "NotAnImage" } })
     const page = await json(["dlq", "list", "--json"])
     const letter = page.letters.find((l: { taskId: string }) => l.taskId === dead.id)
-    expect(letter).toMatchObject({ subject: "etl.extract", reason: "permanent" })
+    expect(letter).toMatchObject({ subject: "webapp.image.thumbnail", reason: "permanent" })
     expect(await json(["dlq", "show", String(letter.sequence), "--json"])).toMatchObject({
       sequence: letter.sequence,
       taskId: dead.id,
-      body: { tenant: "unknown", source: "cli", rows: 1 }
+      body: { image: "no-such-upload.png", width: 64 }
     })
 
     // the worker's audit trail, read from the same SQLite file
