@@ -8,7 +8,7 @@ import { hostname } from "node:os"
 import { Nats } from "../broker/Nats.ts"
 import * as Subjects from "../broker/Subjects.ts"
 import { MsgsysConfig } from "../config/MsgsysConfig.ts"
-import { version } from "../runtime/Version.ts"
+import { version } from "../config/Version.ts"
 import { Worker } from "../runtime/Worker.ts"
 import { type Announcement, heartbeatEvery } from "./WorkerRegistry.ts"
 
