@@ -21,6 +21,7 @@ import type * as Client from "../task/Client.ts"
 import * as Main from "./Main.ts"
 import * as Services from "./Services.ts"
 import * as Worker from "./Worker.ts"
+import * as Logging from "../trace/Logging.ts"
 
 /** @category models @since 0.1.0 */
 export interface App<
@@ -132,6 +133,6 @@ export const runWorker = <Actors extends ReadonlyArray<Actor.Any>, E, Groups ext
     // settings from the environment: say which MSGSYS_* names it has that msgsys does not read
     const unknown = options.config === undefined ? MsgsysConfig.warnUnknownVariables(process.env) : Effect.void
     return yield* Effect.andThen(unknown, Layer.launch(layer(app, { ...options, config: Layer.succeed(MsgsysConfig.MsgsysConfig, settings) }))).pipe(
-      Effect.provide(Main.logging(settings))
+      Effect.provide(Logging.logging(settings))
     )
   }).pipe(Effect.provide(options.config ?? MsgsysConfig.layer)))

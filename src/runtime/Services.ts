@@ -25,7 +25,7 @@ import * as Client from "../task/Client.ts"
 import * as Results from "../task/Results.ts"
 import * as Tracing from "../trace/Tracing.ts"
 import * as Control from "./Control.ts"
-import * as Main from "./Main.ts"
+import * as Logging from "../trace/Logging.ts"
 
 /** The SQLite file, opened as the config says. @category layers @since 0.1.0 */
 export const database: Layer.Layer<Database.Database, Database.DatabaseError, MsgsysConfig.MsgsysConfig> = Layer.unwrap(
@@ -135,7 +135,7 @@ export const layerWith = <E>(
     Layer.provideMerge(broker),
     // below everything: the connection's and the worker's spans go out, and are flushed last
     Layer.provideMerge(Tracing.layer),
-    Layer.provideMerge(Main.levelFromConfig),
+    Layer.provideMerge(Logging.levelFromConfig),
     Layer.provideMerge(config)
   )
 

@@ -13,13 +13,13 @@
 import type { Duration, Effect } from "effect"
 import { Layer, ManagedRuntime } from "effect"
 import * as MsgsysConfig from "../config/MsgsysConfig.ts"
-import * as Main from "../runtime/Main.ts"
 import * as Services from "../runtime/Services.ts"
 import type * as Event from "../event/Event.ts"
 import * as Tracing from "../trace/Tracing.ts"
 import * as Client from "./Client.ts"
 import type * as Task from "./Task.ts"
 import type { TaskRecord } from "./TaskRecord.ts"
+import * as Logging from "../trace/Logging.ts"
 
 /** @category models @since 0.1.0 */
 export interface PromiseClient {
@@ -61,7 +61,7 @@ export const connect = async (overrides?: MsgsysConfig.Overrides): Promise<Promi
     Layer.provideMerge(Services.broker),
     // publishes are spans when an OTLP endpoint is configured
     Layer.provideMerge(Tracing.layer),
-    Layer.provideMerge(Main.loggingFromConfig),
+    Layer.provideMerge(Logging.loggingFromConfig),
     Layer.provide(config)
   ))
   const client = await runtime.runPromise(Client.Client)

@@ -22,11 +22,12 @@ import { within } from "./support/clock.ts"
 import * as Js from "./support/jetstream.ts"
 import type { Env, Runner, Sample, Section } from "./support/Section.ts"
 import { perSecond } from "./support/stats.ts"
+import * as Logging from "../../../src/trace/Logging.ts"
 
 const groupCount = 3
 const groupNames = ["index", "notify", "audit"] as const
 
-const logging = Main.logging({ logLevel: "Warn", logFormat: "pretty" })
+const logging = Logging.logging({ logLevel: "Warn", logFormat: "pretty" })
 
 /** Waits until every consumer of `stream` named in `consumers` has nothing pending and nothing unacknowledged. */
 const settled = async (jsm: JetStreamManager, stream: string, consumers: ReadonlyArray<string>, timeoutMs: number) => {

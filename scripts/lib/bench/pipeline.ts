@@ -16,10 +16,11 @@ import * as Js from "./support/jetstream.ts"
 import * as Runtime from "./support/runtime.ts"
 import type { Env, Runner, Section, Settings } from "./support/Section.ts"
 import { latencySummary, perSecond } from "./support/stats.ts"
+import * as Logging from "../../../src/trace/Logging.ts"
 
 const pipelinesPerRun = (s: Settings) => (s.quick ? 200 : 2_000)
 const latencyRuns = (s: Settings) => (s.quick ? 10 : 50)
-const logging = Main.logging({ logLevel: "Warn", logFormat: "pretty" })
+const logging = Logging.logging({ logLevel: "Warn", logFormat: "pretty" })
 
 export const section: Section = {
   name: "pipeline",

@@ -14,6 +14,7 @@ import { now } from "./support/clock.ts"
 import * as Js from "./support/jetstream.ts"
 import type { Env, Runner, Section, Settings } from "./support/Section.ts"
 import { latencySummary } from "./support/stats.ts"
+import * as Logging from "../../../src/trace/Logging.ts"
 
 const replicas = 3
 const ticksPerRun = (s: Settings) => (s.quick ? 5 : 20)
@@ -26,7 +27,7 @@ interface Sample {
   readonly startedAt: number
 }
 
-const logging = Main.logging({ logLevel: "Warn", logFormat: "pretty" })
+const logging = Logging.logging({ logLevel: "Warn", logFormat: "pretty" })
 
 export const section: Section = {
   name: "schedule",
