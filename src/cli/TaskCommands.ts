@@ -4,7 +4,7 @@
  */
 import { Console, Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
-import * as Control from "../runtime/Control.ts"
+import * as Control from "../control/Control.ts"
 import * as Client from "../task/Client.ts"
 import type { TaskRecord } from "../task/TaskRecord.ts"
 import { InvalidJson, parseDuration } from "./CliInput.ts"

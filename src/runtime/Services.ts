@@ -24,7 +24,7 @@ import * as Pipelines from "../pipeline/Pipelines.ts"
 import * as Client from "../task/Client.ts"
 import * as Results from "../task/Results.ts"
 import * as Tracing from "../trace/Tracing.ts"
-import * as Control from "./Control.ts"
+import * as Control from "../control/Control.ts"
 import * as Logging from "../trace/Logging.ts"
 
 /** The SQLite file, opened as the config says. @category layers @since 0.1.0 */
