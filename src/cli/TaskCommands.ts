@@ -5,7 +5,7 @@
 import { Console, Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as Control from "../control/Control.ts"
-import * as Client from "../task/Client.ts"
+import * as Client from "../client/Client.ts"
 import type { TaskRecord } from "../task/TaskRecord.ts"
 import { InvalidJson, parseDuration } from "./CliInput.ts"
 import { clientLayer } from "./CliLayers.ts"

@@ -17,8 +17,8 @@ import * as Services from "../runtime/Services.ts"
 import type * as Event from "../event/Event.ts"
 import * as Tracing from "../trace/Tracing.ts"
 import * as Client from "./Client.ts"
-import type * as Task from "./Task.ts"
-import type { TaskRecord } from "./TaskRecord.ts"
+import type * as Task from "../task/Task.ts"
+import type { TaskRecord } from "../task/TaskRecord.ts"
 import * as Logging from "../trace/Logging.ts"
 
 /** @category models @since 0.1.0 */

@@ -22,10 +22,10 @@ import type * as Event from "../event/Event.ts"
 import * as Payload from "../envelope/Payload.ts"
 import { CurrentMessage } from "../trace/CurrentMessage.ts"
 import * as Tracing from "../trace/Tracing.ts"
-import { Results, type ResultTimeout, TaskNotFound } from "./Results.ts"
-import type * as Task from "./Task.ts"
-import * as TaskHeaders from "./TaskHeaders.ts"
-import type { TaskRecord } from "./TaskRecord.ts"
+import { Results, type ResultTimeout, TaskNotFound } from "../task/Results.ts"
+import type * as Task from "../task/Task.ts"
+import * as TaskHeaders from "../task/TaskHeaders.ts"
+import type { TaskRecord } from "../task/TaskRecord.ts"
 
 /** @category models @since 0.1.0 */
 export interface EnqueueOptions {
