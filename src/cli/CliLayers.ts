@@ -6,7 +6,7 @@
 import { Effect, Layer } from "effect"
 import * as Nats from "../broker/Nats.ts"
 import * as MsgsysConfig from "../config/MsgsysConfig.ts"
-import * as Services from "../runtime/Services.ts"
+import * as Services from "../app/Services.ts"
 import * as Client from "../client/Client.ts"
 import * as DevState from "./DevState.ts"
 import * as Logging from "../trace/Logging.ts"

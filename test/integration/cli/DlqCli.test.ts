@@ -15,7 +15,7 @@ import * as DeadLetters from "../../../src/dlq/DeadLetters.ts"
 import type { ExhaustedInput } from "../../../src/dlq/ExhaustedStore.ts"
 import * as SqliteExhaustedStore from "../../../src/dlq/SqliteExhaustedStore.ts"
 import * as ActorTopology from "../../../src/actor/ActorTopology.ts"
-import * as Services from "../../../src/runtime/Services.ts"
+import * as Services from "../../../src/app/Services.ts"
 import * as Database from "../../../src/sqlite/Database.ts"
 import { natsHarness, tempDir, uniqueName } from "../../support/harness.ts"
 
