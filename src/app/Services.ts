@@ -22,6 +22,8 @@ import * as ExhaustedStore from "../dlq/ExhaustedStore.ts"
 import * as SqliteExhaustedStore from "../dlq/SqliteExhaustedStore.ts"
 import * as Pipelines from "../pipeline/Pipelines.ts"
 import * as Client from "../client/Client.ts"
+import * as CancelRequests from "../task/CancelRequests.ts"
+import * as EnqueueKeys from "../task/EnqueueKeys.ts"
 import * as Results from "../task/Results.ts"
 import * as Tracing from "../trace/Tracing.ts"
 import * as Control from "../control/Control.ts"
@@ -111,8 +113,12 @@ export const ledgerWith = (options: { readonly audit: boolean }): LedgerLayer =>
 /** The ledger with the audit on. @category layers @since 0.1.0 */
 export const ledger: LedgerLayer = ledgerWith({ audit: true })
 
-/** Broker-side services: connection, results, control, client. @category layers @since 0.1.0 */
-export const broker = Layer.mergeAll(Results.layer, Control.layer).pipe(
+/**
+ * Broker-side services: the connection, the results bucket (records, enqueue keys, cancel
+ * requests) and the control bucket.
+ * @category layers @since 0.1.0
+ */
+export const broker = Layer.mergeAll(Results.layer, EnqueueKeys.layer, CancelRequests.layer, Control.layer).pipe(
   Layer.provideMerge(Nats.layer)
 )
 

@@ -15,6 +15,8 @@ import { Layer, ManagedRuntime } from "effect"
 import * as Nats from "../broker/Nats.ts"
 import * as MsgsysConfig from "../config/MsgsysConfig.ts"
 import type * as Event from "../event/Event.ts"
+import * as CancelRequests from "../task/CancelRequests.ts"
+import * as EnqueueKeys from "../task/EnqueueKeys.ts"
 import * as Results from "../task/Results.ts"
 import type * as Task from "../task/Task.ts"
 import type { TaskRecord } from "../task/TaskRecord.ts"
@@ -59,7 +61,7 @@ export const connect = async (overrides?: MsgsysConfig.Overrides): Promise<Promi
   const config = overrides === undefined ? MsgsysConfig.layer : MsgsysConfig.layerFrom(overrides)
   // logs go to stderr at the configured level, like every msgsys program's
   const runtime = ManagedRuntime.make(Client.layer.pipe(
-    Layer.provideMerge(Results.layer),
+    Layer.provideMerge(Layer.mergeAll(Results.layer, EnqueueKeys.layer, CancelRequests.layer)),
     Layer.provideMerge(Nats.layer),
     // publishes are spans when an OTLP endpoint is configured
     Layer.provideMerge(Tracing.layer),
