@@ -4,7 +4,10 @@
  * Messages: ready. Commands: stop.
  */
 import { Effect, Exit, Layer, Scope } from "effect"
-import { Client, Main, MsgsysConfig, Scheduler, Services } from "msgsys"
+import { Client, MsgsysConfig } from "msgsys"
+import * as Main from "../../../../src/app/Main.ts"
+import * as Scheduler from "../../../../src/scheduler/Scheduler.ts"
+import * as Services from "../../../../src/app/Services.ts"
 import * as Io from "../support/childIo.ts"
 import * as Logging from "../../../../src/trace/Logging.ts"
 

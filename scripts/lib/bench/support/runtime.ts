@@ -7,7 +7,11 @@
 import { Context, Effect, Exit, Layer, Schema, Scope } from "effect"
 import { mkdirSync } from "node:fs"
 import { join } from "node:path"
-import { Actor, Client, Main, MsgsysConfig, Retry, Services, Subjects, Task, Worker } from "msgsys"
+import { Actor, Client, MsgsysConfig, Retry, Task } from "msgsys"
+import * as Main from "../../../../src/app/Main.ts"
+import * as Services from "../../../../src/app/Services.ts"
+import * as Subjects from "../../../../src/broker/Subjects.ts"
+import * as Worker from "../../../../src/runtime/Worker.ts"
 import * as Logging from "../../../../src/trace/Logging.ts"
 
 /** What every bench task carries: a number and, for the latency section, when it was sent. */
