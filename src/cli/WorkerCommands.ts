@@ -85,7 +85,7 @@ export const dev = Command.make("dev", {
     // how this msgsys is called: a compiled one by its own path
     const self = (yield* Entry.Bundled) === undefined ? "bun run msgsys" : process.execPath
     // a scheduler replica beside the workers: schedules added with `msgsys schedule add` run
-    const runtime = Scheduler.layer({ tasks: app.actors.flatMap((a) => [...a.tasks.values()]) }).pipe(
+    const runtime = App.scheduler(app).pipe(
       Layer.provideMerge(App.layer(app, { config: Layer.succeed(MsgsysConfig.MsgsysConfig, settings) }))
     )
     yield* Effect.gen(function*() {
