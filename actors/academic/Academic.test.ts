@@ -5,7 +5,8 @@
  */
 import { describe, expect, test } from "bun:test"
 import { Context, Effect, Layer, Schema } from "effect"
-import { Client, DeadLetters, MsgsysConfig, Nats, Subjects } from "msgsys"
+import { Client, MsgsysConfig } from "msgsys"
+import { DeadLetters, Subjects } from "msgsys/admin"
 import { MemoryBroker } from "msgsys/testing"
 import * as DataDir from "../shared/DataDir.ts"
 import { eventually, natsServer, quietLogs } from "../support/TestRuntime.ts"
@@ -72,7 +73,7 @@ describe("academic events on NATS", () => {
       const names = Subjects.make(Context.get(ctx, MsgsysConfig.MsgsysConfig).streamPrefix)
       const letters = DeadLetters.list(names, { limit: 100 }).pipe(
         Effect.map((p) => p.letters.length),
-        Effect.provideService(Nats.Nats, Context.get(ctx, Nats.Nats)),
+        Effect.provideContext(ctx),
         Effect.orDie
       )
       yield* scenario(dir, letters).pipe(Effect.provideContext(ctx))

@@ -2,11 +2,13 @@
  * One suite, two brokers: the event bus on a real nats-server and on the in-memory broker of
  * msgsys/testing must behave the same (seed 004: the same interface over NATS and memory).
  */
+import { jetstream } from "@nats-io/jetstream"
 import { describe, expect, test } from "bun:test"
 import { Context, Effect, Layer, Schema, type Scope } from "effect"
-import { type Actor, App, DeadLetters, MsgsysConfig, Nats, Subjects } from "msgsys"
+import { type Actor, App, MsgsysConfig } from "msgsys"
+import { DeadLetters, Subjects } from "msgsys/admin"
 import { MemoryBroker } from "msgsys/testing"
-import { eventually, natsServer, quietLogs, unique } from "../support/TestRuntime.ts"
+import { eventually, natsServer, plainConnection, quietLogs, unique } from "../support/TestRuntime.ts"
 import * as EventBus from "./EventBus.ts"
 
 /** What a test reads besides the bus: the dead letters of a group, and a publish by any NATS client. */
@@ -37,17 +39,17 @@ const onNats: Broker = {
   run: (subscriptions, topics, body) =>
     Effect.runPromise(Effect.gen(function*() {
       const ctx = yield* nats.start(appOf(subscriptions, topics), nats.settings(nats.dir()))
-      const broker = Context.get(ctx, Nats.Nats)
+      const foreign = jetstream(yield* plainConnection(nats.url))
       const names = Subjects.make(Context.get(ctx, MsgsysConfig.MsgsysConfig).streamPrefix)
       const probe = Probe.of({
         deadLetters: (group) =>
           DeadLetters.list(names, { actor: group, limit: 1000 }).pipe(
             Effect.map((page) => page.letters.map((l) => ({ reason: l.letter.reason, tenant: l.letter.tenant }))),
-            Effect.provideService(Nats.Nats, broker),
+            Effect.provideContext(ctx),
             Effect.orDie
           ),
         // as a foreign publisher would: plain JSON, no msgsys headers
-        publishRaw: (subject, json) => Effect.asVoid(Effect.promise(() => broker.jetstream.publish(subject, json)))
+        publishRaw: (subject, json) => Effect.asVoid(Effect.promise(() => foreign.publish(subject, json)))
       })
       return yield* body.pipe(Effect.provide(EventBus.layer), Effect.provideContext(ctx), Effect.provideService(Probe, probe))
     }).pipe(Effect.scoped, Effect.provide(quietLogs)))

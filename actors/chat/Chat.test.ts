@@ -6,7 +6,8 @@
 import { Database } from "bun:sqlite"
 import { describe, expect, test } from "bun:test"
 import { Context, Effect } from "effect"
-import { Client, DeadLetters, ExhaustedStore, MsgsysConfig, Nats, Retry, Subjects } from "msgsys"
+import { Client, MsgsysConfig, Retry } from "msgsys"
+import { DeadLetters, ExhaustedStore, Subjects } from "msgsys/admin"
 import { existsSync } from "node:fs"
 import { join } from "node:path"
 import * as DataDir from "../shared/DataDir.ts"
@@ -112,7 +113,7 @@ describe("chat ingestion", () => {
       expect(JSON.stringify(row!.error)).toContain("has no message ghost")
       // nothing else went to dead letters, and the letter left the stream once kept as exhausted
       const names = Subjects.make(Context.get(ctx, MsgsysConfig.MsgsysConfig).streamPrefix)
-      const letters = yield* DeadLetters.list(names, { limit: 100 }).pipe(Effect.provideService(Nats.Nats, Context.get(ctx, Nats.Nats)))
+      const letters = yield* DeadLetters.list(names, { limit: 100 }).pipe(Effect.provideContext(ctx))
       expect(letters.letters.length).toBe(0)
       expect(yield* exhausted.list({ tenant: "acme" })).toEqual([])
     }).pipe(Effect.scoped, Effect.provide(quietLogs))), 60_000)

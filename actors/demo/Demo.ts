@@ -6,7 +6,8 @@
  */
 import { Database } from "bun:sqlite"
 import { Clock, Config, Console, Context, Data, Duration, Effect, Layer } from "effect"
-import { type App, Client, DeadLetters, ExhaustedStore, MsgsysConfig, Schedules, Subjects } from "msgsys"
+import { type App, Client, MsgsysConfig, Schedules } from "msgsys"
+import { DeadLetters, ExhaustedStore, Subjects } from "msgsys/admin"
 import { existsSync, readdirSync, renameSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { AssignmentTasks, CourseTasks, Notes, NotesLive } from "../academic/Academic.ts"

@@ -5,7 +5,8 @@
  */
 import { describe, expect, test } from "bun:test"
 import { Context, Effect, Layer } from "effect"
-import { Client, DeadLetters, MsgsysConfig, Nats, Pipelines, Schedules, Subjects } from "msgsys"
+import { Client, MsgsysConfig, Pipelines, Schedules } from "msgsys"
+import { DeadLetters, Subjects } from "msgsys/admin"
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { Extract, runJob } from "../etl/Etl.ts"
@@ -29,7 +30,7 @@ describe("the design guide's domains", () => {
       const client = Context.get(ctx, Client.Client)
       const names = Subjects.make(Context.get(ctx, MsgsysConfig.MsgsysConfig).streamPrefix)
       const letters = (group: string) =>
-        DeadLetters.list(names, { actor: group, limit: 100 }).pipe(Effect.provideService(Nats.Nats, Context.get(ctx, Nats.Nats)), Effect.orDie)
+        DeadLetters.list(names, { actor: group, limit: 100 }).pipe(Effect.provideContext(ctx), Effect.orDie)
       const warehouse = Context.get(yield* Layer.build(Layer.provide(Warehouse.layer, data)), Warehouse.Warehouse)
 
       // ETL: 20,000 orders with duplicates and invalid rows

@@ -7,7 +7,7 @@
 import { Effect, Option, Schema } from "effect"
 import { mkdirSync, renameSync, writeFileSync } from "node:fs"
 import { join, relative } from "node:path"
-import { Actor, Retry, Task, Ticks } from "msgsys"
+import { Actor, Retry, Schedules, Task } from "msgsys"
 import { DataDir } from "../shared/DataDir.ts"
 import { IsoDate } from "../etl/Sales.ts"
 import { type Totals, Warehouse } from "../etl/Warehouse.ts"
@@ -125,7 +125,7 @@ export const ReportsLive = Reports.toLayer(Effect.gen(function*() {
     "reports.sales": ({ input, envelope }) =>
       Effect.gen(function*() {
         // a scheduled run reports the latest period with sales as of its tick; on demand, the given day
-        const tick = Ticks.fromEnvelope(envelope)
+        const tick = Schedules.tickOf(envelope)
         const latest = yield* warehouse.latestDate(input.destination)
         const date = input.date ?? latest ?? day(new Date(Option.isSome(tick) ? tick.value.at : envelope.createdAt))
         const { from, to, name } = periodOf(input.period, date)

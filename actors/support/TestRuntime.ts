@@ -1,15 +1,17 @@
 /**
  * What the actors' tests share, written as a user of msgsys would: a real nats-server per test
- * file (`EmbeddedNats` from msgsys/testing), and an app's whole runtime (`App.layer`) started in a
- * test's scope with its own stream prefix, SQLite file and data directory.
+ * file (`EmbeddedNats` from msgsys/testing), an app's whole runtime (`App.layer`) started in a
+ * test's scope with its own stream prefix, SQLite file and data directory, and a plain NATS
+ * connection to look at the broker as any other client does.
  */
+import { connect, type NatsConnection } from "@nats-io/transport-node"
 import { afterAll, beforeAll } from "bun:test"
 import { Effect, Exit, Layer, Logger, Scope } from "effect"
 import type { Context } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { App, MsgsysConfig, Scheduler } from "msgsys"
+import { App, MsgsysConfig } from "msgsys"
 import { EmbeddedNats } from "msgsys/testing"
 
 let counter = 0
@@ -72,12 +74,22 @@ export const natsServer = () => {
     ): Effect.Effect<Context.Context<any>, unknown, Scope.Scope> => {
       const runtime = App.layer(app, { config: MsgsysConfig.layerFrom(settings) })
       return options.scheduler
-        ? Layer.build(Scheduler.layer({ tasks: app.actors.flatMap((a) => [...a.tasks.values()]) }).pipe(Layer.provideMerge(runtime)))
+        ? Layer.build(App.scheduler(app).pipe(Layer.provideMerge(runtime)))
         : Layer.build(runtime)
     }
   }
   return self
 }
+
+/**
+ * A plain nats.js connection to `url`, closed with the scope: what a client that knows nothing
+ * of msgsys sees and sends (a foreign publisher, `nats stream info`).
+ */
+export const plainConnection = (url: string): Effect.Effect<NatsConnection, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.promise(() => connect({ servers: url })),
+    (nc) => Effect.promise(() => nc.close())
+  )
 
 /** Polls `check` until it is true; dies naming `what` after `timeout` ms. */
 export const eventually = <E, R>(what: string, check: Effect.Effect<boolean, E, R>, timeout = 15_000) =>

@@ -4,11 +4,13 @@
  * a "ready" listing.
  */
 import { Database } from "bun:sqlite"
+import { jetstreamManager } from "@nats-io/jetstream"
 import { describe, expect, test } from "bun:test"
 import { Context, Effect, Layer } from "effect"
-import { MsgsysConfig, Nats, Subjects } from "msgsys"
+import { MsgsysConfig } from "msgsys"
+import { Subjects } from "msgsys/admin"
 import * as DataDir from "../shared/DataDir.ts"
-import { eventually, natsServer, quietLogs } from "../support/TestRuntime.ts"
+import { eventually, natsServer, plainConnection, quietLogs } from "../support/TestRuntime.ts"
 import { app, Backend, BackendLive, EventLogLive } from "./TaskQueue.ts"
 
 const nats = natsServer()
@@ -55,7 +57,8 @@ describe("the task-queue backend", () => {
       expect(failed.state).toBe("failed")
       // the lifecycle stream keeps 30 days and at most 10 million events
       const names = Subjects.make(Context.get(ctx, MsgsysConfig.MsgsysConfig).streamPrefix)
-      const info = yield* Effect.promise(() => Context.get(ctx, Nats.Nats).manager.streams.info(names.eventStream("omniq-events")))
+      const plain = yield* plainConnection(nats.url)
+      const info = yield* Effect.promise(async () => (await jetstreamManager(plain)).streams.info(names.eventStream("omniq-events")))
       expect([info.config.max_age, info.config.max_msgs]).toEqual([30 * 24 * 3600 * 1e9, 10_000_000])
 
       // 3. results expire with the bucket's TTL

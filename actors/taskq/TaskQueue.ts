@@ -14,7 +14,7 @@
 import { Database } from "bun:sqlite"
 import { Clock, Context, Duration, Effect, Layer, Option, Schema } from "effect"
 import { Actor, App, Client, Event, Retry, Schedules, Subscriber, Task } from "msgsys"
-import type { Envelope, Subjects } from "msgsys"
+import type { Envelope } from "msgsys"
 import { DataDir } from "../shared/DataDir.ts"
 
 // ---------------------------------------------------------------------------------------------
@@ -209,7 +209,7 @@ export class Backend extends Context.Service<Backend, {
   readonly enqueue: (
     func: string,
     args: ReadonlyArray<Json>,
-    options?: { readonly priority?: Subjects.Priority; readonly queue?: string; readonly tenant?: string }
+    options?: { readonly priority?: Task.Priority; readonly queue?: string; readonly tenant?: string }
   ) => Effect.Effect<string, unknown>
   /** The stored result (kept `MSGSYS_RESULT_TTL`); `expired` once the TTL has passed, or for an unknown id. */
   readonly result: (taskId: string) => Effect.Effect<Result, unknown>

@@ -5,7 +5,7 @@
 import { Console, Duration, Effect, Layer, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as AuditQueries from "../audit/AuditQueries.ts"
-import * as Services from "../runtime/Services.ts"
+import * as Services from "../app/Services.ts"
 import { parseDuration } from "./CliInput.ts"
 import * as DevState from "./DevState.ts"
 import * as Output from "./Output.ts"

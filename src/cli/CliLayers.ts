@@ -6,16 +6,16 @@
 import { Effect, Layer } from "effect"
 import * as Nats from "../broker/Nats.ts"
 import * as MsgsysConfig from "../config/MsgsysConfig.ts"
-import * as Main from "../runtime/Main.ts"
-import * as Services from "../runtime/Services.ts"
-import * as Client from "../task/Client.ts"
+import * as Services from "../app/Services.ts"
+import * as Client from "../client/Client.ts"
 import * as DevState from "./DevState.ts"
+import * as Logging from "../trace/Logging.ts"
 
 /** Config, plus logging that shows only warnings and errors unless MSGSYS_LOG_LEVEL asks for more. */
 const configAndQuietLogging = Layer.unwrap(Effect.gen(function*() {
   const settings = yield* MsgsysConfig.MsgsysConfig
   const quiet = process.env.MSGSYS_LOG_LEVEL ? settings : { ...settings, logLevel: "Warn" as const }
-  return Layer.merge(Layer.succeed(MsgsysConfig.MsgsysConfig, settings), Main.logging(quiet))
+  return Layer.merge(Layer.succeed(MsgsysConfig.MsgsysConfig, settings), Logging.logging(quiet))
 })).pipe(Layer.provide(DevState.configLayer))
 
 /** A connection for commands that only look at the broker. @category layers @since 0.1.0 */

@@ -12,14 +12,14 @@ import * as DeadLetters from "../dlq/DeadLetters.ts"
 import * as DlqWorker from "../dlq/DlqWorker.ts"
 import * as ExhaustedLetters from "../dlq/ExhaustedLetters.ts"
 import { type Exhausted, ExhaustedStore } from "../dlq/ExhaustedStore.ts"
-import * as Main from "../runtime/Main.ts"
-import * as Services from "../runtime/Services.ts"
+import * as Services from "../app/Services.ts"
 import { InvalidArguments, parseDuration } from "./CliInput.ts"
 import { clientLayer, natsLayer } from "./CliLayers.ts"
 import * as DevState from "./DevState.ts"
 import * as Output from "./Output.ts"
 import * as Progress from "./Progress.ts"
 import * as Style from "./Style.ts"
+import * as Logging from "../trace/Logging.ts"
 
 const names = Effect.map(MsgsysConfig.MsgsysConfig, (c) => Subjects.make(c.streamPrefix))
 
@@ -456,9 +456,9 @@ export const dlq = Command.make("dlq").pipe(
 export const dlqWorker = Command.make("dlq-worker", {}, () =>
   Effect.gen(function*() {
     const settings = yield* MsgsysConfig.MsgsysConfig
-    yield* MsgsysConfig.warnUnknownVariables(process.env).pipe(Effect.provide(Main.logging(settings)))
+    yield* MsgsysConfig.warnUnknownVariables(process.env).pipe(Effect.provide(Logging.logging(settings)))
     const services = Services.layerWith(Layer.succeed(MsgsysConfig.MsgsysConfig, settings))
-    return yield* Layer.launch(DlqWorker.layer.pipe(Layer.provide(services))).pipe(Effect.provide(Main.logging(settings)))
+    return yield* Layer.launch(DlqWorker.layer.pipe(Layer.provide(services))).pipe(Effect.provide(Logging.logging(settings)))
   }).pipe(Effect.provide(DevState.configLayer))).pipe(
     Command.withDescription(
       "run only the DLQ worker until SIGTERM/SIGINT: retry dead letters with long backoff, store what still fails as " +

@@ -7,7 +7,7 @@
 import { Context, Data, Effect, Option } from "effect"
 import { existsSync } from "node:fs"
 import { resolve } from "node:path"
-import * as App from "../runtime/App.ts"
+import * as App from "../app/App.ts"
 
 /** The entry module is missing or exports no app. @category errors @since 0.1.0 */
 export class EntryInvalid extends Data.TaggedError("EntryInvalid")<{

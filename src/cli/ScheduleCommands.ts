@@ -8,13 +8,12 @@ import { Argument, Command, Flag } from "effect/cli"
 import { existsSync } from "node:fs"
 import { resolve } from "node:path"
 import * as MsgsysConfig from "../config/MsgsysConfig.ts"
-import * as Main from "../runtime/Main.ts"
-import * as Services from "../runtime/Services.ts"
+import * as Services from "../app/Services.ts"
 import * as ScheduleRecord from "../scheduler/ScheduleRecord.ts"
 import * as Scheduler from "../scheduler/Scheduler.ts"
 import * as Schedules from "../scheduler/Schedules.ts"
 import * as Trigger from "../scheduler/Trigger.ts"
-import * as Client from "../task/Client.ts"
+import * as Client from "../client/Client.ts"
 import type * as Task from "../task/Task.ts"
 import * as Tracing from "../trace/Tracing.ts"
 import { InvalidJson, parseDuration } from "./CliInput.ts"
@@ -22,6 +21,7 @@ import { natsLayer } from "./CliLayers.ts"
 import * as DevState from "./DevState.ts"
 import * as Entry from "./Entry.ts"
 import { ExitCode } from "./Usage.ts"
+import * as Logging from "../trace/Logging.ts"
 
 /** `--missed` names no policy. @category errors @since 0.1.0 */
 export class InvalidMissedPolicy extends Data.TaggedError("InvalidMissedPolicy")<{ readonly value: string }> {
@@ -230,9 +230,9 @@ export const replicaLayer = (settings: MsgsysConfig.MsgsysSettings, tasks: Reado
 export const scheduler = Command.make("scheduler", { entry: entryFlag }, (args) =>
   Effect.gen(function*() {
     const settings = yield* MsgsysConfig.MsgsysConfig
-    yield* MsgsysConfig.warnUnknownVariables(process.env).pipe(Effect.provide(Main.logging(settings)))
+    yield* MsgsysConfig.warnUnknownVariables(process.env).pipe(Effect.provide(Logging.logging(settings)))
     const tasks = yield* tasksOf(args.entry)
-    return yield* Layer.launch(replicaLayer(settings, tasks)).pipe(Effect.provide(Main.logging(settings)))
+    return yield* Layer.launch(replicaLayer(settings, tasks)).pipe(Effect.provide(Logging.logging(settings)))
   }).pipe(Effect.provide(DevState.configLayer))).pipe(
     Command.withDescription("run a scheduler replica until SIGTERM/SIGINT (any number may run: each tick is enqueued once)"),
     Command.withExamples([

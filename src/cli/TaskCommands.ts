@@ -4,8 +4,8 @@
  */
 import { Console, Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
-import * as Control from "../runtime/Control.ts"
-import * as Client from "../task/Client.ts"
+import * as Control from "../control/Control.ts"
+import * as Client from "../client/Client.ts"
 import type { TaskRecord } from "../task/TaskRecord.ts"
 import { InvalidJson, parseDuration } from "./CliInput.ts"
 import { clientLayer } from "./CliLayers.ts"

@@ -9,11 +9,10 @@ import * as EmbeddedNats from "../broker/EmbeddedNats.ts"
 import * as Topology from "../broker/Topology.ts"
 import * as MsgsysConfig from "../config/MsgsysConfig.ts"
 import * as HttpServer from "../http/HttpServer.ts"
-import * as App from "../runtime/App.ts"
-import * as Main from "../runtime/Main.ts"
+import * as App from "../app/App.ts"
 import * as Worker from "../runtime/Worker.ts"
 import * as Subjects from "../broker/Subjects.ts"
-import * as ActorTopology from "../runtime/ActorTopology.ts"
+import * as ActorTopology from "../actor/ActorTopology.ts"
 import * as KvPipelineStore from "../pipeline/KvPipelineStore.ts"
 import * as KvScheduleStore from "../scheduler/KvScheduleStore.ts"
 import * as Scheduler from "../scheduler/Scheduler.ts"
@@ -21,6 +20,7 @@ import { natsLayer } from "./CliLayers.ts"
 import * as DevState from "./DevState.ts"
 import * as Entry from "./Entry.ts"
 import * as Output from "./Output.ts"
+import * as Logging from "../trace/Logging.ts"
 
 const list = (value: Option.Option<string>) =>
   Option.match(value, {
@@ -44,7 +44,7 @@ export const worker = Command.make("worker", {
 }, (args) =>
   Effect.gen(function*() {
     const settings = yield* MsgsysConfig.MsgsysConfig
-    yield* MsgsysConfig.warnUnknownVariables(process.env).pipe(Effect.provide(Main.logging(settings)))
+    yield* MsgsysConfig.warnUnknownVariables(process.env).pipe(Effect.provide(Logging.logging(settings)))
     const app = yield* Entry.load(args.entry)
     const selection: Worker.Selection = {
       ...(list(args.pools) ? { pools: list(args.pools)! } : {}),
@@ -52,7 +52,7 @@ export const worker = Command.make("worker", {
       ...(list(args.subjects) ? { subjects: list(args.subjects)! } : {})
     }
     return yield* Layer.launch(App.layer(app, { selection, config: Layer.succeed(MsgsysConfig.MsgsysConfig, settings) })).pipe(
-      Effect.provide(Main.logging(settings))
+      Effect.provide(Logging.logging(settings))
     )
   }).pipe(Effect.provide(DevState.configLayer))).pipe(
     Command.withDescription("run the actors of an entry module until SIGTERM/SIGINT, then shut down gracefully"),
@@ -73,7 +73,7 @@ export const dev = Command.make("dev", {
 }, (args) =>
   Effect.gen(function*() {
     const base = yield* MsgsysConfig.load(process.env)
-    yield* MsgsysConfig.warnUnknownVariables(process.env).pipe(Effect.provide(Main.logging(base)))
+    yield* MsgsysConfig.warnUnknownVariables(process.env).pipe(Effect.provide(Logging.logging(base)))
     const app = yield* Entry.load(args.entry)
     let settings = base
     if (base.nats.servers.length === 0) {
@@ -85,7 +85,7 @@ export const dev = Command.make("dev", {
     // how this msgsys is called: a compiled one by its own path
     const self = (yield* Entry.Bundled) === undefined ? "bun run msgsys" : process.execPath
     // a scheduler replica beside the workers: schedules added with `msgsys schedule add` run
-    const runtime = Scheduler.layer({ tasks: app.actors.flatMap((a) => [...a.tasks.values()]) }).pipe(
+    const runtime = App.scheduler(app).pipe(
       Layer.provideMerge(App.layer(app, { config: Layer.succeed(MsgsysConfig.MsgsysConfig, settings) }))
     )
     yield* Effect.gen(function*() {
@@ -120,7 +120,7 @@ export const dev = Command.make("dev", {
         )
       }
       return yield* Effect.never
-    }).pipe(Effect.provide(runtime), Effect.provide(Main.logging(settings)))
+    }).pipe(Effect.provide(runtime), Effect.provide(Logging.logging(settings)))
   }).pipe(Effect.scoped)).pipe(
     Command.withDescription("start an embedded NATS (unless MSGSYS_NATS_URL is set), the workers of every actor and a scheduler"),
     Command.withExamples([

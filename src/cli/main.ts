@@ -6,8 +6,8 @@
  */
 import { Effect } from "effect"
 import { CliOutput, Command } from "effect/cli"
-import type * as App from "../runtime/App.ts"
-import * as Main from "../runtime/Main.ts"
+import type * as App from "../app/App.ts"
+import * as Main from "../app/Main.ts"
 import { audit } from "./AuditCommands.ts"
 import * as BunServices from "./BunServices.ts"
 import { dlq, dlqWorker } from "./DlqCommands.ts"

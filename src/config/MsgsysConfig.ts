@@ -8,7 +8,6 @@
 import { Config, ConfigProvider, Context, Data, Duration, Effect, Layer, Option, Predicate, Redacted, Result } from "effect"
 import { Schema, SchemaIssue, SchemaTransformation, String as Str } from "effect"
 import { join } from "node:path"
-import * as DeadLetter from "../dlq/DeadLetter.ts"
 import * as Parse from "./internal/parse.ts"
 
 export {
@@ -49,10 +48,12 @@ export interface NatsSettings {
 /** @category models @since 0.1.0 */
 export type LogLevel = "Trace" | "Debug" | "Info" | "Warn" | "Error" | "Fatal" | "None"
 
-/** A dead-letter reason the DLQ worker can retry: any but poison. @category models @since 0.1.0 */
-export type RetriedReason = Exclude<DeadLetter.Reason, "poison">
+// Every dead-letter reason but poison. Listed here rather than read from dlq/DeadLetter, because
+// config sits below the folders it configures; DeadLetter fails to compile if the two disagree.
+const retriedReasons = ["exhausted", "permanent", "unroutable", "max_deliveries"] as const
 
-const retriedReasons = DeadLetter.Reason.literals.filter((r): r is RetriedReason => r !== "poison")
+/** A dead-letter reason the DLQ worker can retry: any but poison. @category models @since 0.1.0 */
+export type RetriedReason = typeof retriedReasons[number]
 
 /** Everything a msgsys process is configured with. @category models @since 0.1.0 */
 export interface MsgsysSettings {

@@ -27,12 +27,20 @@
  * @since 0.1.0
  */
 import { Exit, Option, Schema } from "effect"
+import type { RetriedReason } from "../config/MsgsysConfig.ts"
 import { FailedAttempt, StoredError } from "../task/TaskRecord.ts"
 
 /** Why the message was dead-lettered. @category models @since 0.1.0 */
 export const Reason = Schema.Literals(["exhausted", "permanent", "poison", "unroutable", "max_deliveries"])
 /** @category models @since 0.1.0 */
 export type Reason = typeof Reason.Type
+
+// MSGSYS_DLQ_RETRY_REASONS lists the reasons it accepts itself (config is below dlq/): every
+// reason but poison, no more and no fewer, or this line does not compile.
+const retriedReasonsAgree: [RetriedReason] extends [Exclude<Reason, "poison">]
+  ? [Exclude<Reason, "poison">] extends [RetriedReason] ? true : false
+  : false = true
+void retriedReasonsAgree
 
 /** The headers of the format. @category constants @since 0.1.0 */
 export const Headers = {

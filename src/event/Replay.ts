@@ -21,9 +21,9 @@ import { type BrokerError, brokerFailure } from "../broker/BrokerError.ts"
 import { Nats } from "../broker/Nats.ts"
 import * as Subjects from "../broker/Subjects.ts"
 import { MsgsysConfig } from "../config/MsgsysConfig.ts"
-import * as Control from "../runtime/Control.ts"
+import * as Control from "../control/Control.ts"
 import * as Groups from "./Groups.ts"
-import * as ReplayEpochs from "./ReplayEpochs.ts"
+import * as ReplayEpochs from "../control/ReplayEpochs.ts"
 
 /** Where the replay starts. @category models @since 0.1.0 */
 export type From =

@@ -9,7 +9,7 @@
 import { Clock, type Context, Duration, Effect, Metric, Option } from "effect"
 import { Nats } from "../broker/Nats.ts"
 import * as DeadLetters from "../dlq/DeadLetters.ts"
-import { describeFailure } from "../runtime/Main.ts"
+import { describeFailure } from "../trace/Logging.ts"
 import { Worker } from "../runtime/Worker.ts"
 import { Database } from "../sqlite/Database.ts"
 

@@ -9,7 +9,7 @@
 import { Context, Data, Effect, Layer } from "effect"
 import { MsgsysConfig } from "../config/MsgsysConfig.ts"
 import { Worker } from "../runtime/Worker.ts"
-import { describeFailure } from "../runtime/Main.ts"
+import { describeFailure } from "../trace/Logging.ts"
 import * as Activity from "./Activity.ts"
 import * as Api from "./Api.ts"
 import * as Dashboard from "./Dashboard.ts"

@@ -15,13 +15,26 @@
 import { Clock, Effect, Option, type Schema } from "effect"
 import type { Envelope } from "../envelope/Envelope.ts"
 import * as Failpoint from "../failpoint/Failpoint.ts"
-import type { AfterSucceeded } from "../runtime/Dispatcher.ts"
 import type { Results } from "../task/Results.ts"
 import type { StoredError } from "../task/TaskRecord.ts"
 import { enqueueStep, type Transport } from "./internal/enqueueStep.ts"
 import * as PipelineHeader from "./PipelineHeader.ts"
 import { isGather, stepsOf, subjectsOf } from "./PipelineRecord.ts"
 import type { PipelineStore } from "./PipelineStore.ts"
+
+/**
+ * The hook, in the terms the dispatcher calls it (its `afterSucceeded`): declared here so the
+ * pipeline folder does not reach up into runtime/.
+ * @category models @since 0.1.0
+ */
+export interface Continuation {
+  readonly applies: (envelope: Envelope) => boolean
+  /** `output` is the stored (JSON) output of the succeeded task. */
+  readonly run: (
+    job: { readonly envelope: Envelope; readonly taskId: string; readonly subject: string },
+    output: unknown
+  ) => Effect.Effect<void, unknown>
+}
 
 /** @category models @since 0.1.0 */
 export interface Options extends Transport {
@@ -38,7 +51,7 @@ export const isStep = (envelope: Envelope): boolean => envelope.extra[PipelineHe
  * The hook that enqueues a pipeline's next step.
  * @category constructors @since 0.1.0
  */
-export const make = (options: Options): Effect.Effect<AfterSucceeded> =>
+export const make = (options: Options): Effect.Effect<Continuation> =>
   Effect.gen(function*() {
     const clock = yield* Clock.Clock
     const { results, store } = options
@@ -56,7 +69,7 @@ export const make = (options: Options): Effect.Effect<AfterSucceeded> =>
         yield* Effect.logError(`pipeline ${header.id}: step ${step} cannot be enqueued, the pipeline fails there: ${error.message}`)
       })
 
-    const run: AfterSucceeded["run"] = (job, output) =>
+    const run: Continuation["run"] = (job, output) =>
       Effect.gen(function*() {
         yield* Failpoint.hit("before-continue")
         const raw = job.envelope.extra[PipelineHeader.name]!

@@ -13,6 +13,7 @@ import * as Subjects from "../broker/Subjects.ts"
 import { MsgsysConfig } from "../config/MsgsysConfig.ts"
 import * as Envelope from "../envelope/Envelope.ts"
 import * as Payload from "../envelope/Payload.ts"
+import { CancelRequests } from "../task/CancelRequests.ts"
 import { Results } from "../task/Results.ts"
 import type { TaskRecord } from "../task/TaskRecord.ts"
 import { enqueueStep, type Transport } from "./internal/enqueueStep.ts"
@@ -154,6 +155,7 @@ const samePlan = (a: PipelineRecord["plan"], b: PipelineRecord["plan"]) => JSON.
 export const makeWith = (
   transport: Transport & {
     readonly results: Results["Service"]
+    readonly cancels: CancelRequests["Service"]
     readonly store: PipelineStore["Service"]
     /**
      * Whether a stream stores `subject`: every step's is checked before a pipeline starts, so a
@@ -163,7 +165,7 @@ export const makeWith = (
   }
 ) =>
   Effect.gen(function*() {
-    const { results, store, maxPayload } = transport
+    const { results, cancels, store, maxPayload } = transport
     const clock = yield* Clock.Clock
     // subjects known to have a stream: a stream is not deleted under running pipelines
     const stored = new Set<string>()
@@ -295,7 +297,7 @@ export const makeWith = (
 
     const cancel = (pipelineId: string) =>
       Effect.flatMap(recordOf(pipelineId), (record) =>
-        Effect.forEach(stepsOf(pipelineId, record.plan), (s) => results.requestCancel(s.taskId), {
+        Effect.forEach(stepsOf(pipelineId, record.plan), (s) => cancels.request(s.taskId), {
           concurrency: 16,
           discard: true
         }))
@@ -313,6 +315,7 @@ export const make = Effect.gen(function*() {
     names,
     maxPayload: () => nats.server.maxPayload,
     results: yield* Results,
+    cancels: yield* CancelRequests,
     store: yield* KvPipelineStore.make(names, config.resultTtl),
     hasStream: (subject) =>
       Effect.tryPromise({
@@ -327,4 +330,4 @@ export const make = Effect.gen(function*() {
 })
 
 /** @category layers @since 0.1.0 */
-export const layer: Layer.Layer<Pipelines, never, Nats | MsgsysConfig | Results> = Layer.effect(Pipelines, make)
+export const layer: Layer.Layer<Pipelines, never, Nats | MsgsysConfig | Results | CancelRequests> = Layer.effect(Pipelines, make)

@@ -23,13 +23,14 @@ import * as MaxDeliveries from "../dlq/MaxDeliveries.ts"
 import * as MessageId from "../envelope/MessageId.ts"
 import { Ledger } from "../ledger/Ledger.ts"
 import * as Pool from "../pool/Pool.ts"
+import { CancelRequests } from "../task/CancelRequests.ts"
 import { Results } from "../task/Results.ts"
-import * as ActorTopology from "./ActorTopology.ts"
-import * as Control from "./Control.ts"
+import * as ActorTopology from "../actor/ActorTopology.ts"
+import * as Control from "../control/Control.ts"
 import * as DelayMover from "./DelayMover.ts"
 import * as Event from "../event/Event.ts"
 import * as EventTopology from "../event/EventTopology.ts"
-import * as ReplayEpochs from "../event/ReplayEpochs.ts"
+import * as ReplayEpochs from "../control/ReplayEpochs.ts"
 import * as Subscriber from "../event/Subscriber.ts"
 import * as Continuation from "../pipeline/Continuation.ts"
 import * as KvPipelineStore from "../pipeline/KvPipelineStore.ts"
@@ -135,6 +136,7 @@ export type Requirements<Actors extends ReadonlyArray<Actor.Any>, Groups extends
   | Nats
   | MsgsysConfig
   | Results
+  | CancelRequests
   | Ledger
   | Control.Control
   | Actor.HandlersOf<Actors[number]["name"]>
@@ -157,6 +159,7 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>, const Groups
     const config = yield* MsgsysConfig
     const nats = yield* Nats
     const results = yield* Results
+    const cancels = yield* CancelRequests
     const ledger = yield* Ledger
     const control = yield* Control.Control
     const names = Subjects.make(config.streamPrefix)
@@ -313,7 +316,7 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>, const Groups
         : Effect.logWarning(`control key ${change.key} does not read: ignored (remove it with \`nats kv del\`)`)
     // in order: a replay's resume must not overtake its epoch
     yield* control.watch((change) => void Effect.runSyncWith(context)(onControl(change)))
-    yield* results.watchCancels((taskId) => {
+    yield* cancels.watch((taskId) => {
       for (const d of dispatchers.values()) d.cancel(taskId)
     })
 

@@ -20,6 +20,7 @@ import { streamOf } from "./internal/streamOf.ts"
 import * as KvScheduleStore from "./KvScheduleStore.ts"
 import * as ScheduleRecord from "./ScheduleRecord.ts"
 import { ScheduleStore, type Versioned } from "./ScheduleStore.ts"
+import * as Ticks from "./Ticks.ts"
 import * as Trigger from "./Trigger.ts"
 
 /** A new schedule. @category models @since 0.1.0 */
@@ -129,6 +130,16 @@ export class Schedules extends Context.Service<Schedules, {
   /** The next `count` run times (epoch ms) after now, paused or not. */
   readonly next: (name: string, count: number) => Effect.Effect<ReadonlyArray<number>, ScheduleNotFound | BrokerError>
 }>()("msgsys/Schedules") {}
+
+/** What a handler learns about the tick that enqueued its task. @category models @since 0.1.0 */
+export type TickInfo = Ticks.TickInfo
+
+/**
+ * Which schedule and tick made a task (`{ schedule, at, missed }`), read from its envelope;
+ * `None` for a task no schedule made. A handler calls it with its `envelope`.
+ * @category ticks @since 0.1.0
+ */
+export const tickOf: (envelope: Envelope.Envelope) => Option.Option<TickInfo> = Ticks.fromEnvelope
 
 /** @category models @since 0.1.0 */
 export interface Options {

@@ -20,7 +20,7 @@ import { brokerFailure } from "../broker/BrokerError.ts"
 import { Nats } from "../broker/Nats.ts"
 import * as Subjects from "../broker/Subjects.ts"
 import * as WorkerRegistry from "../registry/WorkerRegistry.ts"
-import { Control } from "../runtime/Control.ts"
+import { Control } from "../control/Control.ts"
 
 /** @category models @since 0.1.0 */
 export interface ActorCounts {

@@ -1,19 +1,15 @@
 /**
  * Task status and results in a NATS KV bucket with a TTL (default 7 days), so a client on any
- * host can read a task's status or wait for its result. The same bucket holds the index of
- * enqueue keys (`key.<hash>`: which task an idempotency key created) and cancel requests
- * (`cancel.<task id>`, so a worker that starts later still skips a cancelled task).
+ * host can read a task's status or wait for its result: one record per task, under its id. The
+ * bucket also holds the enqueue key index (`EnqueueKeys`) and cancel requests (`CancelRequests`).
  * @since 0.1.0
  */
-import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream"
-import type { KV } from "@nats-io/kv"
 import type { Subscription } from "@nats-io/transport-node"
-import { Context, Data, Duration, Effect, Layer, Option, Schema, Scope } from "effect"
+import { Context, Data, Duration, Effect, Layer, Option, Schema } from "effect"
 import { type BrokerError, brokerFailure } from "../broker/BrokerError.ts"
-import * as KvWatch from "../broker/KvWatch.ts"
-import { Nats } from "../broker/Nats.ts"
-import * as Subjects from "../broker/Subjects.ts"
-import { MsgsysConfig } from "../config/MsgsysConfig.ts"
+import type { Nats } from "../broker/Nats.ts"
+import type { MsgsysConfig } from "../config/MsgsysConfig.ts"
+import * as ResultsBucket from "./internal/resultsBucket.ts"
 import { isFinal, TaskRecord } from "./TaskRecord.ts"
 
 /** No final result arrived in time. @category errors @since 0.1.0 */
@@ -36,14 +32,6 @@ export class TaskNotFound extends Data.TaggedError("TaskNotFound")<{ readonly ta
   }
 }
 
-/** Who holds an enqueue key. @category models @since 0.1.0 */
-export interface Reservation {
-  /** The task the key belongs to. */
-  readonly taskId: string
-  /** Its publish was acknowledged by the stream (false: the enqueue that reserved it may have failed). */
-  readonly confirmed: boolean
-}
-
 /** @category services @since 0.1.0 */
 export class Results extends Context.Service<Results, {
   readonly put: (record: TaskRecord) => Effect.Effect<void, BrokerError>
@@ -57,24 +45,11 @@ export class Results extends Context.Service<Results, {
   readonly get: (taskId: string) => Effect.Effect<Option.Option<TaskRecord>, BrokerError>
   /** Waits for a final status (succeeded, dead or cancelled). */
   readonly awaitFinal: (taskId: string, timeout: Duration.Input) => Effect.Effect<TaskRecord, ResultTimeout | BrokerError>
-  /** Reserves `key` for `taskId` unless a task holds it already; returns who holds it. */
-  readonly reserve: (key: string, taskId: string) => Effect.Effect<Reservation, BrokerError>
-  /** Marks `taskId`'s reservation of `key` as published. */
-  readonly confirm: (key: string, taskId: string) => Effect.Effect<void, BrokerError>
-  /** Drops `key` if `taskId` holds it (its publish failed, so the next enqueue must not point at it). */
-  readonly unreserve: (key: string, taskId: string) => Effect.Effect<void, BrokerError>
-  readonly requestCancel: (taskId: string) => Effect.Effect<void, BrokerError>
-  /**
-   * Calls `onCancel` for every cancel request, past (within the TTL) and future, while the scope
-   * lives. The past ones are all delivered before this returns.
-   */
-  readonly watchCancels: (onCancel: (taskId: string) => void) => Effect.Effect<void, BrokerError, Scope.Scope>
 }>()("msgsys/Results") {}
 
 const decodeRecord = Schema.decodeUnknownOption(TaskRecord)
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
-const cancelPrefix = "cancel."
 
 const parse = (value: Uint8Array): Option.Option<TaskRecord> => {
   try {
@@ -84,21 +59,6 @@ const parse = (value: Uint8Array): Option.Option<TaskRecord> => {
   }
 }
 
-const isConflict = (e: unknown): boolean =>
-  e instanceof JetStreamApiError &&
-  (e.code === JetStreamApiCodes.StreamWrongLastSequence || e.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
-
-// A reservation's value: JSON; a plain task id (written by an older version) counts as confirmed.
-const readReservation = (text: string): Reservation => {
-  try {
-    const v = JSON.parse(text) as Partial<Reservation>
-    if (typeof v?.taskId === "string") return { taskId: v.taskId, confirmed: v.confirmed === true }
-  } catch {
-    // not JSON: the older form
-  }
-  return { taskId: text, confirmed: true }
-}
-
 interface Waiter {
   last: TaskRecord | undefined
   readonly offer: (r: TaskRecord) => void
@@ -106,11 +66,7 @@ interface Waiter {
 
 /** Opens (creating if missing) the results bucket. @category constructors @since 0.1.0 */
 export const make = Effect.fn("Results.make")(function*(bucket: string, ttl: Duration.Duration) {
-  const nats = yield* Nats
-  const kv: KV = yield* Effect.tryPromise({
-    try: () => nats.kvm.create(bucket, { ttl: Duration.toMillis(ttl), history: 1 }),
-    catch: brokerFailure(`open results bucket ${bucket}`)
-  })
+  const { nats, kv } = yield* ResultsBucket.open(bucket, ttl)
 
   const get = (taskId: string) =>
     Effect.tryPromise({ try: () => kv.get(taskId), catch: brokerFailure(`read task ${taskId}`) }).pipe(
@@ -213,67 +169,11 @@ export const make = Effect.fn("Results.make")(function*(bucket: string, ttl: Dur
         catch: (e) => e
       }).pipe(
         Effect.catch((e) =>
-          isConflict(e) ? Effect.succeed(false) : Effect.fail(brokerFailure(`store status of task ${record.id}`)(e))
+          ResultsBucket.isConflict(e) ? Effect.succeed(false) : Effect.fail(brokerFailure(`store status of task ${record.id}`)(e))
         )
       ),
     get,
-    awaitFinal,
-    reserve: (key, taskId) =>
-      Effect.tryPromise({
-        try: async (): Promise<Reservation> => {
-          try {
-            await kv.create(key, JSON.stringify({ taskId, confirmed: false }))
-            return { taskId, confirmed: false }
-          } catch (e) {
-            if (!isConflict(e)) throw e
-            const held = await kv.get(key)
-            // deleted meanwhile: this enqueue may take it on its next try
-            if (!held || held.operation !== "PUT") throw new Error(`the reservation of ${key} changed; try again`)
-            return readReservation(held.string())
-          }
-        },
-        catch: brokerFailure(`reserve key ${key}`)
-      }),
-    confirm: (key, taskId) =>
-      Effect.tryPromise({
-        try: async () => {
-          const held = await kv.get(key)
-          if (held && held.operation === "PUT" && readReservation(held.string()).taskId === taskId) {
-            await kv.update(key, JSON.stringify({ taskId, confirmed: true }), held.revision)
-          }
-        },
-        catch: brokerFailure(`confirm key ${key}`)
-      }).pipe(Effect.catch((e) => isConflict(e.cause) ? Effect.void : Effect.fail(e))),
-    unreserve: (key, taskId) =>
-      Effect.tryPromise({
-        try: async () => {
-          const held = await kv.get(key)
-          if (held && held.operation === "PUT" && readReservation(held.string()).taskId === taskId) {
-            await kv.delete(key, { previousSeq: held.revision })
-          }
-        },
-        catch: brokerFailure(`release key ${key}`)
-      }),
-    requestCancel: (taskId) =>
-      Effect.tryPromise({ try: () => kv.put(cancelPrefix + taskId, "1"), catch: brokerFailure(`cancel task ${taskId}`) }).pipe(
-        Effect.asVoid
-      ),
-    watchCancels: (onCancel) =>
-      Effect.gen(function*() {
-        // the requests so far first, so a worker knows them before its first pull
-        const keys = yield* Effect.tryPromise({
-          try: async () => {
-            const out: Array<string> = []
-            for await (const k of await kv.keys(`${cancelPrefix}>`)) out.push(k)
-            return out
-          },
-          catch: brokerFailure("list cancel requests")
-        })
-        for (const k of keys) onCancel(k.slice(cancelPrefix.length))
-        yield* KvWatch.follow("cancel requests", () => kv.watch({ key: `${cancelPrefix}>` }), (e) => {
-          if (e.operation === "PUT") onCancel(e.key.slice(cancelPrefix.length))
-        })
-      })
+    awaitFinal
   })
 })
 
@@ -284,9 +184,6 @@ export const make = Effect.fn("Results.make")(function*(bucket: string, ttl: Dur
  */
 export const makeMemory: Effect.Effect<Results["Service"]> = Effect.sync(() => {
   const records = new Map<string, TaskRecord>()
-  const keys = new Map<string, Reservation>()
-  const cancels = new Set<string>()
-  const cancelListeners = new Set<(taskId: string) => void>()
   const waiters = new Map<string, Set<(r: TaskRecord) => void>>()
   const store = (record: TaskRecord) => {
     // what the bucket would hand back: JSON, round-tripped
@@ -327,36 +224,7 @@ export const makeMemory: Effect.Effect<Results["Service"]> = Effect.sync(() => {
         }).pipe(Effect.timeoutOption(timeout))
         if (Option.isSome(final)) return final.value
         return yield* new ResultTimeout({ taskId, timeoutMs: Duration.toMillis(Duration.fromInputUnsafe(timeout)), last })
-      }),
-    reserve: (key, taskId) =>
-      Effect.sync(() => {
-        const held = keys.get(key)
-        if (held) return held
-        const mine = { taskId, confirmed: false }
-        keys.set(key, mine)
-        return mine
-      }),
-    confirm: (key, taskId) =>
-      Effect.sync(() => {
-        if (keys.get(key)?.taskId === taskId) keys.set(key, { taskId, confirmed: true })
-      }),
-    unreserve: (key, taskId) =>
-      Effect.sync(() => {
-        if (keys.get(key)?.taskId === taskId) keys.delete(key)
-      }),
-    requestCancel: (taskId) =>
-      Effect.sync(() => {
-        cancels.add(taskId)
-        for (const l of cancelListeners) l(taskId)
-      }),
-    watchCancels: (onCancel) =>
-      Effect.acquireRelease(
-        Effect.sync(() => {
-          for (const id of cancels) onCancel(id)
-          cancelListeners.add(onCancel)
-        }),
-        () => Effect.sync(() => cancelListeners.delete(onCancel))
-      )
+      })
   })
 })
 
@@ -366,8 +234,5 @@ export const layerMemory = (): Layer.Layer<Results> => Layer.effect(Results, mak
 /** The results bucket named by the config. @category layers @since 0.1.0 */
 export const layer: Layer.Layer<Results, BrokerError, Nats | MsgsysConfig> = Layer.effect(
   Results,
-  Effect.gen(function*() {
-    const config = yield* MsgsysConfig
-    return yield* make(Subjects.make(config.streamPrefix).resultsBucket, config.resultTtl)
-  })
+  Effect.flatMap(ResultsBucket.fromConfig, ({ bucket, ttl }) => make(bucket, ttl))
 )

@@ -9,6 +9,9 @@ import type { Priority } from "../broker/Subjects.ts"
 import { invalidSubject } from "../broker/Subjects.ts"
 import type * as Retry from "../retry/Retry.ts"
 
+/** A task's priority: `high` runs before `normal`, `normal` before `low`. @category models @since 0.1.0 */
+export type { Priority }
+
 /** A schema msgsys can decode and encode without services. @category models @since 0.1.0 */
 export type Codec = Schema.Codec<any, any, any, any>
 

@@ -46,7 +46,9 @@ import * as Continuation from "../pipeline/Continuation.ts"
 import * as Pipelines from "../pipeline/Pipelines.ts"
 import * as PipelineStore from "../pipeline/PipelineStore.ts"
 import * as Dispatcher from "../runtime/Dispatcher.ts"
-import * as Client from "../task/Client.ts"
+import * as Client from "../client/Client.ts"
+import * as CancelRequests from "../task/CancelRequests.ts"
+import * as EnqueueKeys from "../task/EnqueueKeys.ts"
 import { makeMemory as makeMemoryResults, type Results } from "../task/Results.ts"
 import type * as Task from "../task/Task.ts"
 import * as TaskHeaders from "../task/TaskHeaders.ts"
@@ -239,6 +241,8 @@ const build = <const Actors extends ReadonlyArray<Runnable>, E>(
     const names = Subjects.make(options.prefix ?? "MSGSYS")
     const maxPayload = options.maxPayload ?? 1024 * 1024
     const results = options.results ?? (yield* makeMemoryResults)
+    const keys = yield* EnqueueKeys.makeMemory
+    const cancels = yield* CancelRequests.makeMemory
     const memoryLedger = yield* MemoryLedger.make
     const auditRows = memoryLedger.rows
     const ledger = options.ledger?.(memoryLedger.service) ?? memoryLedger.service
@@ -547,7 +551,7 @@ const build = <const Actors extends ReadonlyArray<Runnable>, E>(
     for (const [name, size] of poolSizes) pools.set(name, yield* Pool.make(name, options.poolSize ?? size))
 
     // the client exists before the handlers: handlers that enqueue or publish get it
-    const client = yield* Client.makeWith({ publisher, maxPayload: () => maxPayload, results, names })
+    const client = yield* Client.makeWith({ publisher, maxPayload: () => maxPayload, results, keys, cancels, names })
     const provided = handlers === undefined
       ? yield* Effect.context<Actor.HandlersOf<Actors[number]["name"]>>()
       : yield* Layer.build(Layer.provide(handlers, Layer.succeed(Client.Client, client)))
@@ -591,7 +595,7 @@ const build = <const Actors extends ReadonlyArray<Runnable>, E>(
         Effect.succeed(feed(queues.get(group ? `group:${actor.name}` : `${actor.name}:${priority}`)!, listener))
       ))
     }
-    yield* Effect.orDie(results.watchCancels((taskId) => {
+    yield* Effect.orDie(cancels.watch((taskId) => {
       for (const d of dispatchers.values()) d.cancel(taskId)
     }))
     // one ticker for the dispatchers and the queues, on the Clock (a TestClock drives it)
@@ -602,7 +606,7 @@ const build = <const Actors extends ReadonlyArray<Runnable>, E>(
       }))
     )))
 
-    const pipelines = yield* Pipelines.makeWith({ publisher, names, maxPayload: () => maxPayload, results, store: pipelineStore })
+    const pipelines = yield* Pipelines.makeWith({ publisher, names, maxPayload: () => maxPayload, results, cancels, store: pipelineStore })
     const broker = MemoryBroker.of({
       deadLetters: Effect.sync(() => [...letters]),
       audit: auditRows,

@@ -13,7 +13,7 @@ import { FetchHttpClient } from "effect/http"
 import { OtlpSerialization, OtlpTracer } from "effect/observability"
 import { MsgsysConfig } from "../config/MsgsysConfig.ts"
 import * as Envelope from "../envelope/Envelope.ts"
-import { version } from "../runtime/Version.ts"
+import { version } from "../config/Version.ts"
 import type * as MessageLog from "./MessageLog.ts"
 
 // ---------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 import { Effect, Layer, type Scope } from "effect"
 import type * as Actor from "../../src/actor/Actor.ts"
 import * as MsgsysConfig from "../../src/config/MsgsysConfig.ts"
-import * as App from "../../src/runtime/App.ts"
+import * as App from "../../src/app/App.ts"
 import type * as Worker from "../../src/runtime/Worker.ts"
 
 let actorCounter = 0

@@ -16,17 +16,22 @@ import { nanos } from "@nats-io/transport-node"
 import { Context, Effect, Exit, Layer, Schema, Scope } from "effect"
 import { mkdirSync, rmSync } from "node:fs"
 import { join } from "node:path"
-import { Client, Event, Main, MsgsysConfig, Retry, Services, Subjects, Subscriber, Worker } from "msgsys"
+import { Client, Event, MsgsysConfig, Retry, Subscriber } from "msgsys"
+import * as Main from "../../../src/app/Main.ts"
+import * as Services from "../../../src/app/Services.ts"
+import * as Subjects from "../../../src/broker/Subjects.ts"
+import * as Worker from "../../../src/runtime/Worker.ts"
 import type { Actor } from "msgsys"
 import { within } from "./support/clock.ts"
 import * as Js from "./support/jetstream.ts"
 import type { Env, Runner, Sample, Section } from "./support/Section.ts"
 import { perSecond } from "./support/stats.ts"
+import * as Logging from "../../../src/trace/Logging.ts"
 
 const groupCount = 3
 const groupNames = ["index", "notify", "audit"] as const
 
-const logging = Main.logging({ logLevel: "Warn", logFormat: "pretty" })
+const logging = Logging.logging({ logLevel: "Warn", logFormat: "pretty" })
 
 /** Waits until every consumer of `stream` named in `consumers` has nothing pending and nothing unacknowledged. */
 const settled = async (jsm: JetStreamManager, stream: string, consumers: ReadonlyArray<string>, timeoutMs: number) => {

@@ -11,15 +11,20 @@
 import { Context, Effect, Exit, Layer, Schema, Scope } from "effect"
 import { mkdirSync, rmSync } from "node:fs"
 import { join } from "node:path"
-import { Actor, Client, Main, MsgsysConfig, Pipeline, Pipelines, Retry, Services, Subjects, Task, Worker } from "msgsys"
+import { Actor, Client, MsgsysConfig, Pipeline, Pipelines, Retry, Task } from "msgsys"
+import * as Main from "../../../src/app/Main.ts"
+import * as Services from "../../../src/app/Services.ts"
+import * as Subjects from "../../../src/broker/Subjects.ts"
+import * as Worker from "../../../src/runtime/Worker.ts"
 import * as Js from "./support/jetstream.ts"
 import * as Runtime from "./support/runtime.ts"
 import type { Env, Runner, Section, Settings } from "./support/Section.ts"
 import { latencySummary, perSecond } from "./support/stats.ts"
+import * as Logging from "../../../src/trace/Logging.ts"
 
 const pipelinesPerRun = (s: Settings) => (s.quick ? 200 : 2_000)
 const latencyRuns = (s: Settings) => (s.quick ? 10 : 50)
-const logging = Main.logging({ logLevel: "Warn", logFormat: "pretty" })
+const logging = Logging.logging({ logLevel: "Warn", logFormat: "pretty" })
 
 export const section: Section = {
   name: "pipeline",

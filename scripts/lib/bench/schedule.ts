@@ -8,12 +8,17 @@
 import { Context, Effect, Exit, Layer, Option, Schema, Scope } from "effect"
 import { mkdirSync, rmSync } from "node:fs"
 import { join } from "node:path"
-import { Actor, Main, MsgsysConfig, Retry, Schedules, Services, Task, Ticks, Worker } from "msgsys"
+import { Actor, MsgsysConfig, Retry, Schedules, Task } from "msgsys"
+import * as Main from "../../../src/app/Main.ts"
+import * as Services from "../../../src/app/Services.ts"
+import * as Ticks from "../../../src/scheduler/Ticks.ts"
+import * as Worker from "../../../src/runtime/Worker.ts"
 import * as Children from "./support/children.ts"
 import { now } from "./support/clock.ts"
 import * as Js from "./support/jetstream.ts"
 import type { Env, Runner, Section, Settings } from "./support/Section.ts"
 import { latencySummary } from "./support/stats.ts"
+import * as Logging from "../../../src/trace/Logging.ts"
 
 const replicas = 3
 const ticksPerRun = (s: Settings) => (s.quick ? 5 : 20)
@@ -26,7 +31,7 @@ interface Sample {
   readonly startedAt: number
 }
 
-const logging = Main.logging({ logLevel: "Warn", logFormat: "pretty" })
+const logging = Logging.logging({ logLevel: "Warn", logFormat: "pretty" })
 
 export const section: Section = {
   name: "schedule",

@@ -17,7 +17,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as EmbeddedNats from "../../../src/broker/EmbeddedNats.ts"
-import * as PromiseClient from "../../../src/task/PromiseClient.ts"
+import * as PromiseClient from "../../../src/client/PromiseClient.ts"
 
 const argv = process.argv.slice(2)
 const runsAt = argv.indexOf("--runs")

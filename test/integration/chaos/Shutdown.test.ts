@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, test } from "bun:test"
 import { Duration, Effect } from "effect"
 import { join } from "node:path"
-import * as Client from "../../../src/task/Client.ts"
+import * as Client from "../../../src/client/Client.ts"
 import { define } from "../../fixtures/chaosApp.ts"
 import { natsHarness } from "../../support/harness.ts"
 import { actorName } from "../../support/runtime.ts"

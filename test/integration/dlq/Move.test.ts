@@ -14,7 +14,7 @@ import * as Topology from "../../../src/broker/Topology.ts"
 import { MsgsysConfig } from "../../../src/config/MsgsysConfig.ts"
 import * as DeadLetter from "../../../src/dlq/DeadLetter.ts"
 import * as DeadLetters from "../../../src/dlq/DeadLetters.ts"
-import * as ActorTopology from "../../../src/runtime/ActorTopology.ts"
+import * as ActorTopology from "../../../src/actor/ActorTopology.ts"
 import { natsHarness } from "../../support/harness.ts"
 
 const maxPayload = 64 * 1024

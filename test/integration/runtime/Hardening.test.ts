@@ -10,11 +10,11 @@ import { Duration, Effect, Layer, Schema } from "effect"
 import * as Actor from "../../../src/actor/Actor.ts"
 import * as Topology from "../../../src/broker/Topology.ts"
 import * as Retry from "../../../src/retry/Retry.ts"
-import * as ActorTopology from "../../../src/runtime/ActorTopology.ts"
-import * as Control from "../../../src/runtime/Control.ts"
-import * as Services from "../../../src/runtime/Services.ts"
-import * as Client from "../../../src/task/Client.ts"
-import { Results } from "../../../src/task/Results.ts"
+import * as ActorTopology from "../../../src/actor/ActorTopology.ts"
+import * as Control from "../../../src/control/Control.ts"
+import * as Services from "../../../src/app/Services.ts"
+import * as Client from "../../../src/client/Client.ts"
+import { EnqueueKeys } from "../../../src/task/EnqueueKeys.ts"
 import * as Task from "../../../src/task/Task.ts"
 import * as MsgsysConfig from "../../../src/config/MsgsysConfig.ts"
 import { natsHarness } from "../../support/harness.ts"
@@ -162,10 +162,10 @@ describe("keyed enqueue", () => {
       // what an enqueue that crashed after reserving, before its publish was acked, leaves behind
       const orphan = "01M00000000000000000ORPHAN"
       const ctx = yield* clientSide(s)
-      const results = yield* Effect.provide(Results, ctx)
+      const keys = yield* Effect.provide(EnqueueKeys, ctx)
       const { createHash } = yield* Effect.promise(() => import("node:crypto"))
       const index = `key.${createHash("sha256").update(`default\u0000${Job.subject}\u0000k`).digest("hex")}`
-      expect((yield* results.reserve(index, orphan)).taskId).toBe(orphan)
+      expect((yield* keys.reserve(index, orphan)).taskId).toBe(orphan)
       const handle = yield* rt.client.enqueue(Job, { n: 3 }, { key: "k" })
       // the id it returns is stored and runs: a client waiting on it gets the result
       expect(handle.id).toBe(orphan)

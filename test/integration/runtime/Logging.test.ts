@@ -6,11 +6,11 @@ import { describe, expect, test } from "bun:test"
 import { Effect, Schema } from "effect"
 import { join } from "node:path"
 import * as Actor from "../../../src/actor/Actor.ts"
-import * as Main from "../../../src/runtime/Main.ts"
 import * as Task from "../../../src/task/Task.ts"
 import { natsHarness, tempDir } from "../../support/harness.ts"
 import { actorName } from "../../support/runtime.ts"
 import { appOf, type LogLine, runTest, start } from "../../support/runtimeTools.ts"
+import * as Logging from "../../../src/trace/Logging.ts"
 
 const h = natsHarness()
 const fixture = join(import.meta.dir, "..", "..", "fixtures", "loggingClient.ts")
@@ -44,8 +44,8 @@ describe("logging", () => {
     expect(lines.length).toBeGreaterThan(0)
     for (const line of lines) expect(JSON.parse(line)).toMatchObject({ level: expect.any(String), message: expect.anything() })
     expect(lines.some((l) => JSON.parse(l).message.includes("connected to"))).toBe(true)
-    expect(Main.resolveLogFormat("auto", true)).toBe("pretty")
-    expect(Main.resolveLogFormat("logfmt", false)).toBe("logfmt")
+    expect(Logging.resolveLogFormat("auto", true)).toBe("pretty")
+    expect(Logging.resolveLogFormat("logfmt", false)).toBe("logfmt")
   }, 30_000)
 
   test("App.layer keeps a program's own logger and applies the configured level to it", async () => {

@@ -9,7 +9,7 @@ import * as Nats from "../../../src/broker/Nats.ts"
 import * as Subjects from "../../../src/broker/Subjects.ts"
 import * as Topology from "../../../src/broker/Topology.ts"
 import { MsgsysConfig } from "../../../src/config/MsgsysConfig.ts"
-import * as ActorTopology from "../../../src/runtime/ActorTopology.ts"
+import * as ActorTopology from "../../../src/actor/ActorTopology.ts"
 import { natsHarness } from "../../support/harness.ts"
 
 const h = natsHarness()

@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test"
 import { Effect, Option, Schema } from "effect"
 import * as Actor from "../../../src/actor/Actor.ts"
 import * as Retry from "../../../src/retry/Retry.ts"
-import type * as Client from "../../../src/task/Client.ts"
+import type * as Client from "../../../src/client/Client.ts"
 import * as Task from "../../../src/task/Task.ts"
 
 const Extract = Task.make("etl.extract", {

@@ -8,7 +8,7 @@ import { TestClock } from "effect/testing"
 import * as Event from "../../../src/event/Event.ts"
 import * as Subscriber from "../../../src/event/Subscriber.ts"
 import * as Retry from "../../../src/retry/Retry.ts"
-import * as Client from "../../../src/task/Client.ts"
+import * as Client from "../../../src/client/Client.ts"
 import * as Memory from "../../../src/testing/MemoryBroker.ts"
 
 const run = <A, E>(

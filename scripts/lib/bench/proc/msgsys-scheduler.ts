@@ -4,8 +4,12 @@
  * Messages: ready. Commands: stop.
  */
 import { Effect, Exit, Layer, Scope } from "effect"
-import { Client, Main, MsgsysConfig, Scheduler, Services } from "msgsys"
+import { Client, MsgsysConfig } from "msgsys"
+import * as Main from "../../../../src/app/Main.ts"
+import * as Scheduler from "../../../../src/scheduler/Scheduler.ts"
+import * as Services from "../../../../src/app/Services.ts"
 import * as Io from "../support/childIo.ts"
+import * as Logging from "../../../../src/trace/Logging.ts"
 
 interface Settings {
   readonly url: string
@@ -28,7 +32,7 @@ Io.run(async () => {
     Layer.provideMerge(Services.broker),
     Layer.provideMerge(Layer.succeed(MsgsysConfig.MsgsysConfig, settings))
   )
-  const logging = Main.logging({ logLevel: "Warn", logFormat: "pretty" })
+  const logging = Logging.logging({ logLevel: "Warn", logFormat: "pretty" })
   const scope = await Effect.runPromise(Scope.make())
   await Effect.runPromise(Layer.buildWithScope(replica, scope).pipe(Effect.provide(logging)))
   Io.on("stop", () => {

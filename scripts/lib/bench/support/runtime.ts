@@ -7,7 +7,12 @@
 import { Context, Effect, Exit, Layer, Schema, Scope } from "effect"
 import { mkdirSync } from "node:fs"
 import { join } from "node:path"
-import { Actor, Client, Main, MsgsysConfig, Retry, Services, Subjects, Task, Worker } from "msgsys"
+import { Actor, Client, MsgsysConfig, Retry, Task } from "msgsys"
+import * as Main from "../../../../src/app/Main.ts"
+import * as Services from "../../../../src/app/Services.ts"
+import * as Subjects from "../../../../src/broker/Subjects.ts"
+import * as Worker from "../../../../src/runtime/Worker.ts"
+import * as Logging from "../../../../src/trace/Logging.ts"
 
 /** What every bench task carries: a number and, for the latency section, when it was sent. */
 export interface BenchInput {
@@ -52,7 +57,7 @@ export interface Runtime {
   readonly close: () => Promise<void>
 }
 
-const logging = Main.logging({ logLevel: "Warn", logFormat: "pretty" })
+const logging = Logging.logging({ logLevel: "Warn", logFormat: "pretty" })
 
 /** The settings of one runtime, as a program would have them, pointed at the bench's server. */
 export const settingsOf = (options: Options): MsgsysConfig.MsgsysSettings => ({

@@ -16,7 +16,7 @@ import * as KvWatch from "../broker/KvWatch.ts"
 import { Nats } from "../broker/Nats.ts"
 import * as Subjects from "../broker/Subjects.ts"
 import { MsgsysConfig } from "../config/MsgsysConfig.ts"
-import * as ReplayEpochs from "../event/ReplayEpochs.ts"
+import * as ReplayEpochs from "./ReplayEpochs.ts"
 
 /** What can be paused. @category models @since 0.1.0 */
 export interface Target {

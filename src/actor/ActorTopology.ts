@@ -9,7 +9,7 @@
  * @since 0.1.0
  */
 import { Duration, Option } from "effect"
-import type * as Actor from "../actor/Actor.ts"
+import type * as Actor from "./Actor.ts"
 import type { Names } from "../broker/Subjects.ts"
 import { priorities } from "../broker/Subjects.ts"
 import type * as Topology from "../broker/Topology.ts"

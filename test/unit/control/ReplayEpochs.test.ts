@@ -3,7 +3,7 @@
  * latest replay that starts at or before the event, and the group's first scope before them all.
  */
 import { describe, expect, test } from "bun:test"
-import * as ReplayEpochs from "../../../src/event/ReplayEpochs.ts"
+import * as ReplayEpochs from "../../../src/control/ReplayEpochs.ts"
 
 const at = new Date("2026-11-30T10:00:00Z")
 

@@ -7,20 +7,23 @@
  */
 import { Effect, Layer } from "effect"
 import type * as Actor from "../actor/Actor.ts"
-import type * as Event from "../event/Event.ts"
-import type * as Subscriber from "../event/Subscriber.ts"
+import type * as Nats from "../broker/Nats.ts"
+import * as Client from "../client/Client.ts"
 import * as MsgsysConfig from "../config/MsgsysConfig.ts"
 import * as DlqWorker from "../dlq/DlqWorker.ts"
-import * as HttpServer from "../http/HttpServer.ts"
-import * as Announcer from "../registry/Announcer.ts"
-import type * as Nats from "../broker/Nats.ts"
 import type * as ExhaustedStore from "../dlq/ExhaustedStore.ts"
-import type * as Pipelines from "../pipeline/Pipelines.ts"
+import type * as Event from "../event/Event.ts"
+import type * as Subscriber from "../event/Subscriber.ts"
+import * as HttpServer from "../http/HttpServer.ts"
+import * as Pipelines from "../pipeline/Pipelines.ts"
+import * as Announcer from "../runtime/Announcer.ts"
+import * as Worker from "../runtime/Worker.ts"
+import * as Scheduler from "../scheduler/Scheduler.ts"
 import type * as Schedules from "../scheduler/Schedules.ts"
-import type * as Client from "../task/Client.ts"
+import * as Logging from "../trace/Logging.ts"
+import * as Tracing from "../trace/Tracing.ts"
 import * as Main from "./Main.ts"
 import * as Services from "./Services.ts"
-import * as Worker from "./Worker.ts"
 
 /** @category models @since 0.1.0 */
 export interface App<
@@ -120,6 +123,33 @@ export const layer = <Actors extends ReadonlyArray<Actor.Any>, E, Groups extends
   )
 
 /**
+ * A scheduler replica beside the app's worker, for its tasks (a schedule's input is checked against
+ * its task's schema before it is stored and before each tick is enqueued). It provides
+ * `Schedules`; any number of replicas may run, each tick is enqueued once.
+ * @example
+ * const layer = App.scheduler(app).pipe(Layer.provideMerge(App.layer(app)))
+ * @category layers @since 0.1.0
+ */
+export const scheduler = <Actors extends ReadonlyArray<Actor.Any>, E, Groups extends ReadonlyArray<Subscriber.Any>>(
+  app: App<Actors, E, Groups>,
+  options: Omit<Scheduler.Options, "tasks"> = {}
+) => Scheduler.layer({ ...options, tasks: app.actors.flatMap((a) => [...a.tasks.values()]) })
+
+/**
+ * The client side alone, for a program that sends work and runs no worker: `Client` and
+ * `Pipelines` on one connection, from the config (default: the environment). `App.layer`
+ * provides them too.
+ * @category layers @since 0.1.0
+ */
+export const layerClient = (options: { readonly config?: Layer.Layer<MsgsysConfig.MsgsysConfig, unknown> } = {}) =>
+  Layer.mergeAll(Client.layer, Pipelines.layer).pipe(
+    Layer.provideMerge(Services.broker),
+    Layer.provideMerge(Tracing.layer),
+    Layer.provideMerge(Logging.levelFromConfig),
+    Layer.provideMerge(options.config ?? MsgsysConfig.layer)
+  )
+
+/**
  * Runs the app as a worker process until SIGTERM/SIGINT, then shuts down gracefully and exits 0.
  * @category running @since 0.1.0
  */
@@ -132,6 +162,6 @@ export const runWorker = <Actors extends ReadonlyArray<Actor.Any>, E, Groups ext
     // settings from the environment: say which MSGSYS_* names it has that msgsys does not read
     const unknown = options.config === undefined ? MsgsysConfig.warnUnknownVariables(process.env) : Effect.void
     return yield* Effect.andThen(unknown, Layer.launch(layer(app, { ...options, config: Layer.succeed(MsgsysConfig.MsgsysConfig, settings) }))).pipe(
-      Effect.provide(Main.logging(settings))
+      Effect.provide(Logging.logging(settings))
     )
   }).pipe(Effect.provide(options.config ?? MsgsysConfig.layer)))

@@ -12,14 +12,17 @@
  */
 import type { Duration, Effect } from "effect"
 import { Layer, ManagedRuntime } from "effect"
+import * as Nats from "../broker/Nats.ts"
 import * as MsgsysConfig from "../config/MsgsysConfig.ts"
-import * as Main from "../runtime/Main.ts"
-import * as Services from "../runtime/Services.ts"
 import type * as Event from "../event/Event.ts"
+import * as CancelRequests from "../task/CancelRequests.ts"
+import * as EnqueueKeys from "../task/EnqueueKeys.ts"
+import * as Results from "../task/Results.ts"
+import type * as Task from "../task/Task.ts"
+import type { TaskRecord } from "../task/TaskRecord.ts"
+import * as Logging from "../trace/Logging.ts"
 import * as Tracing from "../trace/Tracing.ts"
 import * as Client from "./Client.ts"
-import type * as Task from "./Task.ts"
-import type { TaskRecord } from "./TaskRecord.ts"
 
 /** @category models @since 0.1.0 */
 export interface PromiseClient {
@@ -58,10 +61,11 @@ export const connect = async (overrides?: MsgsysConfig.Overrides): Promise<Promi
   const config = overrides === undefined ? MsgsysConfig.layer : MsgsysConfig.layerFrom(overrides)
   // logs go to stderr at the configured level, like every msgsys program's
   const runtime = ManagedRuntime.make(Client.layer.pipe(
-    Layer.provideMerge(Services.broker),
+    Layer.provideMerge(Layer.mergeAll(Results.layer, EnqueueKeys.layer, CancelRequests.layer)),
+    Layer.provideMerge(Nats.layer),
     // publishes are spans when an OTLP endpoint is configured
     Layer.provideMerge(Tracing.layer),
-    Layer.provideMerge(Main.loggingFromConfig),
+    Layer.provideMerge(Logging.loggingFromConfig),
     Layer.provide(config)
   ))
   const client = await runtime.runPromise(Client.Client)

@@ -11,7 +11,6 @@
  * @since 0.1.0
  */
 import { Cause, Clock, Context, Data, Duration, Effect, Exit, Layer, Option, Schema, Tracer } from "effect"
-import { createHash } from "node:crypto"
 import type { BrokerError } from "../broker/BrokerError.ts"
 import { Nats } from "../broker/Nats.ts"
 import * as Publish from "../broker/Publish.ts"
@@ -22,10 +21,12 @@ import type * as Event from "../event/Event.ts"
 import * as Payload from "../envelope/Payload.ts"
 import { CurrentMessage } from "../trace/CurrentMessage.ts"
 import * as Tracing from "../trace/Tracing.ts"
-import { Results, type ResultTimeout, TaskNotFound } from "./Results.ts"
-import type * as Task from "./Task.ts"
-import * as TaskHeaders from "./TaskHeaders.ts"
-import type { TaskRecord } from "./TaskRecord.ts"
+import { CancelRequests } from "../task/CancelRequests.ts"
+import * as EnqueueKeys from "../task/EnqueueKeys.ts"
+import { Results, type ResultTimeout, TaskNotFound } from "../task/Results.ts"
+import type * as Task from "../task/Task.ts"
+import * as TaskHeaders from "../task/TaskHeaders.ts"
+import type { TaskRecord } from "../task/TaskRecord.ts"
 
 /** @category models @since 0.1.0 */
 export interface EnqueueOptions {
@@ -256,10 +257,6 @@ export class Client extends Context.Service<Client, {
   ) => Effect.Effect<Published, EnqueueError | Envelope.InvalidTaskId | Envelope.InvalidVersion>
 }>()("msgsys/Client") {}
 
-/** The results-bucket key recording which task an enqueue key created. */
-const keyIndex = (tenant: string, subject: string, key: string) =>
-  `key.${createHash("sha256").update(`${tenant}\u0000${subject}\u0000${key}`).digest("hex")}`
-
 /** A failure that says the message was certainly not stored (so its key may be freed). */
 const notStored = (e: Publish.PublishError) =>
   e._tag === "NoStreamForSubject" || !/no ack from the stream|closing/.test(e.reason)
@@ -333,6 +330,8 @@ export interface Transport {
   /** The largest message the broker accepts, headers included. */
   readonly maxPayload: () => number
   readonly results: Results["Service"]
+  readonly keys: EnqueueKeys.EnqueueKeys["Service"]
+  readonly cancels: CancelRequests["Service"]
   readonly names: Subjects.Names
 }
 
@@ -341,7 +340,7 @@ export interface Transport {
  * @category constructors @since 0.1.0
  */
 export const makeWith = (transport: Transport) => Effect.gen(function*() {
-  const { publisher, maxPayload, results, names } = transport
+  const { publisher, maxPayload, results, keys, cancels, names } = transport
   const clock = yield* Clock.Clock
   // the tracer of the layer that made the client: its sends are spans wherever it is called from
   const ownTracer = Tracing.tracerOf(yield* Effect.context<never>())
@@ -487,16 +486,16 @@ export const makeWith = (transport: Transport) => Effect.gen(function*() {
    */
   const sendKeyed = (p: Prepared, key: string) =>
     Effect.gen(function*() {
-      const index = keyIndex(p.tenant, p.subject, key)
-      const held = yield* results.reserve(index, p.envelope.id)
+      const index = EnqueueKeys.indexOf(p.tenant, p.subject, key)
+      const held = yield* keys.reserve(index, p.envelope.id)
       if (held.taskId !== p.envelope.id && held.confirmed) return { id: held.taskId, duplicate: true }
       const ack = yield* publish(p, held.taskId).pipe(
         Effect.tapError((e) =>
           // free the key only when this enqueue reserved it and its message was certainly not stored
-          held.taskId === p.envelope.id && notStored(e) ? Effect.ignore(results.unreserve(index, held.taskId)) : Effect.void
+          held.taskId === p.envelope.id && notStored(e) ? Effect.ignore(keys.unreserve(index, held.taskId)) : Effect.void
         )
       )
-      yield* Effect.ignore(results.confirm(index, held.taskId))
+      yield* Effect.ignore(keys.confirm(index, held.taskId))
       yield* track(p, held.taskId)
       return { id: held.taskId, duplicate: ack.duplicate || held.taskId !== p.envelope.id }
     })
@@ -670,7 +669,7 @@ export const makeWith = (transport: Transport) => Effect.gen(function*() {
           ? Effect.succeed(output.value)
           : Effect.fail(new OutputMismatch({ taskId: handle.id, reason: String((Cause.squash(output.cause) as Error).message) }))
       }),
-    cancel: (taskId) => Effect.andThen(Envelope.validateTaskId(taskId), results.requestCancel(taskId))
+    cancel: (taskId) => Effect.andThen(Envelope.validateTaskId(taskId), cancels.request(taskId))
   })
 })
 
@@ -682,9 +681,12 @@ export const make = Effect.gen(function*() {
     publisher: nats.publisher,
     maxPayload: () => nats.server.maxPayload,
     results: yield* Results,
+    keys: yield* EnqueueKeys.EnqueueKeys,
+    cancels: yield* CancelRequests,
     names: Subjects.make(config.streamPrefix)
   })
 })
 
 /** @category layers @since 0.1.0 */
-export const layer: Layer.Layer<Client, never, Nats | MsgsysConfig | Results> = Layer.effect(Client, make)
+export const layer: Layer.Layer<Client, never, Nats | MsgsysConfig | Results | EnqueueKeys.EnqueueKeys | CancelRequests> =
+  Layer.effect(Client, make)

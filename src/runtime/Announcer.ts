@@ -8,9 +8,9 @@ import { hostname } from "node:os"
 import { Nats } from "../broker/Nats.ts"
 import * as Subjects from "../broker/Subjects.ts"
 import { MsgsysConfig } from "../config/MsgsysConfig.ts"
-import { version } from "../runtime/Version.ts"
-import { Worker } from "../runtime/Worker.ts"
-import { type Announcement, heartbeatEvery } from "./WorkerRegistry.ts"
+import { version } from "../config/Version.ts"
+import { Worker } from "./Worker.ts"
+import { type Announcement, heartbeatEvery } from "../registry/WorkerRegistry.ts"
 
 /** What the worker says about itself now. @category constructors @since 0.1.0 */
 export const describe = (worker: Worker["Service"], options: { readonly httpPort?: number | undefined } = {}) =>

@@ -21,11 +21,13 @@ import * as StoreLedger from "../ledger/StoreLedger.ts"
 import * as ExhaustedStore from "../dlq/ExhaustedStore.ts"
 import * as SqliteExhaustedStore from "../dlq/SqliteExhaustedStore.ts"
 import * as Pipelines from "../pipeline/Pipelines.ts"
-import * as Client from "../task/Client.ts"
+import * as Client from "../client/Client.ts"
+import * as CancelRequests from "../task/CancelRequests.ts"
+import * as EnqueueKeys from "../task/EnqueueKeys.ts"
 import * as Results from "../task/Results.ts"
 import * as Tracing from "../trace/Tracing.ts"
-import * as Control from "./Control.ts"
-import * as Main from "./Main.ts"
+import * as Control from "../control/Control.ts"
+import * as Logging from "../trace/Logging.ts"
 
 /** The SQLite file, opened as the config says. @category layers @since 0.1.0 */
 export const database: Layer.Layer<Database.Database, Database.DatabaseError, MsgsysConfig.MsgsysConfig> = Layer.unwrap(
@@ -111,8 +113,12 @@ export const ledgerWith = (options: { readonly audit: boolean }): LedgerLayer =>
 /** The ledger with the audit on. @category layers @since 0.1.0 */
 export const ledger: LedgerLayer = ledgerWith({ audit: true })
 
-/** Broker-side services: connection, results, control, client. @category layers @since 0.1.0 */
-export const broker = Layer.mergeAll(Results.layer, Control.layer).pipe(
+/**
+ * Broker-side services: the connection, the results bucket (records, enqueue keys, cancel
+ * requests) and the control bucket.
+ * @category layers @since 0.1.0
+ */
+export const broker = Layer.mergeAll(Results.layer, EnqueueKeys.layer, CancelRequests.layer, Control.layer).pipe(
   Layer.provideMerge(Nats.layer)
 )
 
@@ -135,7 +141,7 @@ export const layerWith = <E>(
     Layer.provideMerge(broker),
     // below everything: the connection's and the worker's spans go out, and are flushed last
     Layer.provideMerge(Tracing.layer),
-    Layer.provideMerge(Main.levelFromConfig),
+    Layer.provideMerge(Logging.levelFromConfig),
     Layer.provideMerge(config)
   )
 
