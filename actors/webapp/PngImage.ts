@@ -6,7 +6,7 @@
  */
 // @ts-expect-error: the PNG codec ships no type declarations
 import * as Codec from "imagescript/png/node.js"
-import Framebuffer from "imagescript/v2/framebuffer.js"
+import * as FramebufferModule from "imagescript/v2/framebuffer.js"
 
 /** An image as RGBA bytes, 4 per pixel, row by row. */
 export interface Rgba {
@@ -19,6 +19,13 @@ const codec = Codec as {
   readonly decode: (bytes: Uint8Array) => Rgba
   readonly encode: (pixels: Uint8Array, options: { width: number; height: number; channels: number; level: number }) => Uint8Array
 }
+
+// a CommonJS module marked as ES: Bun's runtime and its bundler disagree on what its default import is
+type FramebufferClass = typeof FramebufferModule.default
+const framebufferExports = FramebufferModule as unknown as { readonly default: FramebufferClass | { readonly default: FramebufferClass } }
+const Framebuffer: FramebufferClass = typeof framebufferExports.default === "function"
+  ? framebufferExports.default
+  : framebufferExports.default.default
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]
 

@@ -7,6 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { natsHarness, tempDir } from "../../support/harness.ts"
+import { makeUpload } from "../../../actors/webapp/Webapp.ts"
 import { cleanEnv, killAll, root, spawn, waitFor } from "../chaos/support.ts"
 
 const h = natsHarness()
@@ -92,13 +93,17 @@ describe("compiled executables", () => {
 
   test("the compiled msgsys runs its built-in actors from an empty directory: worker, enqueue, process, result, audit", async () => {
     const worker = spawn("msgsys worker", [msgsysBin, "worker"], env(), { cwd })
-    await waitFor("the compiled worker to run", () => /worker \S+ running etl \(slow\), reports \(fast\)/.test(worker.stderr()), 30_000)
+    await waitFor("the compiled worker to run", () => /worker \S+ running .*webapp \(fast\)/.test(worker.stderr()), 30_000)
 
-    const enqueued = await json(["enqueue", "etl.transform", '{"tenant":"acme","values":[2,3.5]}', "--json"])
+    const mail = '{"to":"ada@example.com","subject":"hello","text":"from the binary","messageId":"bin-1"}'
+    const enqueued = await json(["enqueue", "webapp.email.send", mail, "--json"])
     const record = await json(["result", enqueued.id, "--wait", "20s", "--json"])
-    expect(record).toMatchObject({ id: enqueued.id, status: "succeeded", output: { tenant: "acme", total: 5.5, count: 2 } })
-    expect(await json(["enqueue", "reports.render", '{"tenant":"acme","period":"2026-11","format":"pdf"}', "--wait"]))
-      .toMatchObject({ pages: 3 })
+    expect(record).toMatchObject({ id: enqueued.id, status: "succeeded", output: { messageId: "bin-1", alreadySent: false } })
+    expect(readFileSync(join(cwd, ".msgsys", "actors", record.output.file), "utf8")).toContain("from the binary")
+    // a PNG thumbnail, made by the image code built into the binary
+    await makeUpload(join(cwd, ".msgsys", "actors", "webapp", "uploads"), "bin.png", 200, 100, 1)
+    expect(await json(["enqueue", "webapp.image.thumbnail", '{"image":"bin.png","width":50}', "--wait"]))
+      .toMatchObject({ width: 50, height: 25 })
     // the audit trail the worker wrote in SQLite, read by the binary too
     const steps = await json(["audit", "show", enqueued.id, "--json"])
     expect(steps.map((s: { step: string }) => s.step)).toContain("succeeded")
@@ -110,8 +115,9 @@ describe("compiled executables", () => {
   test("a worker binary compiled from an entry module that calls App.runWorker runs its actors, and stops with exit 0", async () => {
     const worker = spawn("worker binary", [workerBin], env(), { cwd })
     await waitFor("the worker binary to run", () => /worker \S+ running/.test(worker.stderr()), 30_000)
-    const output = await json(["enqueue", "etl.extract", '{"tenant":"acme","source":"bin","rows":7}', "--wait", "--timeout", "20s"])
-    expect(output).toEqual({ tenant: "acme", extracted: 7 })
+    const mail = '{"to":"grace@example.com","subject":"hi","text":"from a worker binary","messageId":"bin-2"}'
+    const output = await json(["enqueue", "webapp.email.send", mail, "--wait", "--timeout", "20s"])
+    expect(output).toMatchObject({ messageId: "bin-2", alreadySent: false })
     worker.proc.kill("SIGTERM")
     expect(await worker.exited).toBe(0)
   }, 60_000)
