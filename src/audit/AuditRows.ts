@@ -170,15 +170,6 @@ const isSkip = (step: AuditStep) => step === "skipped_duplicate"
 const outranks = (r: AuditRecord, latest: AuditRecord): boolean =>
   isSkip(r.step) !== isSkip(latest.step) ? !isSkip(r.step) : r.at >= latest.at
 
-/**
- * A record whose payload was already turned into the text to store (redacted as the mode says):
- * how records travel to the ledger's thread, which cannot see the decoded payload.
- * @category models @since 0.1.0
- */
-export interface RenderedRecord extends AuditRecord {
-  readonly payloadText?: string | null | undefined
-}
-
 /** @category models @since 0.1.0 */
 export interface Options {
   /** `"off"` stores no payload, `"redacted"` masks `redactFields`, `"full"` stores it as it is. */
@@ -241,12 +232,8 @@ export const prepare = (db: Handle, options: Options): AuditRows => {
         duration = r.durationMs
       }
       if (r.attempt > attempts) attempts = r.attempt
-      // "off" does no JSON work at all; a record from the ledger's thread carries its text
-      const text = mode === "off"
-        ? null
-        : (r as RenderedRecord).payloadText !== undefined
-        ? (r as RenderedRecord).payloadText!
-        : payloadText(r.payload, mode, fields)
+      // "off" does no JSON work at all
+      const text = mode === "off" ? null : payloadText(r.payload, mode, fields)
       texts.push(text)
       if (args === null) args = text
     }

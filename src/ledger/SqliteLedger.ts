@@ -1,27 +1,28 @@
 /**
  * The ledger in the msgsys SQLite file: idempotency keys and audit rows in the same file, each
- * batch of claims or settlements ONE operation of a group commit (so several actors' batches share
- * a transaction too). A task's outcome, its audit row and the handler's own `atCommit` writes
- * commit together or not at all.
- *
- * Where the file is on disk the writes run on the ledger's own thread (`LedgerThread`), except
- * settlements carrying a handler's `atCommit` writes (code, which stays here) and whatever comes
- * while that thread is not ready; reads (`check`, `hasStep`) stay on this thread's connection.
+ * batch of claims or settlements ONE operation of the file's group-commit writer (so several
+ * actors' batches share a transaction too). A task's outcome, its audit row and the handler's
+ * own `atCommit` writes commit together or not at all.
  * @since 0.1.0
  */
 import { Clock, Effect, Layer } from "effect"
-import type { AuditStep } from "../audit/AuditLog.ts"
+import type { AuditRecord, PayloadMode } from "../audit/AuditLog.ts"
+import * as AuditRows from "../audit/AuditRows.ts"
+import type { Claim } from "../idempotency/Idempotency.ts"
+import * as KeyTable from "../idempotency/KeyTable.ts"
 import * as Database from "../sqlite/Database.ts"
-import * as Writer from "../sqlite/Writer.ts"
-import { Ledger, LedgerError, type Settled, type Settlement } from "./Ledger.ts"
-import * as LedgerThread from "./LedgerThread.ts"
-import * as LedgerWrites from "./LedgerWrites.ts"
+import { Ledger, LedgerError, type RunRef, type Settled, type Settlement, type Sql } from "./Ledger.ts"
 
 /** @category models @since 0.1.0 */
-export interface Options extends LedgerWrites.Options {
-  /** Writes on the ledger's own thread when the file is on disk (default true); false keeps them here. */
-  readonly thread?: boolean | undefined
+export interface Options {
+  /** Audit rows on (default) or off (keys only: for programs that want no audit trail). */
+  readonly audit?: boolean | undefined
+  readonly payload: PayloadMode
+  readonly redactFields: ReadonlyArray<string>
 }
+
+const STORED: Settled = { _tag: "Stored" }
+const LOST: Settled = { _tag: "LeaseLost" }
 
 /**
  * Builds the ledger on the `Database`.
@@ -29,66 +30,126 @@ export interface Options extends LedgerWrites.Options {
  */
 export const make = Effect.fn("SqliteLedger.make")(function*(options: Options) {
   const db = yield* Database.Database
-  const writes = yield* Effect.orDie(db.use("preparing the ledger", (handle) => LedgerWrites.prepare(handle, options)))
-  const onDisk = db.path !== ":memory:" && db.path !== ""
-  const thread = options.thread !== false && onDisk
-    ? yield* LedgerThread.start({
-      path: db.path,
-      synchronous: db.synchronous,
-      busyTimeoutMs: db.busyTimeoutMs,
-      busyLimitMs: db.lockWaitMs,
-      autocheckpointPages: db.handle.query<{ wal_autocheckpoint: number }, []>("PRAGMA wal_autocheckpoint").get()
-        ?.wal_autocheckpoint ?? 1000,
-      writes: options,
-      onCommit: Writer.metricsReporter(yield* Effect.context<never>())
-    })
-    : undefined
-  const onThread = () => thread !== undefined && thread.ready()
+  const h = db.handle
+  const prepared = yield* Effect.orDie(db.use("preparing the ledger", (handle) => ({
+    keys: KeyTable.prepare(handle),
+    rows: AuditRows.prepare(handle, options),
+    savepoint: handle.prepare("SAVEPOINT task_writes"),
+    releaseSavepoint: handle.prepare("RELEASE task_writes"),
+    rollbackSavepoint: handle.prepare("ROLLBACK TO task_writes")
+  })))
+  const { keys, rows } = prepared
+  const audited = options.audit !== false
+  const record = (records: ReadonlyArray<AuditRecord>) => {
+    if (audited && records.length > 0) rows.write(records)
+  }
+
+  // what a handler's atCommit writes see: the same connection, inside the settle transaction
+  const sql: Sql = {
+    run: (text, ...params) => h.query(text).run(...(params as Array<never>)),
+    get: (text, ...params) => (h.query(text).get(...(params as Array<never>)) ?? undefined) as never,
+    all: (text, ...params) => h.query(text).all(...(params as Array<never>)) as never
+  }
+
+  // "lost" also when another run completed the key meanwhile: its outcome and its "succeeded" row
+  // stay the only ones (this message comes back, finds the key done and is acked as a duplicate)
+  const complete = (run: RunRef, json: string, now: number): "stored" | "lost" =>
+    (run.claimed === false
+        ? keys.completeFree(run.key, run.owner, json, now, run.sequence)
+        : keys.completeOwned(run.key, run.owner, json, now)) === "stored"
+      ? "stored"
+      : "lost"
+
+  const undo = () => {
+    prepared.rollbackSavepoint.run()
+    prepared.releaseSavepoint.run()
+  }
+
+  /** The outcomes, then the handler's writes, then the rows: all of them, or none. */
+  const completeTogether = (
+    runs: ReadonlyArray<RunRef>,
+    outcomes: ReadonlyArray<unknown>,
+    writes: ReadonlyArray<(sql: Sql) => void>,
+    audit: ReadonlyArray<AuditRecord>,
+    now: number
+  ): Settled => {
+    if (runs.length === 1 && writes.length === 0) {
+      if (complete(runs[0]!, JSON.stringify(outcomes[0] ?? null), now) === "lost") return LOST
+      record(audit)
+      return STORED
+    }
+    prepared.savepoint.run()
+    try {
+      for (let i = 0; i < runs.length; i++) {
+        if (complete(runs[i]!, JSON.stringify(outcomes[i] ?? null), now) === "lost") {
+          undo()
+          return LOST
+        }
+      }
+      for (const write of writes) write(sql)
+    } catch (cause) {
+      undo()
+      return { _tag: "WritesFailed", cause }
+    }
+    record(audit)
+    prepared.releaseSavepoint.run()
+    return STORED
+  }
+
+  const settleOne = (item: Settlement, now: number): Settled => {
+    switch (item._tag) {
+      case "Record":
+        record(item.audit)
+        return STORED
+      case "Release":
+        // a run that never claimed its key has nothing to give back
+        if (item.run.claimed !== false) keys.release(item.run.key, item.run.owner)
+        record(item.audit)
+        return STORED
+      case "MarkDead":
+        keys.markDead(item.run.key, item.run.owner, item.run.sequence, JSON.stringify(item.verdict ?? null), now)
+        record(item.audit)
+        return STORED
+      case "CompleteAll":
+        return completeTogether(item.runs, item.outcomes, item.writes, item.audit, now)
+      case "Complete":
+        return completeTogether([item.run], [item.outcome], item.writes, item.audit, now)
+    }
+  }
 
   const fail = (operation: string) => (e: { readonly cause: unknown }) => new LedgerError({ operation, cause: e.cause })
-  const here = <A>(operation: string, run: () => A) => db.writer.write(operation, run).pipe(Effect.mapError(fail(operation)))
-  const read = <A>(operation: string, run: () => A) =>
-    db.use(operation, run).pipe(Effect.mapError((e) => new LedgerError({ operation, cause: e })))
-
-  const hasWrites = (item: Settlement) => (item._tag === "Complete" || item._tag === "CompleteAll") && item.writes.length > 0
-
-  /** Settlements with writes here, the others on the thread, answers in the order asked. */
-  const settleSplit = (items: ReadonlyArray<Settlement>, now: number) => {
-    const local: Array<number> = []
-    const remote: Array<number> = []
-    items.forEach((item, i) => (hasWrites(item) ? local : remote).push(i))
-    if (local.length === 0) return thread!.settle(items, now)
-    const pick = (at: ReadonlyArray<number>) => at.map((i) => items[i]!)
-    return Effect.map(
-      Effect.all([
-        remote.length === 0 ? Effect.succeed([]) : thread!.settle(pick(remote), now),
-        here("settling runs", () => writes.settle(pick(local), now))
-      ], { concurrency: 2 }),
-      ([fromThread, fromHere]) => {
-        const out = new Array<Settled>(items.length)
-        remote.forEach((at, i) => (out[at] = fromThread[i]!))
-        local.forEach((at, i) => (out[at] = fromHere[i]!))
-        return out
-      }
-    )
-  }
 
   return Ledger.of({
     atomic: true,
     writes: true,
     claim: (requests) =>
       requests.length === 0 ? Effect.succeed([]) : Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        onThread() ? thread!.claim(requests, now) : here("claiming runs", () => writes.claim(requests, now))),
+        db.writer.write("claiming runs", () =>
+          requests.map((r): Claim => {
+            const claim = keys.claim(r.run.key, r.run.owner, now + r.leaseMs, now, r.run.sequence)
+            if (claim._tag === "Claimed") record(r.audit)
+            return claim
+          })
+        ).pipe(Effect.mapError(fail("claiming runs")))),
     check: (runs) =>
       runs.length === 0 ? Effect.succeed([]) : Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        read("checking keys", () => runs.map((r) => writes.keys.check(r.key, r.owner, now, r.sequence)))),
+        db.use("checking keys", () => runs.map((r) => keys.check(r.key, r.owner, now, r.sequence))).pipe(
+          Effect.mapError((e) => new LedgerError({ operation: "checking keys", cause: e }))
+        )),
     settle: (items) =>
       items.length === 0 ? Effect.succeed([]) : Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        onThread() ? settleSplit(items, now) : here("settling runs", () => writes.settle(items, now))),
+        db.writer.write("settling runs", () => items.map((item) => settleOne(item, now))).pipe(
+          Effect.mapError(fail("settling runs"))
+        )),
     renew: (runs, leaseMs) =>
       runs.length === 0 ? Effect.succeed([]) : Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        onThread() ? thread!.renew(runs, leaseMs, now) : here("renewing leases", () => writes.renew(runs, leaseMs, now))),
-    hasStep: (messageId: string, step: AuditStep) => read("looking up an audit step", () => writes.rows.hasStep(messageId, step))
+        db.writer.write("renewing leases", () => runs.map((r) => keys.renew(r.key, r.owner, now + leaseMs))).pipe(
+          Effect.mapError(fail("renewing leases"))
+        )),
+    hasStep: (messageId, step) =>
+      db.use("looking up an audit step", () => rows.hasStep(messageId, step)).pipe(
+        Effect.mapError((e) => new LedgerError({ operation: "looking up an audit step", cause: e }))
+      )
   })
 })
 

@@ -75,10 +75,6 @@ export interface Options {
 export class Database extends Context.Service<Database, {
   readonly path: string
   readonly synchronous: Synchronous
-  /** The connection's `busy_timeout`, for other connections to the same file (the ledger's thread). */
-  readonly busyTimeoutMs: number
-  /** How long a write batch waits for another connection's lock before it fails. */
-  readonly lockWaitMs: number
   /** The raw connection, for the `Sqlite*` stores. Calls on it are synchronous and may throw. */
   readonly handle: Handle
   /** Runs `f` on the connection; a throw becomes a `DatabaseError` naming `operation`. */
@@ -128,9 +124,8 @@ export const make = Effect.fn("Database.make")(function*(options: Options) {
   // the log's checkpoints (and their fsync) off the thread that dispatches
   yield* Checkpointer.start(handle, path, options.checkpoints)
   const context = yield* Effect.context<never>()
-  const lockWaitMs = options.lockWaitMs ?? 30_000
   const writer = Writer.make(handle, {
-    busyLimitMs: lockWaitMs,
+    busyLimitMs: options.lockWaitMs ?? 30_000,
     onCommit: Writer.metricsReporter(context)
   })
   // released before the connection closes (finalizers run in reverse): what is queued commits
@@ -139,7 +134,7 @@ export const make = Effect.fn("Database.make")(function*(options: Options) {
     Effect.try({ try: () => f(handle), catch: toError(operation, path) })
   const write = <A>(operation: string, f: (db: Handle) => A): Effect.Effect<A, DatabaseError> =>
     writer.write(operation, f).pipe(Effect.mapError((e) => toError(e.operation, path)(e.cause)))
-  return Database.of({ path, synchronous, busyTimeoutMs, lockWaitMs, handle, use, write, writer })
+  return Database.of({ path, synchronous, handle, use, write, writer })
 })
 
 /**
