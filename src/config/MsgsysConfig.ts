@@ -1,9 +1,9 @@
 /**
  * The msgsys configuration: every `MSGSYS_*` variable as an Effect `Config`, read from the
  * environment or from an object of programmatic settings. `spec` defines each variable once: how
- * its text is read, its default, its line in the README, and the settings field it fills. A bad
- * deployment gets the complete list of what to fix, one line per variable (guarantee 8), never the
- * first problem only; secrets stay `Redacted` and are never printed.
+ * its text is read, its default, its README line and the settings field it fills. A bad deployment
+ * gets the complete list of what to fix, one line per variable (guarantee 8), never the first
+ * problem only; secrets stay `Redacted` and are never printed.
  * @since 0.1.0
  */
 import { Config, ConfigProvider, Context, Data, Duration, Effect, Layer, Option, Predicate, Redacted, Result } from "effect"
@@ -14,8 +14,7 @@ import * as Parse from "./internal/parse.ts"
 /** @category parsers @since 0.1.0 */
 export { parseDuration } from "./internal/parse.ts"
 
-// ---------------------------------------------------------------------------------------------
-// kinds of value: how each is read from text (naming the problem), printed back, and described
+// --- kinds of value: how each is read from text (naming the problem), printed back, and described
 
 interface Kind<A, I = never> {
   readonly type: Schema.Codec<A>
@@ -23,18 +22,12 @@ interface Kind<A, I = never> {
   readonly parse: (text: string) => Result.Result<A, string>
   readonly accepted: string
   readonly format: (a: A) => string
-  /** Other values `Overrides` accept for it (a type only). */
-  readonly "~input"?: I
+  readonly "~input"?: I // the other values `Overrides` accept for it
 }
+const kind = <A, I = never>(type: Schema.Codec<A>, parse: Kind<A>["parse"], accepted: string, format: (a: A) => string = String) =>
+  ({ type, parse, accepted, format }) as Kind<A, I>
 
-const kind = <A, I = never>(
-  type: Schema.Codec<A>,
-  parse: Kind<A>["parse"],
-  accepted: string,
-  format: (a: A) => string = String
-): Kind<A, I> => ({ type, parse, accepted, format })
-
-/** A variable's text decoded by `parse`; a bad text fails with the problem `parse` named. */
+/** The variable's text decoded by `parse`; a bad text fails with the problem `parse` named. */
 const schemaOf = <A>(k: Kind<A, unknown>): Schema.Codec<A, string> =>
   Schema.String.pipe(Schema.decodeTo(k.type, SchemaTransformation.transformEffect({
     decode: (text: string) =>
@@ -46,29 +39,25 @@ const schemaOf = <A>(k: Kind<A, unknown>): Schema.Codec<A, string> =>
   })))
 
 const orFail = <A>(o: Option.Option<A>, problem: string) => Result.fromOption(o, () => problem)
-const unless = <A>(problem: (a: A) => string | undefined) => (a: A) =>
-  Option.match(Option.fromUndefinedOr(problem(a)), { onNone: () => Result.succeed(a), onSome: Result.fail })
+const check = <A>(a: A, problem: string | false) => problem === false ? Result.succeed(a) : Result.fail(problem)
 
-/** Text that `pattern` matches. */
 const text = (accepted = "any non-empty text", pattern = /./, problem = "") =>
-  kind<string, string>(Schema.String, unless((s) => pattern.test(s) ? undefined : problem), accepted)
+  kind<string, string>(Schema.String, (s) => check(s, !pattern.test(s) && problem), accepted)
 
 const integer = (min: number, accepted: string, max = Number.MAX_SAFE_INTEGER) =>
   kind(Schema.Number, (s) =>
-    Result.flatMap(orFail(Parse.parseInteger(s), "not an integer"), unless((n) => n < min || n > max ? "out of range" : undefined)),
-    accepted)
+    Result.flatMap(orFail(Parse.parseInteger(s), "not an integer"), (n) => check(n, (n < min || n > max) && "out of range")), accepted)
 
 type DurationInput = Duration.Input | `${number}${"ms" | "s" | "m" | "h" | "d" | "w"}`
 const examples = `"2 seconds", "500 millis", "1 minute" (short forms 2s, 500ms, 5m, 1h, 7d also work; a plain integer is milliseconds)`
 
-/** Any duration, or (given `min`) a finite one of at least `min`, which `constraint` says in words. */
+/** Any duration, or one of at least `min`; `constraint` (with its leading space) says which in words. */
 const duration = (constraint: string, min?: Duration.Duration) =>
   kind<Duration.Duration, DurationInput>(Schema.Duration, (s) =>
-    Result.flatMap(orFail(Parse.parseDuration(s), "not a duration"), unless((d) =>
-      min === undefined || !Duration.isLessThan(d, min) ? undefined
-      : Duration.isNegative(d) ? "negative"
-      : Duration.isZero(d) ? "zero"
-      : `shorter than ${Duration.format(min)}`)), `a duration ${constraint}such as ${examples}`, Duration.format)
+    Result.flatMap(orFail(Parse.parseDuration(s), "not a duration"), (d) =>
+      check(d, min !== undefined && Duration.isLessThan(d, min) &&
+        (Duration.isNegative(d) ? "negative" : Duration.isZero(d) ? "zero" : `shorter than ${Duration.format(min)}`))),
+    `a duration${constraint} such as ${examples}`, Duration.format)
 
 /** One of `values`, any case; `aliases` map other (lower-case) spellings to a value. */
 const oneOf = <const L extends string, const X extends string = never>(values: ReadonlyArray<L>, aliases?: Record<X, L>) => {
@@ -80,7 +69,6 @@ const oneOf = <const L extends string, const X extends string = never>(values: R
   )
 }
 
-/** "off" (`None`) or a value of `k`. */
 const offOr = <A, I>(k: Kind<A, I>) =>
   kind<Option.Option<A>, A | I | "off">(
     Schema.Option(k.type),
@@ -106,12 +94,12 @@ export type RetriedReason = typeof retriedReasons[number]
 const dlqReasons = kind<ReadonlyArray<RetriedReason>, string>(
   Schema.Array(Schema.Literals(retriedReasons)),
   (s) => {
-    const items = s.toLowerCase() === "none" ? [] : Parse.parseList(s)
+    const none = s.toLowerCase() === "none"
+    const items = none ? [] : Parse.parseList(s)
     const unknown = items.filter((r) => !(retriedReasons as ReadonlyArray<string>).includes(r))
-    return items.length === 0 && s.toLowerCase() !== "none" ? Result.fail("no reason in the list")
-      : items.includes("poison") ? Result.fail("poison letters cannot be retried: a retry sends the same bad payload")
-      : unknown.length > 0 ? Result.fail(`unknown reason ${unknown.map((r) => JSON.stringify(r)).join(", ")}`)
-      : Result.succeed(items as ReadonlyArray<RetriedReason>)
+    return check(items as ReadonlyArray<RetriedReason>, items.length === 0 && !none ? "no reason in the list"
+      : items.includes("poison") ? "poison letters cannot be retried: a retry sends the same bad payload"
+      : unknown.length > 0 && `unknown reason ${unknown.map((r) => JSON.stringify(r)).join(", ")}`)
   },
   `comma-separated dead-letter reasons out of ${retriedReasons.join(", ")}, or "none"`,
   (xs) => xs.length === 0 ? "none" : xs.join(",")
@@ -138,12 +126,12 @@ const otlpEndpoint = kind<string, string>(
   Schema.String,
   (s) => {
     const url = URL.parse(s)
-    return s.toLowerCase() === "off" ? Result.succeed("off")
-      : url === null ? Result.fail("not a URL")
-      : !["http:", "https:"].includes(url.protocol) ? Result.fail(`scheme ${url.protocol.slice(0, -1)} is not http or https`)
-      // a token goes in OTEL_EXPORTER_OTLP_HEADERS, which is never printed
-      : url.username !== "" || url.password !== "" ? Result.fail("credentials in the URL")
-      : Result.succeed(s.replace(/\/+$/, ""))
+    return s.toLowerCase() === "off" ? Result.succeed("off") : url === null ? Result.fail("not a URL") : check(
+      s.replace(/\/+$/, ""),
+      !["http:", "https:"].includes(url.protocol) ? `scheme ${url.protocol.slice(0, -1)} is not http or https`
+        // a token goes in OTEL_EXPORTER_OTLP_HEADERS, which is never printed
+        : (url.username !== "" || url.password !== "") && "credentials in the URL"
+    )
   },
   "an http:// or https:// URL of an OTLP/HTTP receiver such as http://127.0.0.1:4318 (no credentials: put them in " +
     "OTEL_EXPORTER_OTLP_HEADERS), or \"off\""
@@ -153,7 +141,7 @@ const onOff = kind<boolean, "on" | "off">(
   Schema.Boolean,
   (s) => {
     const at = ["off", "false", "no", "0", "on", "true", "yes", "1"].indexOf(s.toLowerCase())
-    return at < 0 ? Result.fail("not on or off") : Result.succeed(at > 3)
+    return check(at > 3, at < 0 && "not on or off")
   },
   "on or off (also true/false, yes/no, 1/0)",
   (b) => (b ? "on" : "off")
@@ -161,53 +149,43 @@ const onOff = kind<boolean, "on" | "off">(
 
 const redactFields = kind<ReadonlyArray<string>, string>(
   Schema.Array(Schema.String),
-  (s) => unless((xs: ReadonlyArray<string>) => xs.length === 0 ? "no field name in the list" : undefined)(Parse.parseList(s)),
+  (s) => check(Parse.parseList(s), Parse.parseList(s).length === 0 && "no field name in the list"),
   "comma-separated field names such as \"password,token,ssn\"",
   (xs) => xs.join(",")
 )
 
 const bytes = kind(Schema.Number, (s) =>
-  Result.flatMap(orFail(Parse.parseBytes(s), "not a byte size"), unless((n) => n > 0 ? undefined : "zero")),
+  Result.flatMap(orFail(Parse.parseBytes(s), "not a byte size"), (n) => check(n, n <= 0 && "zero")),
   "a size such as 512MB or 1GiB, or a number of bytes")
-const atLeastOneSecond = duration("of at least 1 second ", Duration.seconds(1))
-const positiveDuration = duration("greater than 0 ", Duration.millis(1))
+const atLeastOneSecond = duration(" of at least 1 second", Duration.seconds(1))
+const positiveDuration = duration(" greater than 0", Duration.millis(1))
 const path = text("a file path")
 
-// ---------------------------------------------------------------------------------------------
-// the variables
+// --- the variables
 
-interface Var<A, I> {
-  readonly default: string
-  readonly description: string
-  readonly accepted: string
-  readonly secret: boolean
-  /** The variable's name when it is not `MSGSYS_` and the field's path in constant case. */
-  readonly name?: string
-  /** How a bad value is shown in an error. */
-  readonly show?: (text: string) => string
-  /** Reads programmatic values: a value of the variable's type is written as the variable prints it. */
-  readonly schema: Schema.Codec<unknown, string>
+interface Var<A, I> extends Omit<Variable, "name"> {
+  readonly name?: string // when it is not `MSGSYS_` and the field's path in constant case
+  readonly show?: (text: string) => string // how a bad value is shown in an error
+  readonly schema: Schema.Codec<unknown, string> // writes a programmatic value of its type as text (see `toText`)
   readonly config: (name: string) => Config.Config<A>
   readonly "~input"?: I
 }
-type More = { readonly name?: string; readonly show?: (text: string) => string }
 
 const variable = <A, I, B>(k: Kind<A, I>, dflt: string, config: (c: Config.Config<A>) => Config.Config<B>) =>
-(description: string, more?: More): Var<B, A | I> => {
+(description: string, more?: Pick<Var<B, I>, "name" | "show">): Var<B, A | I> => {
   const schema = schemaOf(k)
-  return { default: dflt, description, accepted: k.accepted, secret: false, schema, config: (name) => config(Config.schema(schema, name)), ...more }
+  const read = (name: string) => config(Config.schema(schema, name))
+  return { default: dflt, description, accepted: k.accepted, secret: false, schema, config: read, ...more }
 }
-/** `dflt` is read like the variable, and printed as written in the README. */
+/** `dflt` is read like the variable's own text, and shown as written in the README. */
 const setting = <A, I>(k: Kind<A, I>, dflt: string) => variable(k, dflt, Config.withDefault(Result.getOrThrow(k.parse(dflt))))
 const optional = <A, I>(k: Kind<A, I>, dflt = "unset") => variable(k, dflt, Config.option)
 
 /** Passwords and tokens are taken verbatim (a space may belong to them); a checked secret is trimmed. */
-const secret = (description: string, checked?: Kind<string, unknown>): Var<Option.Option<Redacted.Redacted<string>>, string | Redacted.Redacted<string>> => ({
-  default: "unset",
-  description,
-  accepted: checked?.accepted ?? "any non-empty text",
+type Secret = Var<Option.Option<Redacted.Redacted<string>>, string | Redacted.Redacted<string>>
+const secret = (description: string, checked?: Kind<string, string>): Secret => ({
+  ...optional(checked ?? text())(description),
   secret: true,
-  schema: Schema.String,
   config: (name) => Config.option(checked ? Config.schema(schemaOf(checked), name).pipe(Config.map(Redacted.make)) : Config.Redacted(name))
 })
 
@@ -259,7 +237,7 @@ const spec = {
     { show: Parse.redactUrlCredentials }),
   ackWait: setting(atLeastOneSecond, "30 seconds")(
     "How long a message may go without an ack or progress before redelivery (an actor can override it)"),
-  shutdownGrace: setting(duration("of 0 or more ", Duration.zero), "30 seconds")(
+  shutdownGrace: setting(duration(" of 0 or more", Duration.zero), "30 seconds")(
     "On SIGTERM/SIGINT, how long in-flight work may run before it is nak'ed"),
   resultTtl: setting(atLeastOneSecond, "7 days")("How long task status and results are kept"),
   sweepInterval: setting(atLeastOneSecond, "1 minute")(
@@ -295,8 +273,7 @@ const spec = {
     "Dead-letter reasons the DLQ worker retries; letters of other reasons (always poison) go straight to exhausted")
 }
 
-// ---------------------------------------------------------------------------------------------
-// the settings, typed from the variables
+// --- the settings, typed from the spec
 
 type Spec = { readonly [key: string]: Var<unknown, unknown> | Spec }
 type Out<T> = { readonly [K in keyof T]: T[K] extends Var<infer A, unknown> ? A : Out<T[K]> }
@@ -305,13 +282,13 @@ type In<T> = { readonly [K in keyof T]?: T[K] extends Var<infer A, infer I> ? A 
 /** Client TLS files (paths). @category models @since 0.1.0 */
 export interface TlsSettings extends Out<typeof spec.nats.tls> {}
 
-/** How to reach NATS; `servers` are normalised URLs, empty for the embedded server. @category models @since 0.1.0 */
+/** How to reach NATS; `servers` are normalised URLs, none for the embedded server. @category models @since 0.1.0 */
 export interface NatsSettings extends Omit<Out<typeof spec.nats>, "servers" | "tls"> {
   readonly servers: ReadonlyArray<string>
   readonly tls: Option.Option<TlsSettings>
 }
 
-/** Everything a msgsys process is configured with (see `spec` for each field). @category models @since 0.1.0 */
+/** Everything a msgsys process is configured with (`spec` describes each field). @category models @since 0.1.0 */
 export interface MsgsysSettings extends Omit<Out<typeof spec>, "nats" | "sqlitePath"> {
   readonly nats: NatsSettings
   readonly sqlitePath: string
@@ -365,23 +342,17 @@ export class ConfigInvalid extends Data.TaggedError("ConfigInvalid")<{ readonly 
   }
 }
 
-// ---------------------------------------------------------------------------------------------
-// reading
+// --- reading
 
-interface Entry {
-  readonly name: string
-  /** Where the value goes in `Overrides` and `MsgsysSettings`, e.g. `nats.tls.cert`. */
-  readonly path: string
-  readonly v: Var<unknown, unknown>
-}
+/** A variable, its name, and its path in `Overrides` and `MsgsysSettings` (`nats.tls.cert`). */
+type Entry = { readonly name: string; readonly path: string; readonly v: Var<unknown, unknown> }
 const isVar = (x: Var<unknown, unknown> | Spec): x is Var<unknown, unknown> => "config" in x
 const walk = (node: Spec, prefix: string): ReadonlyArray<Entry> =>
   Object.entries(node).flatMap(([key, x]) =>
     isVar(x) ? [{ name: x.name ?? `MSGSYS_${Str.constantCase(prefix + key)}`, path: prefix + key, v: x }] : walk(x, `${prefix}${key}.`))
 const entries = walk(spec, "")
-const entryAt = (path: string) => entries.find((e) => e.path === path)!
 
-/** A value or why it is bad (`Config.all` stops at the first error; msgsys reports them all), and its text. */
+/** Each value or why it is bad (`Config.all` stops at the first error; msgsys reports them all), and its text. */
 const all = Config.all(entries.map((e) =>
   Config.all([
     e.v.config(e.name).pipe(Config.map(Result.succeed), Config.orElse((error) => Config.succeed(Result.fail(error)))),
@@ -407,20 +378,19 @@ const blankIsUnset = (provider: ConfigProvider.ConfigProvider) =>
 const read = (provider: ConfigProvider.ConfigProvider, label: (e: Entry) => string) =>
   Effect.gen(function*() {
     const results = yield* all.parse(blankIsUnset(provider)).pipe(Effect.orDie)
-    const problems: Array<ConfigProblem> = []
     const values = new Map<string, unknown>()
-    const shown = new Map(entries.map((e, i) =>
-      [e.path, Option.getOrUndefined(Option.map(results[i]![1], (t) => e.v.secret ? REDACTED : (e.v.show ?? String)(t.trim())))]
-    ))
-    entries.forEach((e, i) =>
-      Result.match(results[i]![0], {
-        onSuccess: (value) => values.set(e.path, value),
-        onFailure: (error) => problems.push({ variable: label(e), value: shown.get(e.path), problem: problemOf(error), accepted: e.v.accepted })
-      })
-    )
+    const shown = new Map<string, string | undefined>()
+    const problems: Array<ConfigProblem> = []
+    entries.forEach((e, i) => {
+      const [result, text] = results[i]!
+      shown.set(e.path, Option.getOrUndefined(Option.map(text, (t) => e.v.secret ? REDACTED : (e.v.show ?? String)(t.trim()))))
+      if (Result.isSuccess(result)) values.set(e.path, result.success)
+      else problems.push({ variable: label(e), value: shown.get(e.path), problem: problemOf(result.failure), accepted: e.v.accepted })
+    })
     const set = (path: string) => Option.isOption(values.get(path)) && Option.isSome(values.get(path) as Option.Option<unknown>)
-    const name = (paths: ReadonlyArray<string>) => paths.map((p) => label(entryAt(p))).join("/")
-    const pairs = [["nats.tls.cert", "nats.tls.key", "client certificate and its private key"], ["nats.user", "nats.password", "user name and password"]] as const
+    const name = (paths: ReadonlyArray<string>) => paths.map((p) => label(entries.find((e) => e.path === p)!)).join("/")
+    const pairs = [["nats.tls.cert", "nats.tls.key", "client certificate and its private key"],
+      ["nats.user", "nats.password", "user name and password"]] as const
     for (const [a, b, what] of pairs) {
       for (const [has, lacks] of [[a, b], [b, a]] as const) {
         if (!set(has) || set(lacks)) continue
@@ -511,8 +481,7 @@ export const layer: Layer.Layer<MsgsysConfig, ConfigInvalid> = Layer.effect(
 /** Defaults plus programmatic `overrides`, checked; the environment is not read. @category layers @since 0.1.0 */
 export const layerFrom = (overrides: Overrides): Layer.Layer<MsgsysConfig, ConfigInvalid> => Layer.effect(MsgsysConfig, make(overrides))
 
-// ---------------------------------------------------------------------------------------------
-// the catalogue
+// --- the catalogue
 
 /** @category models @since 0.1.0 */
 export interface Variable {

@@ -89,11 +89,7 @@ export const parseServers = (input: string): Result.Result<ReadonlyArray<string>
   ))
 }
 
-/** @category models @since 0.1.0 */
-export interface PoolBudget {
-  readonly name: string
-  readonly concurrency: number
-}
+export type PoolBudget = { readonly name: string; readonly concurrency: number }
 
 /** Parses "fast=32,slow=4,reports=2": names of `[A-Za-z0-9_-]`, each once, concurrency at least 1. */
 export const parsePools = (input: string): Result.Result<ReadonlyArray<PoolBudget>, string> => {
