@@ -62,20 +62,22 @@ const duration = (constraint: string, min?: Duration.Duration) =>
 /** One of `values`, any case; `aliases` map other (lower-case) spellings to a value. */
 const oneOf = <const L extends string, const X extends string = never>(values: ReadonlyArray<L>, aliases?: Record<X, L>) => {
   const table = new Map<string, L>([...values.map((v) => [v.toLowerCase(), v] as const), ...Object.entries<L>(aliases ?? {})])
-  return kind<L, Lowercase<L> | Uppercase<L> | X>(
-    Schema.Literals(values) as unknown as Schema.Codec<L>,
+  return kind<L, Lowercase<L> | Uppercase<L> | X>(Schema.Literals(values) as unknown as Schema.Codec<L>,
     (s) => orFail(Option.fromUndefinedOr(table.get(s.toLowerCase())), `not one of ${values.join(", ")}`),
-    `one of ${values.join(", ")} (any case)`
-  )
+    `one of ${values.join(", ")} (any case)`)
 }
 
 const offOr = <A, I>(k: Kind<A, I>) =>
-  kind<Option.Option<A>, A | I | "off">(
-    Schema.Option(k.type),
+  kind<Option.Option<A>, A | I | "off">(Schema.Option(k.type),
     (s) => s.toLowerCase() === "off" ? Result.succeed(Option.none()) : Result.map(k.parse(s), Option.some),
-    `"off", or ${k.accepted}`,
-    Option.match({ onNone: () => "off", onSome: k.format })
-  )
+    `"off", or ${k.accepted}`, Option.match({ onNone: () => "off", onSome: k.format }))
+
+/** Comma-separated items; `problem` names what is wrong with the list, if anything. */
+const list = <A, I = never>(type: Schema.Codec<A>, problem: (items: ReadonlyArray<string>) => string | false, accepted: string) =>
+  kind<ReadonlyArray<A>, I | string>(Schema.Array(type), (s) => {
+    const items = Parse.parseList(s)
+    return check(items as ReadonlyArray<A>, problem(items))
+  }, accepted, (xs) => xs.join(","))
 
 /**
  * A duration in short form ("5s", "1h30m", "500ms"), as Effect writes it ("2 seconds") or as an
@@ -91,19 +93,14 @@ const retriedReasons = ["exhausted", "permanent", "unroutable", "max_deliveries"
 /** A dead-letter reason the DLQ worker can retry: any but poison. @category models @since 0.1.0 */
 export type RetriedReason = typeof retriedReasons[number]
 
-const dlqReasons = kind<ReadonlyArray<RetriedReason>, string>(
-  Schema.Array(Schema.Literals(retriedReasons)),
-  (s) => {
-    const none = s.toLowerCase() === "none"
-    const items = none ? [] : Parse.parseList(s)
-    const unknown = items.filter((r) => !(retriedReasons as ReadonlyArray<string>).includes(r))
-    return check(items as ReadonlyArray<RetriedReason>, items.length === 0 && !none ? "no reason in the list"
-      : items.includes("poison") ? "poison letters cannot be retried: a retry sends the same bad payload"
-      : unknown.length > 0 && `unknown reason ${unknown.map((r) => JSON.stringify(r)).join(", ")}`)
-  },
-  `comma-separated dead-letter reasons out of ${retriedReasons.join(", ")}, or "none"`,
-  (xs) => xs.length === 0 ? "none" : xs.join(",")
-)
+const reasons = list<RetriedReason>(Schema.Literals(retriedReasons), (items) => {
+  const unknown = items.filter((r) => !(retriedReasons as ReadonlyArray<string>).includes(r))
+  return items.length === 0 ? "no reason in the list"
+    : items.includes("poison") ? "poison letters cannot be retried: a retry sends the same bad payload"
+    : unknown.length > 0 && `unknown reason ${unknown.map((r) => JSON.stringify(r)).join(", ")}`
+}, `comma-separated dead-letter reasons out of ${retriedReasons.join(", ")}, or "none"`)
+const dlqReasons: typeof reasons = kind(reasons.type, (s) => s.toLowerCase() === "none" ? Result.succeed([]) : reasons.parse(s),
+  reasons.accepted, (xs) => xs.length === 0 ? "none" : reasons.format(xs))
 
 const defaultPools: ReadonlyArray<Parse.PoolBudget> = [{ name: "fast", concurrency: 32 }, { name: "slow", concurrency: 4 }]
 const pools = kind<ReadonlyArray<Parse.PoolBudget>, Readonly<Record<string, number>> | string>(
@@ -111,49 +108,30 @@ const pools = kind<ReadonlyArray<Parse.PoolBudget>, Readonly<Record<string, numb
   (s) => Result.map(Parse.parsePools(s), (p) => Parse.mergePools(defaultPools, p)),
   `comma-separated name=concurrency pairs such as "fast=32,slow=4,reports=2" ` +
     "(names of A-Z a-z 0-9 _ -, concurrency an integer of at least 1)",
-  (ps) => ps.map((p) => `${p.name}=${p.concurrency}`).join(",")
-)
+  (ps) => ps.map((p) => `${p.name}=${p.concurrency}`).join(","))
 
-const servers = kind<ReadonlyArray<string>, string>(
-  Schema.Array(Schema.String),
-  Parse.parseServers,
+const servers = kind<ReadonlyArray<string>, string>(Schema.Array(Schema.String), Parse.parseServers,
   "comma-separated nats://host:port or tls://host:port URLs (a bare host:port means nats://host:port); " +
-    "no credentials in the URL (use MSGSYS_NATS_USER/PASSWORD, TOKEN, NKEY_SEED or CREDS)",
-  (xs) => xs.join(",")
-)
+    "no credentials in the URL (use MSGSYS_NATS_USER/PASSWORD, TOKEN, NKEY_SEED or CREDS)", (xs) => xs.join(","))
 
-const otlpEndpoint = kind<string, string>(
-  Schema.String,
-  (s) => {
-    const url = URL.parse(s)
-    return s.toLowerCase() === "off" ? Result.succeed("off") : url === null ? Result.fail("not a URL") : check(
-      s.replace(/\/+$/, ""),
-      !["http:", "https:"].includes(url.protocol) ? `scheme ${url.protocol.slice(0, -1)} is not http or https`
-        // a token goes in OTEL_EXPORTER_OTLP_HEADERS, which is never printed
-        : (url.username !== "" || url.password !== "") && "credentials in the URL"
-    )
-  },
-  "an http:// or https:// URL of an OTLP/HTTP receiver such as http://127.0.0.1:4318 (no credentials: put them in " +
-    "OTEL_EXPORTER_OTLP_HEADERS), or \"off\""
-)
+const otlpEndpoint = kind<string, string>(Schema.String, (s) => {
+  const url = URL.parse(s)
+  return s.toLowerCase() === "off" ? Result.succeed("off") : url === null ? Result.fail("not a URL") : check(
+    s.replace(/\/+$/, ""),
+    !["http:", "https:"].includes(url.protocol) ? `scheme ${url.protocol.slice(0, -1)} is not http or https`
+      // a token goes in OTEL_EXPORTER_OTLP_HEADERS, which is never printed
+      : (url.username !== "" || url.password !== "") && "credentials in the URL"
+  )
+}, "an http:// or https:// URL of an OTLP/HTTP receiver such as http://127.0.0.1:4318 (no credentials: put them in " +
+  "OTEL_EXPORTER_OTLP_HEADERS), or \"off\"")
 
-const onOff = kind<boolean, "on" | "off">(
-  Schema.Boolean,
-  (s) => {
-    const at = ["off", "false", "no", "0", "on", "true", "yes", "1"].indexOf(s.toLowerCase())
-    return check(at > 3, at < 0 && "not on or off")
-  },
-  "on or off (also true/false, yes/no, 1/0)",
-  (b) => (b ? "on" : "off")
-)
+const onOff = kind<boolean, "on" | "off">(Schema.Boolean, (s) => {
+  const at = ["off", "false", "no", "0", "on", "true", "yes", "1"].indexOf(s.toLowerCase())
+  return check(at > 3, at < 0 && "not on or off")
+}, "on or off (also true/false, yes/no, 1/0)", (b) => (b ? "on" : "off"))
 
-const redactFields = kind<ReadonlyArray<string>, string>(
-  Schema.Array(Schema.String),
-  (s) => check(Parse.parseList(s), Parse.parseList(s).length === 0 && "no field name in the list"),
-  "comma-separated field names such as \"password,token,ssn\"",
-  (xs) => xs.join(",")
-)
-
+const redactFields = list(Schema.String, (items) => items.length === 0 && "no field name in the list",
+  "comma-separated field names such as \"password,token,ssn\"")
 const bytes = kind(Schema.Number, (s) =>
   Result.flatMap(orFail(Parse.parseBytes(s), "not a byte size"), (n) => check(n, n <= 0 && "zero")),
   "a size such as 512MB or 1GiB, or a number of bytes")
@@ -436,16 +414,13 @@ const at = (root: unknown, path: string): unknown =>
  * written.
  */
 const toText = (v: Var<unknown, unknown>, value: unknown): string | undefined => {
-  if (value === undefined || value === null) return undefined
-  if (typeof value === "string") return value
+  if (value === undefined || value === null || typeof value === "string") return value ?? undefined
   if (Redacted.isRedacted(value)) return String(Redacted.value(value))
-  const encode = Schema.encodeUnknownOption(v.schema)
-  // any `Duration.Input` of a duration variable: 1500, [5, 0], { seconds: 5 }
+  // a value of its type or, for a duration variable, any `Duration.Input`: 1500, [5, 0], { seconds: 5 }
   const asDuration = Option.isOption(value) ? [] : Option.toArray(Duration.fromInput(value as Duration.Input))
-  for (const candidate of [value, Option.some(value), ...asDuration, ...asDuration.map(Option.some)]) {
-    const text = encode(candidate)
-    if (Option.isSome(text)) return text.value
-  }
+  const encode = Schema.encodeUnknownOption(v.schema)
+  const text = [value, ...asDuration].flatMap((x) => [x, Option.some(x)]).map((x) => encode(x)).find(Option.isSome)
+  if (text !== undefined) return text.value
   if (Option.isOption(value)) return Option.match(value, { onNone: () => undefined, onSome: (inner) => toText(v, inner) })
   if (Array.isArray(value)) return value.join(",")
   return Predicate.isObject(value) ? Object.entries(value).map(([k, x]) => `${k}=${x}`).join(",") : String(value)
@@ -473,10 +448,8 @@ export const defaults: MsgsysSettings = Effect.runSync(load({}))
  * Bun loads `.env` into it), read by their `MSGSYS_*` names.
  * @category layers @since 0.1.0
  */
-export const layer: Layer.Layer<MsgsysConfig, ConfigInvalid> = Layer.effect(
-  MsgsysConfig,
-  Effect.flatMap(ConfigProvider.ConfigProvider, (provider) => read(provider, (e) => e.name)).pipe(Effect.withSpan("MsgsysConfig.layer"))
-)
+export const layer: Layer.Layer<MsgsysConfig, ConfigInvalid> = Layer.effect(MsgsysConfig,
+  Effect.flatMap(ConfigProvider.ConfigProvider, (p) => read(p, (e) => e.name)).pipe(Effect.withSpan("MsgsysConfig.layer")))
 
 /** Defaults plus programmatic `overrides`, checked; the environment is not read. @category layers @since 0.1.0 */
 export const layerFrom = (overrides: Overrides): Layer.Layer<MsgsysConfig, ConfigInvalid> => Layer.effect(MsgsysConfig, make(overrides))
