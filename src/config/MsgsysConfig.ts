@@ -24,8 +24,8 @@ interface Kind<A, I = never> {
   readonly format: (a: A) => string
   readonly "~input"?: I // the other values `Overrides` accept for it
 }
-const kind = <A, I = never>(type: Schema.Codec<A>, parse: Kind<A>["parse"], accepted: string, format: (a: A) => string = String) =>
-  ({ type, parse, accepted, format }) as Kind<A, I>
+const kind = <A, I = never>(type: Schema.Codec<A>, parse: Kind<A>["parse"], accepted: string, format: (a: A) => string = String): Kind<A, I> =>
+  ({ type, parse, accepted, format })
 
 /** The variable's text decoded by `parse`; a bad text fails with the problem `parse` named. */
 const schemaOf = <A>(k: Kind<A, unknown>): Schema.Codec<A, string> =>
@@ -72,12 +72,12 @@ const offOr = <A, I>(k: Kind<A, I>) =>
     (s) => s.toLowerCase() === "off" ? Result.succeed(Option.none()) : Result.map(k.parse(s), Option.some),
     `"off", or ${k.accepted}`, Option.match({ onNone: () => "off", onSome: k.format }))
 
-/** Comma-separated items; `problem` names what is wrong with the list, if anything. */
-const list = <A, I = never>(type: Schema.Codec<A>, problem: (items: ReadonlyArray<string>) => string | false, accepted: string) =>
-  kind<ReadonlyArray<A>, I | string>(Schema.Array(type), (s) => {
+/** Comma-separated items (`none`, if given, is the word for no items); `problem` says what is wrong with them. */
+const list = <A>(type: Schema.Codec<A>, problem: (items: ReadonlyArray<string>) => string | false, accepted: string, none?: string) =>
+  kind<ReadonlyArray<A>, string>(Schema.Array(type), (s) => {
     const items = Parse.parseList(s)
-    return check(items as ReadonlyArray<A>, problem(items))
-  }, accepted, (xs) => xs.join(","))
+    return s.toLowerCase() === none ? Result.succeed([]) : check(items as ReadonlyArray<A>, problem(items))
+  }, accepted, (xs) => xs.length === 0 && none !== undefined ? none : xs.join(","))
 
 /**
  * A duration in short form ("5s", "1h30m", "500ms"), as Effect writes it ("2 seconds") or as an
@@ -93,14 +93,12 @@ const retriedReasons = ["exhausted", "permanent", "unroutable", "max_deliveries"
 /** A dead-letter reason the DLQ worker can retry: any but poison. @category models @since 0.1.0 */
 export type RetriedReason = typeof retriedReasons[number]
 
-const reasons = list<RetriedReason>(Schema.Literals(retriedReasons), (items) => {
+const dlqReasons = list<RetriedReason>(Schema.Literals(retriedReasons), (items) => {
   const unknown = items.filter((r) => !(retriedReasons as ReadonlyArray<string>).includes(r))
   return items.length === 0 ? "no reason in the list"
     : items.includes("poison") ? "poison letters cannot be retried: a retry sends the same bad payload"
     : unknown.length > 0 && `unknown reason ${unknown.map((r) => JSON.stringify(r)).join(", ")}`
-}, `comma-separated dead-letter reasons out of ${retriedReasons.join(", ")}, or "none"`)
-const dlqReasons: typeof reasons = kind(reasons.type, (s) => s.toLowerCase() === "none" ? Result.succeed([]) : reasons.parse(s),
-  reasons.accepted, (xs) => xs.length === 0 ? "none" : reasons.format(xs))
+}, `comma-separated dead-letter reasons out of ${retriedReasons.join(", ")}, or "none"`, "none")
 
 const defaultPools: ReadonlyArray<Parse.PoolBudget> = [{ name: "fast", concurrency: 32 }, { name: "slow", concurrency: 4 }]
 const pools = kind<ReadonlyArray<Parse.PoolBudget>, Readonly<Record<string, number>> | string>(
