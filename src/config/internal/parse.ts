@@ -1,6 +1,6 @@
 /**
- * Text parsers for configuration values. Each returns a `Result` whose failure says what is wrong
- * in a few words; the caller names the variable and what it accepts.
+ * Text parsers for configuration values. Each failure says what is wrong in a few words; the caller
+ * names the variable and what it accepts.
  * @since 0.1.0
  */
 import { ByteSize, Duration, Option, Result } from "effect"
@@ -35,18 +35,15 @@ export const parseDuration = (input: string): Option.Option<Duration.Duration> =
   return Option.some(body === text ? total : Duration.negate(total))
 }
 
-/** A whole number ("42", "-1"); `None` for anything else or beyond 2^53. @category parsers @since 0.1.0 */
+/** A whole number ("42", "-1"); `None` for anything else or beyond 2^53. */
 export const parseInteger = (input: string): Option.Option<number> =>
   /^[+-]?\d+$/.test(input.trim()) && Number.isSafeInteger(+input) ? Option.some(+input) : Option.none()
 
-/** Splits a comma-separated list, trimming each item and dropping empty ones. @category parsers @since 0.1.0 */
+/** Splits a comma-separated list, trimming each item and dropping empty ones. */
 export const parseList = (input: string): ReadonlyArray<string> =>
   input.split(",").map((s) => s.trim()).filter((s) => s !== "")
 
-/**
- * A byte count: an integer, or a size such as "512MB", "1GiB" or "1.5 GB".
- * @category parsers @since 0.1.0
- */
+/** A byte count: an integer, or a size such as "512MB", "1GiB" or "1.5 GB". */
 export const parseBytes = (input: string): Option.Option<number> =>
   Option.orElse(parseInteger(input), () => Option.flatMap(ByteSize.fromString(input), ByteSize.toNumber))
 
@@ -57,78 +54,56 @@ export const parseBytes = (input: string): Option.Option<number> =>
  */
 export const redactUrlCredentials = (text: string): string => {
   const at = text.lastIndexOf("@")
-  if (at < 0) return text
   const scheme = /[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(text)
   const from = scheme !== null && scheme.index < at ? scheme.index + scheme[0].length : 0
-  return `${text.slice(0, from)}<redacted>${text.slice(at)}`
+  return at < 0 ? text : `${text.slice(0, from)}<redacted>${text.slice(at)}`
 }
 
 /**
  * Normalises one NATS server address: `nats://host:port` and `tls://host:port` stay as they are
  * (minus a trailing "/"), a bare `host:port` or `host` becomes `nats://…`. Credentials in the URL
  * are refused so they can only arrive through the secret variables.
- * @category parsers @since 0.1.0
  */
-export const parseServer = (input: string): Result.Result<string, string> => {
-  const text = input.trim()
+const parseServer = (text: string): Result.Result<string, string> => {
   const bare = !text.includes("://")
   const port = /:(\d+)\/?$/.exec(text)?.[1]
   if (port !== undefined && (+port < 1 || +port > 65535)) return Result.fail(`port ${port} outside 1-65535`)
   const notAddress = bare ? "not host:port or a nats:// URL" : "not scheme://host:port"
-  let url: URL
-  try {
-    url = new URL(bare ? `nats://${text}` : text)
-  } catch {
-    return Result.fail(bare ? notAddress : "not a URL")
-  }
-  if (url.protocol !== "nats:" && url.protocol !== "tls:") {
-    return Result.fail(`scheme ${url.protocol.slice(0, -1)} is not nats or tls`)
-  }
+  const url = URL.parse(bare ? `nats://${text}` : text)
+  if (url === null) return Result.fail(bare ? notAddress : "not a URL")
+  if (url.protocol !== "nats:" && url.protocol !== "tls:") return Result.fail(`scheme ${url.protocol.slice(0, -1)} is not nats or tls`)
   if (url.username !== "" || url.password !== "") return Result.fail("credentials in the URL")
-  if (url.hostname === "" || !["", "/"].includes(url.pathname) || url.search !== "" || url.hash !== "") {
-    return Result.fail(notAddress)
-  }
-  return Result.succeed(`${url.protocol}//${url.host}`)
+  const extra = url.hostname === "" || !["", "/"].includes(url.pathname) || url.search !== "" || url.hash !== ""
+  return extra ? Result.fail(notAddress) : Result.succeed(`${url.protocol}//${url.host}`)
 }
 
-/** A comma-separated server list, each entry normalised by {@link parseServer}. @category parsers @since 0.1.0 */
+/** A comma-separated server list, each entry normalised by {@link parseServer}. */
 export const parseServers = (input: string): Result.Result<ReadonlyArray<string>, string> => {
   const entries = parseList(input)
   if (entries.length === 0) return Result.fail("no server in the list")
   // a password holding a comma splits into two entries: name entries by position then, never by text
   const secretive = input.includes("@")
   return Result.all(entries.map((entry, i) =>
-    // in a list, say which entry is wrong
     Result.mapError(parseServer(entry), (p) =>
       entries.length === 1 ? p : secretive ? `entry ${i + 1} of ${entries.length}: ${p}` : `entry "${entry}": ${p}`)
   ))
 }
 
-/** @category models @since 0.1.0 */
-export interface PoolBudget {
-  readonly name: string
-  readonly concurrency: number
-}
+export type PoolBudget = { readonly name: string; readonly concurrency: number }
 
-/**
- * Parses "fast=32,slow=4,reports=2": names of `[A-Za-z0-9_-]`, each once, concurrency an integer
- * of at least 1.
- * @category parsers @since 0.1.0
- */
+/** Parses "fast=32,slow=4,reports=2": names of `[A-Za-z0-9_-]`, each once, concurrency at least 1. */
 export const parsePools = (input: string): Result.Result<ReadonlyArray<PoolBudget>, string> => {
   const pools: Array<PoolBudget> = []
   for (const entry of parseList(input)) {
     const eq = entry.indexOf("=")
     if (eq < 0) return Result.fail(`entry "${entry}" is not name=concurrency`)
     const name = entry.slice(0, eq).trim()
-    const concurrency = parseInteger(entry.slice(eq + 1))
-    if (Option.isNone(concurrency)) return Result.fail(`entry "${entry}" has no integer concurrency`)
+    const concurrency = Option.getOrUndefined(parseInteger(entry.slice(eq + 1)))
+    if (concurrency === undefined) return Result.fail(`entry "${entry}" has no integer concurrency`)
     if (!/^[a-z0-9_-]+$/i.test(name)) return Result.fail(`pool name "${name}" has characters other than A-Z a-z 0-9 _ -`)
     if (pools.some((p) => p.name === name)) return Result.fail(`pool "${name}" is listed twice`)
-    if (concurrency.value < 1) {
-      return Result.fail(`pool "${name}" has concurrency ${concurrency.value}, which is not an integer of at least 1`)
-    }
-    pools.push({ name, concurrency: concurrency.value })
+    if (concurrency < 1) return Result.fail(`pool "${name}" has concurrency ${concurrency}, which is not an integer of at least 1`)
+    pools.push({ name, concurrency })
   }
   return pools.length === 0 ? Result.fail("no pool in the list") : Result.succeed(pools)
 }
