@@ -36,6 +36,30 @@ ensure_nats_server() {
   # The Debian package starts a system service on 4222; msgsys never needs it.
 }
 
+# A current nats-server, built from its Go module into the project's cache (.cache/nats-server/),
+# for the tests and benchmarks that compare it with the 2.9 Debian package. Prints the directory
+# that holds the binary (put it first on PATH: the embedded server looks there first); fails, saying
+# why, when there is no Go to build it with.
+CURRENT_NATS_VERSION="v2.15.2"
+current_nats_dir() {
+  local dir="$MSGSYS_ROOT/.cache/nats-server/$CURRENT_NATS_VERSION"
+  if [ -x "$dir/nats-server" ]; then printf '%s' "$dir"; return 0; fi
+  local go
+  go="$(command -v go || true)"
+  if [ -z "$go" ] && [ -x /usr/local/go/bin/go ]; then go=/usr/local/go/bin/go; fi
+  if [ -z "$go" ]; then
+    say "no Go found to build nats-server $CURRENT_NATS_VERSION (install Go 1.24 or newer)"
+    return 1
+  fi
+  say "building nats-server $CURRENT_NATS_VERSION from its Go module into .cache/nats-server (about a minute)"
+  mkdir -p "$dir"
+  if ! (cd "$dir" && GOBIN="$dir" GOFLAGS=-mod=mod "$go" install "github.com/nats-io/nats-server/v2@$CURRENT_NATS_VERSION" >&2); then
+    say "building nats-server $CURRENT_NATS_VERSION failed"
+    return 1
+  fi
+  printf '%s' "$dir"
+}
+
 ensure_packages() {
   cd "$MSGSYS_ROOT"
   if [ ! -d node_modules ] || [ package.json -nt node_modules/.msgsys-installed ] || [ bun.lock -nt node_modules/.msgsys-installed ]; then

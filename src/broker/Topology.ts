@@ -58,7 +58,7 @@ export interface ConsumerSpec {
   readonly filterSubject?: string
   /** Default 30 seconds; with a `backoff`, the server uses its first step instead. */
   readonly ackWait?: Duration.Input
-  /** Default -1 (unlimited). Must exceed the number of backoff steps. */
+  /** Default -1 (unlimited). At least the number of backoff steps (nats-server 2.9: more than). */
   readonly maxDeliver?: number
   /** Default 1000. */
   readonly maxAckPending?: number
