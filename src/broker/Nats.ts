@@ -44,6 +44,8 @@ export class Nats extends Context.Service<Nats, {
   readonly server: ServerFacts
   /** True when the server's version is at least `version` ("2.10", "2.11.0"): the gate for newer features. */
   readonly atLeast: (version: string) => boolean
+  /** Copies of each stream and bucket msgsys declares (`MSGSYS_NATS_REPLICAS`). */
+  readonly replicas: number
 }>()("msgsys/Nats") {}
 
 /** Compares dotted versions numerically: `compareVersions("2.9.10", "2.10") < 0`. @category utils @since 0.1.0 */
@@ -163,7 +165,8 @@ export const make = Effect.fn("Nats.make")(function*(settings: NatsSettings) {
     kvm: new Kvm(connection),
     publisher,
     server,
-    atLeast: (version) => compareVersions(server.version, version) >= 0
+    atLeast: (version) => compareVersions(server.version, version) >= 0,
+    replicas: settings.replicas
   })
 })
 

@@ -31,7 +31,7 @@ export interface StreamSpec {
   readonly retention: "limits" | "workqueue" | "interest"
   /** Default `"file"`. */
   readonly storage?: "file" | "memory"
-  /** Default 1. */
+  /** Default: the connection's `replicas` (`MSGSYS_NATS_REPLICAS`, 1). */
   readonly replicas?: number
   /** Default unlimited. */
   readonly maxAge?: Duration.Input
@@ -85,7 +85,7 @@ export interface KvSpec {
   readonly ttl?: Duration.Input
   /** Values kept per key; default 1. */
   readonly history?: number
-  /** Default 1. */
+  /** Default: the connection's `replicas` (`MSGSYS_NATS_REPLICAS`, 1). */
   readonly replicas?: number
   /** Default unlimited. */
   readonly maxValueSize?: number
@@ -612,10 +612,12 @@ const applyConcurrency = 8
 export const apply: (topology: Topology) => Effect.Effect<ReadonlyArray<Change>, TopologyConflict | BrokerError, Nats> =
   Effect.fn("Topology.apply")(function*(topology: Topology) {
     const nats = yield* Nats
+    // what does not say how many copies gets the connection's (MSGSYS_NATS_REPLICAS)
+    const copies = <A extends { readonly replicas?: number }>(spec: A): A => spec.replicas === undefined ? { ...spec, replicas: nats.replicas } : spec
     // every declaration is checked before anything is created
-    const streams = yield* distinct(topology.streams, (s) => `stream ${s.name}`, (s) => streamView(streamConfig(s)))
+    const streams = yield* distinct(topology.streams.map(copies), (s) => `stream ${s.name}`, (s) => streamView(streamConfig(s)))
     const consumers = yield* distinct(topology.consumers, (c) => `consumer ${c.stream}/${c.name}`, (c) => consumerView(consumerConfig(c)))
-    const buckets = yield* distinct(topology.kv, (k) => `kv bucket ${k.bucket}`, (k) => kvView(kvConfig(k)))
+    const buckets = yield* distinct(topology.kv.map(copies), (k) => `kv bucket ${k.bucket}`, (k) => kvView(kvConfig(k)))
     // streams, then consumers (a stream must exist before its consumers), then buckets; within a
     // phase the resources are independent, and asked about at once: a start checks some twenty of
     // them, one round trip each. The changes keep the declared order.

@@ -187,7 +187,11 @@ const spec = {
     reconnectWait: setting(positiveDuration, "2 seconds")("Pause between reconnection attempts"),
     maxReconnectAttempts: setting(integer(-1, "an integer of at least -1 (-1 = for ever, 0 = never reconnect)"), "-1")(
       "Reconnection attempts after a lost connection; -1 retries for ever", { name: "MSGSYS_NATS_RECONNECT_ATTEMPTS" }),
-    name: setting(text(), "msgsys")("Connection name shown by the NATS server (connz, logs)")
+    name: setting(text(), "msgsys")("Connection name shown by the NATS server (connz, logs)"),
+    replicas: setting(integer(1, "an integer 1-5", 5), "1")(
+      "Copies JetStream keeps of every stream and bucket msgsys declares: 1 on one server, 3 on a cluster of three " +
+        "or more (at most the cluster's size); a worker's start updates the existing ones it declares (the KV " +
+        "idempotency store's bucket keeps the copies it was made with)")
   },
   streamPrefix: setting(text("letters, digits, _ and - only (it is part of stream names), such as MSGSYS or ACME_PROD",
     /^[a-z0-9_-]+$/i, "has characters not allowed in a stream name"), "MSGSYS")(

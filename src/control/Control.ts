@@ -95,7 +95,7 @@ export class Control extends Context.Service<Control, {
 export const make = Effect.fn("Control.make")(function*(bucket: string) {
   const nats = yield* Nats
   const kv: KV = yield* Effect.tryPromise({
-    try: () => nats.kvm.create(bucket, { history: 1 }),
+    try: () => nats.kvm.create(bucket, { history: 1, replicas: nats.replicas }),
     catch: brokerFailure(`open control bucket ${bucket}`)
   })
   const paused = Effect.tryPromise({

@@ -270,7 +270,7 @@ export const make = Effect.fn("KvIdempotency.make")(function*(options: KvOptions
   const retentionMs = yield* retentionMillis(bucket, options.retention)
   const fail = (cause: unknown) => new IdempotencyError({ operation: `opening KV bucket ${bucket}`, key: "*", cause })
   const kv = yield* Effect.tryPromise({
-    try: () => nats.kvm.create(bucket, { ttl: retentionMs, history: 1 }),
+    try: () => nats.kvm.create(bucket, { ttl: retentionMs, history: 1, replicas: nats.replicas }),
     catch: fail
   })
   const status = yield* Effect.tryPromise({ try: () => kv.status(), catch: fail })

@@ -17,7 +17,7 @@ export const open = (bucket: string, ttl: Duration.Duration) =>
   Effect.gen(function*() {
     const nats = yield* Nats
     const kv: KV = yield* Effect.tryPromise({
-      try: () => nats.kvm.create(bucket, { ttl: Duration.toMillis(ttl), history: 1 }),
+      try: () => nats.kvm.create(bucket, { ttl: Duration.toMillis(ttl), history: 1, replicas: nats.replicas }),
       catch: brokerFailure(`open results bucket ${bucket}`)
     })
     return { nats, kv }

@@ -85,6 +85,7 @@ describe("defaults", () => {
     expect(ms(s.nats.reconnectWait)).toBe(2_000)
     expect(s.nats.maxReconnectAttempts).toBe(-1)
     expect(s.nats.name).toBe("msgsys")
+    expect(s.nats.replicas).toBe(1)
     expect(s.streamPrefix).toBe("MSGSYS")
     expect(s.dataDir).toBe(".msgsys")
     expect(s.sqlitePath).toBe(".msgsys/msgsys.sqlite")
@@ -133,6 +134,7 @@ describe("every variable is read", () => {
     MSGSYS_NATS_RECONNECT_WAIT: "500 millis",
     MSGSYS_NATS_RECONNECT_ATTEMPTS: "12",
     MSGSYS_NATS_NAME: "billing-worker",
+    MSGSYS_NATS_REPLICAS: "3",
     MSGSYS_STREAM_PREFIX: "ACME_prod-1",
     MSGSYS_DATA_DIR: "/data",
     MSGSYS_SQLITE_PATH: "/data/audit.sqlite",
@@ -183,6 +185,7 @@ describe("every variable is read", () => {
     expect(ms(s.nats.reconnectWait)).toBe(500)
     expect(s.nats.maxReconnectAttempts).toBe(12)
     expect(s.nats.name).toBe("billing-worker")
+    expect(s.nats.replicas).toBe(3)
     expect(s.streamPrefix).toBe("ACME_prod-1")
     expect(s.dataDir).toBe("/data")
     expect(s.sqlitePath).toBe("/data/audit.sqlite")
@@ -291,6 +294,14 @@ describe("every variable is read", () => {
 })
 
 describe("bad values", () => {
+  test("replicas beyond what JetStream keeps (1-5) are refused, saying what is accepted", () => {
+    for (const value of ["0", "7", "three"]) {
+      const e = bad({ MSGSYS_NATS_REPLICAS: value })
+      expect(e.problems.map((p) => p.variable)).toEqual(["MSGSYS_NATS_REPLICAS"])
+      expect(e.message).toContain("accepted: an integer 1-5")
+    }
+  })
+
   test("reports every bad variable at once, one line each, naming value and what is accepted", () => {
     const e = bad({
       MSGSYS_NATS_RECONNECT_WAIT: "abc",
