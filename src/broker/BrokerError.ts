@@ -3,6 +3,7 @@
  * these tags once, so the rest of msgsys never inspects a nats.js error.
  * @since 0.1.0
  */
+import { NoRespondersError, RequestError, TimeoutError } from "@nats-io/transport-node"
 import { Data } from "effect"
 
 /** No server answered. @category errors @since 0.1.0 */
@@ -68,3 +69,15 @@ export class BrokerError extends Data.TaggedError("BrokerError")<{
 /** Wraps whatever a nats.js call threw as the failure of `operation`. @category constructors @since 0.1.0 */
 export const brokerFailure = (operation: string) => (cause: unknown): BrokerError =>
   new BrokerError({ operation, reason: (cause as Error)?.message ?? String(cause), cause })
+
+/**
+ * True for a request that may well succeed if asked again soon: nobody answered (on a cluster, a
+ * stream between leaders or a node restarting) or the answer timed out. Not for a refusal, a
+ * permission, or a closed connection.
+ * @category errors @since 0.1.0
+ */
+export const isTransient = (cause: unknown): boolean => {
+  const e = cause instanceof BrokerError ? cause.cause : cause
+  return e instanceof NoRespondersError || e instanceof TimeoutError ||
+    (e instanceof RequestError && (e.isNoResponders() || e.cause instanceof TimeoutError))
+}

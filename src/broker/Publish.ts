@@ -1,6 +1,8 @@
 /**
  * Publishing to JetStream the way guarantee 1 needs — wait for the stream's ack, retry on a
- * timeout, deduplicate retries by `Nats-Msg-Id` — at the speed of a pipeline.
+ * timeout, deduplicate retries by `Nats-Msg-Id` — at the speed of a pipeline. A publish nobody
+ * answers (503) fails at once when no stream stores its subject, and is sent again while one
+ * does: on a cluster, that is a stream between leaders.
  *
  * nats.js's `js.publish` is one request per message: a subscription entry, a timer and an Error
  * (for its stack) each. A `Publisher` sends every publish of a connection with a reply subject
@@ -117,8 +119,14 @@ interface Pending {
   readonly headers: MsgHdrs | undefined
   readonly done: (outcome: Outcome) => void
   readonly timeoutMs: number
+  readonly budgetMs: number
   attemptsLeft: number
   deadline: number
+  /** Since when nobody answers (503) though a stream stores the subject: a cluster between leaders. */
+  unansweredSince?: number
+  backoffMs?: number
+  /** Send again at the deadline without spending an attempt (nothing was received). */
+  resend?: boolean
 }
 
 const decoder = new TextDecoder()
@@ -130,7 +138,8 @@ const failure = (message: Message, reason: string, cause?: unknown): Outcome => 
 
 const parseAck = (message: Message, m: Msg): Outcome => {
   const status = m.headers?.code ?? 0
-  // 503: nobody answers on this subject — no stream stores it (or JetStream is off)
+  // 503: nobody answers on this subject — no stream stores it, JetStream is off, or (a cluster) the
+  // stream that stores it is between leaders: the publisher tells these apart
   if (status === 503) return { ok: false, error: new NoStreamForSubject({ subject: message.subject }) }
   if (status >= 400) return failure(message, `status ${status} ${m.headers?.description ?? ""}`.trim())
   let body: {
@@ -181,12 +190,51 @@ export const make = (nc: NatsConnection, defaults: Options = {}): Publisher => {
     }
   }
 
+  // Whether some stream stores a subject, asked of JetStream and kept for a second: `undefined`
+  // when JetStream did not answer (on a cluster, its meta leader may be changing too).
+  const lookups = new Map<string, { readonly at: number; readonly answer: Promise<boolean | undefined> }>()
+  const streamStores = (subject: string): Promise<boolean | undefined> => {
+    const now = Date.now()
+    const known = lookups.get(subject)
+    if (known !== undefined && now - known.at < 1000) return known.answer
+    if (lookups.size > 1000) lookups.clear()
+    const answer = nc.request("$JS.API.STREAM.NAMES", encoder.encode(JSON.stringify({ subject })), { timeout: 2000 }).then(
+      (m) => {
+        const body = JSON.parse(decoder.decode(m.data)) as { readonly streams?: ReadonlyArray<string> | null; readonly error?: unknown }
+        return body.error !== undefined ? undefined : (body.streams?.length ?? 0) > 0
+      },
+      () => undefined
+    )
+    lookups.set(subject, { at: now, answer })
+    return answer
+  }
+
+  // Nobody answered (503). With no stream for the subject that is final; when a stream stores it,
+  // the stream is between leaders (a cluster node went away): nothing was received, so it is sent
+  // again shortly, msgId or not, for as long as the publish's budget lasts.
+  const unanswered = (id: string, p: Pending, outcome: Outcome) => {
+    const now = Date.now()
+    p.unansweredSince ??= now
+    if (now - p.unansweredSince >= p.budgetMs) return finish(id, outcome)
+    p.deadline = Number.POSITIVE_INFINITY
+    void streamStores(p.message.subject).then((stores) => {
+      if (!pending.has(id)) return
+      if (stores === false) return finish(id, outcome)
+      p.backoffMs = Math.min((p.backoffMs ?? 100) * 2, 2000)
+      p.resend = true
+      p.deadline = Date.now() + p.backoffMs
+    })
+  }
+
   const sub = nc.subscribe(`${inbox}.*`, {
     callback: (_err, m) => {
       if (m === undefined) return
       const id = m.subject.slice(prefix.length)
       const p = pending.get(id)
-      if (p !== undefined) finish(id, parseAck(p.message, m))
+      if (p === undefined) return
+      const outcome = parseAck(p.message, m)
+      if (!outcome.ok && outcome.error._tag === "NoStreamForSubject") return unanswered(id, p, outcome)
+      finish(id, outcome)
     }
   })
 
@@ -205,6 +253,12 @@ export const make = (nc: NatsConnection, defaults: Options = {}): Publisher => {
     const now = Date.now()
     for (const [id, p] of pending) {
       if (p.deadline > now) continue
+      if (p.resend === true) {
+        p.resend = false
+        p.deadline = now + p.timeoutMs
+        send(id, p)
+        continue
+      }
       if (p.message.msgId === undefined || p.attemptsLeft <= 1) {
         finish(id, failure(p.message, `no ack from the stream within ${p.timeoutMs} ms`))
         continue
@@ -221,6 +275,7 @@ export const make = (nc: NatsConnection, defaults: Options = {}): Publisher => {
       return
     }
     const timeoutMs = options.timeoutMs ?? defaults.timeoutMs ?? 5000
+    const attempts = options.attempts ?? defaults.attempts ?? 8
     const id = (next++).toString(36)
     // no header block at all when there is nothing to say: a body that fills max_payload has no room for one
     const hasHeaders = message.msgId !== undefined || (message.headers !== undefined && Object.keys(message.headers).length > 0)
@@ -229,7 +284,8 @@ export const make = (nc: NatsConnection, defaults: Options = {}): Publisher => {
       headers: hasHeaders ? new EncodedHeaders(encodeHeaders(message.headers, message.msgId)) as unknown as MsgHdrs : undefined,
       done,
       timeoutMs,
-      attemptsLeft: options.attempts ?? defaults.attempts ?? 8,
+      budgetMs: timeoutMs * attempts,
+      attemptsLeft: attempts,
       deadline: Date.now() + timeoutMs
     }
     pending.set(id, p)

@@ -5,8 +5,8 @@
  * @since 0.1.0
  */
 import type { Subscription } from "@nats-io/transport-node"
-import { Context, Data, Duration, Effect, Layer, Option, Schema } from "effect"
-import { type BrokerError, brokerFailure } from "../broker/BrokerError.ts"
+import { Context, Data, Duration, Effect, Layer, Option, Schedule, Schema } from "effect"
+import { type BrokerError, brokerFailure, isTransient } from "../broker/BrokerError.ts"
 import type { Nats } from "../broker/Nats.ts"
 import type { MsgsysConfig } from "../config/MsgsysConfig.ts"
 import * as ResultsBucket from "./internal/resultsBucket.ts"
@@ -59,6 +59,9 @@ const parse = (value: Uint8Array): Option.Option<TaskRecord> => {
   }
 }
 
+/** About four seconds of asking again, 100 ms doubling. */
+const transientRetry = Schedule.exponential("100 millis").pipe(Schedule.upTo({ times: 5 }))
+
 interface Waiter {
   last: TaskRecord | undefined
   readonly offer: (r: TaskRecord) => void
@@ -68,8 +71,10 @@ interface Waiter {
 export const make = Effect.fn("Results.make")(function*(bucket: string, ttl: Duration.Duration) {
   const { nats, kv } = yield* ResultsBucket.open(bucket, ttl)
 
+  // a read that nobody answered (a cluster moving the bucket's leader) is asked again for a few seconds
   const get = (taskId: string) =>
     Effect.tryPromise({ try: () => kv.get(taskId), catch: brokerFailure(`read task ${taskId}`) }).pipe(
+      Effect.retry({ schedule: transientRetry, while: isTransient }),
       Effect.map((e) => e && e.operation === "PUT" ? parse(e.value) : Option.none())
     )
 
@@ -128,16 +133,25 @@ export const make = Effect.fn("Results.make")(function*(bucket: string, ttl: Dur
       if (set === undefined) waiters.set(taskId, new Set([w]))
       else set.add(w)
       subscribe()
-      // read after subscribing, so a put between the two is never missed
-      kv.get(taskId).then(
-        (e) => {
-          if (e && e.operation === "PUT") {
-            const r = parse(e.value)
-            if (Option.isSome(r)) w.offer(r.value)
+      // read after subscribing, so a put between the two is never missed; a read nobody answered
+      // (a cluster moving the bucket's leader) is asked again while the wait lasts
+      let retryMs = 100
+      const read = () =>
+        kv.get(taskId).then(
+          (e) => {
+            if (e && e.operation === "PUT") {
+              const r = parse(e.value)
+              if (Option.isSome(r)) w.offer(r.value)
+            }
+          },
+          (cause) => {
+            if (settled) return
+            if (!isTransient(cause)) return done(Effect.fail(brokerFailure(`read task ${taskId}`)(cause)))
+            setTimeout(read, retryMs)
+            retryMs = Math.min(retryMs * 2, 2_000)
           }
-        },
-        (cause) => done(Effect.fail(brokerFailure(`read task ${taskId}`)(cause)))
-      )
+        )
+      read()
       const timer = setTimeout(() => {
         // a put made while this connection was reconnecting never reached the subscription: look once more
         kv.get(taskId).then(
