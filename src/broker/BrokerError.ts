@@ -4,7 +4,7 @@
  * @since 0.1.0
  */
 import { NoRespondersError, RequestError, TimeoutError } from "@nats-io/transport-node"
-import { Data } from "effect"
+import { Data, Duration, Effect, Schedule } from "effect"
 
 /** No server answered. @category errors @since 0.1.0 */
 export class NatsUnreachable extends Data.TaggedError("NatsUnreachable")<{
@@ -77,7 +77,23 @@ export const brokerFailure = (operation: string) => (cause: unknown): BrokerErro
  * @category errors @since 0.1.0
  */
 export const isTransient = (cause: unknown): boolean => {
-  const e = cause instanceof BrokerError ? cause.cause : cause
-  return e instanceof NoRespondersError || e instanceof TimeoutError ||
-    (e instanceof RequestError && (e.isNoResponders() || e.cause instanceof TimeoutError))
+  // nats.js wraps them (a JetStream publish nobody answered is "jetstream is not enabled" caused by
+  // a no-responders RequestError): look down the chain of causes
+  let e: unknown = cause
+  for (let depth = 0; depth < 4 && e !== undefined && e !== null; depth++) {
+    if (e instanceof NoRespondersError || e instanceof TimeoutError) return true
+    if (e instanceof RequestError && e.isNoResponders()) return true
+    e = (e as { readonly cause?: unknown }).cause
+  }
+  return false
 }
+
+/**
+ * How long a transient failure is asked again: 100 ms doubling up to 2 s a wait, for about twenty
+ * seconds in all (a cluster gives a stream a new leader in a few seconds, longer when loaded).
+ * @category errors @since 0.1.0
+ */
+export const transientRetry = Schedule.exponential("100 millis").pipe(
+  Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.seconds(2)))),
+  Schedule.upTo({ times: 14 })
+)

@@ -5,8 +5,8 @@
  * @since 0.1.0
  */
 import type { Subscription } from "@nats-io/transport-node"
-import { Context, Data, Duration, Effect, Layer, Option, Schedule, Schema } from "effect"
-import { type BrokerError, brokerFailure, isTransient } from "../broker/BrokerError.ts"
+import { Context, Data, Duration, Effect, Layer, Option, Schema } from "effect"
+import { type BrokerError, brokerFailure, isTransient, transientRetry } from "../broker/BrokerError.ts"
 import type { Nats } from "../broker/Nats.ts"
 import type { MsgsysConfig } from "../config/MsgsysConfig.ts"
 import * as ResultsBucket from "./internal/resultsBucket.ts"
@@ -58,9 +58,6 @@ const parse = (value: Uint8Array): Option.Option<TaskRecord> => {
     return Option.none()
   }
 }
-
-/** About four seconds of asking again, 100 ms doubling. */
-const transientRetry = Schedule.exponential("100 millis").pipe(Schedule.upTo({ times: 5 }))
 
 interface Waiter {
   last: TaskRecord | undefined
