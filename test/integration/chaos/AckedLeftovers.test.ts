@@ -85,6 +85,11 @@ describe("acked leftovers", () => {
       }
 
       const records = await finalRecords(rt, taskIds, 90_000)
+      if (notSucceeded(records, taskIds).length > 0) {
+        // for a failure to be read from CI's output: the stream (are the tasks still there?) and what the workers said
+        console.error(await describeStream(rt, settings, actor))
+        for (const w of workers) console.error(`--- ${w.label}\n${w.output().split("\n").filter((l) => !/level=INFO/.test(l)).join("\n")}`)
+      }
       expect(notSucceeded(records, taskIds)).toEqual([])
       // every task succeeded and was acked: nothing may stay in the work-queue stream
       const left = await waitFor("the task stream to be empty", async () => {
