@@ -198,13 +198,13 @@ export const make = (nc: NatsConnection, defaults: Options = {}): Publisher => {
     const known = lookups.get(subject)
     if (known !== undefined && now - known.at < 1000) return known.answer
     if (lookups.size > 1000) lookups.clear()
-    const answer = nc.request("$JS.API.STREAM.NAMES", encoder.encode(JSON.stringify({ subject })), { timeout: 2000 }).then(
-      (m) => {
-        const body = JSON.parse(decoder.decode(m.data)) as { readonly streams?: ReadonlyArray<string> | null; readonly error?: unknown }
-        return body.error !== undefined ? undefined : (body.streams?.length ?? 0) > 0
-      },
-      () => undefined
-    )
+    const ask = async (): Promise<boolean | undefined> => {
+      const m = await nc.request("$JS.API.STREAM.NAMES", encoder.encode(JSON.stringify({ subject })), { timeout: 2000 })
+      const body = JSON.parse(decoder.decode(m.data)) as { readonly streams?: ReadonlyArray<string> | null; readonly error?: unknown }
+      return body.error !== undefined ? undefined : (body.streams?.length ?? 0) > 0
+    }
+    // whatever goes wrong in asking (a closed connection, a garbled answer) is "did not answer"
+    const answer = ask().catch(() => undefined)
     lookups.set(subject, { at: now, answer })
     return answer
   }
@@ -219,7 +219,10 @@ export const make = (nc: NatsConnection, defaults: Options = {}): Publisher => {
     p.deadline = Number.POSITIVE_INFINITY
     void streamStores(p.message.subject).then((stores) => {
       if (!pending.has(id)) return
-      if (stores === false) return finish(id, outcome)
+      // JetStream itself not answering (a server still starting) is given a few seconds only: the
+      // callers have their own retries, and a held message must not wait out the whole budget
+      const limit = stores === true ? p.budgetMs : Math.min(p.budgetMs, 5_000)
+      if (stores === false || Date.now() - p.unansweredSince! >= limit) return finish(id, outcome)
       p.backoffMs = Math.min((p.backoffMs ?? 100) * 2, 2000)
       p.resend = true
       p.deadline = Date.now() + p.backoffMs
