@@ -219,9 +219,11 @@ export const make = (nc: NatsConnection, defaults: Options = {}): Publisher => {
     p.deadline = Number.POSITIVE_INFINITY
     void streamStores(p.message.subject).then((stores) => {
       if (!pending.has(id)) return
-      // JetStream itself not answering (a server still starting) is given a few seconds only: the
-      // callers have their own retries, and a held message must not wait out the whole budget
-      const limit = stores === true ? p.budgetMs : Math.min(p.budgetMs, 5_000)
+      // JetStream itself not answering gets the whole budget on a cluster (its meta leader may be
+      // moving too) and a few seconds on one server (still starting after a restart: the callers
+      // have their own retries, and a held message must not wait out the whole budget)
+      const clustered = nc.info?.cluster !== undefined
+      const limit = stores === true || clustered ? p.budgetMs : Math.min(p.budgetMs, 5_000)
       if (stores === false || Date.now() - p.unansweredSince! >= limit) return finish(id, outcome)
       p.backoffMs = Math.min((p.backoffMs ?? 100) * 2, 2000)
       p.resend = true
