@@ -78,7 +78,7 @@ export const brokerFailure = (operation: string) => (cause: unknown): BrokerErro
  */
 export const isTransient = (cause: unknown): boolean => {
   // nats.js wraps them (a JetStream publish nobody answered is "jetstream is not enabled" caused by
-  // a no-responders RequestError): look down the chain of causes
+  // a no-responders RequestError), and so do msgsys's own errors: look down the chain of causes
   let e: unknown = cause
   for (let depth = 0; depth < 4 && e !== undefined && e !== null; depth++) {
     if (e instanceof NoRespondersError || e instanceof TimeoutError) return true
@@ -88,12 +88,17 @@ export const isTransient = (cause: unknown): boolean => {
   return false
 }
 
-/**
- * How long a transient failure is asked again: 100 ms doubling up to 2 s a wait, for about twenty
- * seconds in all (a cluster gives a stream a new leader in a few seconds, longer when loaded).
- * @category errors @since 0.1.0
- */
-export const transientRetry = Schedule.exponential("100 millis").pipe(
+// How long a transient failure is asked again: 100 ms doubling up to 2 s a wait, for about twenty
+// seconds in all (a cluster gives a stream a new leader in a few seconds, longer when loaded).
+const transientRetry = Schedule.exponential("100 millis").pipe(
   Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.seconds(2)))),
   Schedule.upTo({ times: 14 })
 )
+
+/**
+ * `self`, asked again on `transientRetry` while it fails with a transient failure anywhere in its
+ * chain of causes (a BrokerError, an IdempotencyError or a raw nats.js error alike).
+ * @category errors @since 0.1.0
+ */
+export const retryTransient = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  self.pipe(Effect.retry({ schedule: transientRetry, while: isTransient }))

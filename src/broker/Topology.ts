@@ -19,7 +19,7 @@
  */
 import { type ConsumerConfig, JetStreamApiError, type StreamConfig, type StreamInfo } from "@nats-io/jetstream"
 import { Data, Duration, Effect, Option } from "effect"
-import { BrokerError, isTransient, transientRetry } from "./BrokerError.ts"
+import { BrokerError, retryTransient } from "./BrokerError.ts"
 import { Nats } from "./Nats.ts"
 
 type NatsService = Nats["Service"]
@@ -290,9 +290,7 @@ type Failure = { readonly operation: string; readonly cause: unknown }
 // a JetStream API call nobody answered or that timed out (a cluster forming or changing leaders)
 // is made again: each is a create-or-compare, or an update to the same config
 const call = <A>(operation: string, f: () => Promise<A>) =>
-  Effect.tryPromise({ try: f, catch: (cause): Failure => ({ operation, cause }) }).pipe(
-    Effect.retry({ schedule: transientRetry, while: (f) => isTransient(f.cause) })
-  )
+  retryTransient(Effect.tryPromise({ try: f, catch: (cause): Failure => ({ operation, cause }) }))
 
 const apiOf = (f: Failure) =>
   f.cause instanceof JetStreamApiError

@@ -11,7 +11,7 @@
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream"
 import type { KV, KvEntry } from "@nats-io/kv"
 import { Context, Data, Effect, Layer, Scope } from "effect"
-import { type BrokerError, brokerFailure, isTransient, transientRetry } from "../broker/BrokerError.ts"
+import { type BrokerError, brokerFailure, retryTransient } from "../broker/BrokerError.ts"
 import * as KvWatch from "../broker/KvWatch.ts"
 import { Nats } from "../broker/Nats.ts"
 import * as Subjects from "../broker/Subjects.ts"
@@ -97,7 +97,7 @@ export const make = Effect.fn("Control.make")(function*(bucket: string) {
   const kv: KV = yield* Effect.tryPromise({
     try: () => nats.kvm.create(bucket, { history: 1, replicas: nats.replicas }),
     catch: brokerFailure(`open control bucket ${bucket}`)
-  }).pipe(Effect.retry({ schedule: transientRetry, while: isTransient }))
+  }).pipe(retryTransient)
   const paused = Effect.tryPromise({
     try: async () => {
       const out: Array<Target> = []

@@ -19,7 +19,7 @@ import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream"
 import type { KV } from "@nats-io/kv"
 import { Clock, Duration, Effect, Layer, Option, Schema } from "effect"
 import { createHash } from "node:crypto"
-import { isTransient, transientRetry } from "../broker/BrokerError.ts"
+import { retryTransient } from "../broker/BrokerError.ts"
 import { Nats } from "../broker/Nats.ts"
 import { MsgsysConfig } from "../config/MsgsysConfig.ts"
 import { type Claim, encodeOutput, Idempotency, IdempotencyError, leaseEnd } from "./Idempotency.ts"
@@ -94,7 +94,7 @@ export const fromKv = (kv: KV, options: { readonly retention: Duration.Input; re
     Effect.tryPromise({
       try: () => kv.get(hash),
       catch: (cause) => new IdempotencyError({ operation, key, cause })
-    }).pipe(Effect.retry({ schedule: transientRetry, while: (e) => isTransient(e.cause) }), Effect.flatMap((entry): Effect.Effect<Current, IdempotencyError> => {
+    }).pipe(retryTransient, Effect.flatMap((entry): Effect.Effect<Current, IdempotencyError> => {
       if (entry === null) return Effect.succeed({ _tag: "Absent", revision: 0 })
       if (entry.operation !== "PUT") return Effect.succeed({ _tag: "Absent", revision: entry.revision })
       const decoded = decodeRecord(entry.string())
@@ -120,7 +120,7 @@ export const fromKv = (kv: KV, options: { readonly retention: Duration.Input; re
     }).pipe(
       // a bucket between leaders (a cluster node went away); if a timed-out write did land, the
       // next one finds the revision moved and the caller reads the key again
-      Effect.retry({ schedule: transientRetry, while: isTransient }),
+      retryTransient,
       Effect.as(true),
       Effect.catch((cause) =>
         isConflict(cause) ? Effect.succeed(false) : Effect.fail(new IdempotencyError({ operation, key, cause }))
@@ -133,7 +133,7 @@ export const fromKv = (kv: KV, options: { readonly retention: Duration.Input; re
       try: () => kv.delete(hash, { previousSeq: revision }),
       catch: (cause) => cause
     }).pipe(
-      Effect.retry({ schedule: transientRetry, while: isTransient }),
+      retryTransient,
       Effect.as(true),
       Effect.catch((cause) =>
         isConflict(cause) ? Effect.succeed(false) : Effect.fail(new IdempotencyError({ operation, key, cause }))
@@ -277,7 +277,7 @@ export const make = Effect.fn("KvIdempotency.make")(function*(options: KvOptions
   const kv = yield* Effect.tryPromise({
     try: () => nats.kvm.create(bucket, { ttl: retentionMs, history: 1, replicas: nats.replicas }),
     catch: fail
-  }).pipe(Effect.retry({ schedule: transientRetry, while: (e) => isTransient(e.cause) }))
+  }).pipe(retryTransient)
   const status = yield* Effect.tryPromise({ try: () => kv.status(), catch: fail })
   if (status.ttl !== retentionMs) {
     yield* Effect.logWarning(

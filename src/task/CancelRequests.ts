@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import { Context, type Duration, Effect, Layer, type Scope } from "effect"
-import { type BrokerError, brokerFailure, isTransient, transientRetry } from "../broker/BrokerError.ts"
+import { type BrokerError, brokerFailure, retryTransient } from "../broker/BrokerError.ts"
 import * as KvWatch from "../broker/KvWatch.ts"
 import type { Nats } from "../broker/Nats.ts"
 import type { MsgsysConfig } from "../config/MsgsysConfig.ts"
@@ -41,7 +41,7 @@ export const make = Effect.fn("CancelRequests.make")(function*(bucket: string, t
             return out
           },
           catch: brokerFailure("list cancel requests")
-        }).pipe(Effect.retry({ schedule: transientRetry, while: isTransient }))
+        }).pipe(retryTransient)
         for (const k of keys) onCancel(k.slice(prefix.length))
         yield* KvWatch.follow("cancel requests", () => kv.watch({ key: `${prefix}>` }), (e) => {
           if (e.operation === "PUT") onCancel(e.key.slice(prefix.length))

@@ -6,7 +6,7 @@
  */
 import type { Subscription } from "@nats-io/transport-node"
 import { Context, Data, Duration, Effect, Layer, Option, Schema } from "effect"
-import { type BrokerError, brokerFailure, isTransient, transientRetry } from "../broker/BrokerError.ts"
+import { type BrokerError, brokerFailure, isTransient, retryTransient } from "../broker/BrokerError.ts"
 import type { Nats } from "../broker/Nats.ts"
 import type { MsgsysConfig } from "../config/MsgsysConfig.ts"
 import * as ResultsBucket from "./internal/resultsBucket.ts"
@@ -71,7 +71,7 @@ export const make = Effect.fn("Results.make")(function*(bucket: string, ttl: Dur
   // a read that nobody answered (a cluster moving the bucket's leader) is asked again for a few seconds
   const get = (taskId: string) =>
     Effect.tryPromise({ try: () => kv.get(taskId), catch: brokerFailure(`read task ${taskId}`) }).pipe(
-      Effect.retry({ schedule: transientRetry, while: isTransient }),
+      retryTransient,
       Effect.map((e) => e && e.operation === "PUT" ? parse(e.value) : Option.none())
     )
 

@@ -7,7 +7,7 @@
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream"
 import type { KV } from "@nats-io/kv"
 import { Duration, Effect } from "effect"
-import { brokerFailure, isTransient, transientRetry } from "../../broker/BrokerError.ts"
+import { brokerFailure, retryTransient } from "../../broker/BrokerError.ts"
 import { Nats } from "../../broker/Nats.ts"
 import * as Subjects from "../../broker/Subjects.ts"
 import { MsgsysConfig } from "../../config/MsgsysConfig.ts"
@@ -19,7 +19,7 @@ export const open = (bucket: string, ttl: Duration.Duration) =>
     const kv: KV = yield* Effect.tryPromise({
       try: () => nats.kvm.create(bucket, { ttl: Duration.toMillis(ttl), history: 1, replicas: nats.replicas }),
       catch: brokerFailure(`open results bucket ${bucket}`)
-    }).pipe(Effect.retry({ schedule: transientRetry, while: isTransient }))
+    }).pipe(retryTransient)
     return { nats, kv }
   })
 
