@@ -99,17 +99,12 @@ export interface AuditRows {
   readonly hasStep: (messageId: string, step: AuditStep) => boolean
 }
 
-// The values of one write, in this order, are ?1..?17 of both the insert and the update; the
-// update finds the row by its rowid, ?18.
+// The values of one write, in this order, are ?1..?17 of the upsert.
 const columns = [
   "task_id", "task_name", "status", "args", "started_at", "ended_at", "duration_ms", "error", "retry_count",
   "tenant", "actor", "attempts", "pool", "kind", "correlation_id", "last_at", "has_started"
 ] as const
 const x = Object.fromEntries(columns.map((c, i) => [c, `?${i + 1}`])) as Record<(typeof columns)[number], string>
-
-// A claim's first write inserts; DO NOTHING (no change) says the row exists already.
-const insertTaskSql = `INSERT INTO task_audit (${columns.join(", ")}) VALUES (${columns.map((c) => x[c]).join(", ")})
-  ON CONFLICT (task_id) DO NOTHING`
 
 // The new values decide status, error and the like when they are newer: not a skipped duplicate
 // when the stored status is 'skipped' (a task that has nothing else), or at least as late (a tie
@@ -120,11 +115,23 @@ const pick = (c: (typeof columns)[number]) => `CASE WHEN ${newer} THEN ${x[c]} E
 const anyDone = `(status = 'completed' OR ${x.status} = 'completed')`
 const bothDone = `(status = 'completed' AND ${x.status} = 'completed')`
 
-// Assigning an indexed column costs its index entries even when the value stays the same
-// (measured: about three times the cost of the update), so this never assigns task_name, tenant
-// or started_at: the name and tenant are the first write's, and started_at has its own statement
-// that writes only when it moves.
-const updateTaskSql = `UPDATE task_audit SET
+// started_at is the earliest 'started' step's time, or before any, the earliest step's: ?5 is the
+// written steps' own such time and ?17 whether it is a 'started' one.
+const startMoves = `CASE WHEN has_started THEN ?17 AND started_at > ?5 ELSE ?17 OR started_at > ?5 END`
+
+// A first write (its "enqueued" step) inserts; DO NOTHING (no change) says the row exists already.
+const insertTaskSql = `INSERT INTO task_audit (${columns.join(", ")}) VALUES (${columns.map((c) => x[c]).join(", ")})
+  ON CONFLICT (task_id) DO NOTHING`
+
+// Any other write is one upsert: the insert, or the merge into the row there is (writes of one
+// task may commit in any order). Assigning an indexed column costs its index entries even when the
+// value stays the same (measured: about three times the cost of the update), so the merge never
+// assigns task_name or tenant (the first write's stay), and started_at only in the variant for
+// writes with an "enqueued" or "started" step. (RETURNING id, args instead of the lookup after it
+// measured slower: SQLite buffers the returned rows.)
+const upsertTaskSql = (movesStart: boolean) => `INSERT INTO task_audit (${columns.join(", ")})
+  VALUES (${columns.map((c) => x[c]).join(", ")})
+  ON CONFLICT (task_id) DO UPDATE SET
   status = CASE WHEN ${anyDone} THEN 'completed' WHEN ${newer} THEN ${x.status} ELSE status END,
   args = COALESCE(args, ${x.args}),
   ended_at = CASE
@@ -146,16 +153,13 @@ const updateTaskSql = `UPDATE task_audit SET
   pool = CASE WHEN ${x.pool} <> '' AND (pool = '' OR ${newer}) THEN ${x.pool} ELSE pool END,
   kind = ${pick("kind")},
   correlation_id = ${pick("correlation_id")},
-  last_at = ${pick("last_at")}
-WHERE id = ?18`
-
-// started_at is the earliest 'started' step's time, or before any, the earliest step's: ?2 is the
-// written steps' own such time and ?3 whether it is a 'started' one.
-const moveStartSql = `UPDATE task_audit SET started_at = ?2, has_started = has_started OR ?3
-  WHERE id = ?1 AND CASE WHEN has_started THEN ?3 AND started_at > ?2 ELSE ?3 OR started_at > ?2 END`
-
-const findTaskSql = "SELECT id FROM task_audit WHERE task_id = ?"
-const findTaskArgsSql = "SELECT id, args FROM task_audit WHERE task_id = ?"
+  last_at = ${pick("last_at")}${
+  movesStart
+    ? `,
+  started_at = CASE WHEN ${startMoves} THEN ?5 ELSE started_at END,
+  has_started = CASE WHEN ${startMoves} THEN has_started OR ?17 ELSE has_started END`
+    : ""}
+`
 
 const insertStepSql = `INSERT INTO audit_steps
   (task, step, attempt, at, duration_ms, error, delay_ms, payload, payload_in_args)
@@ -186,11 +190,11 @@ export interface Options {
  */
 export const prepare = (db: Handle, options: Options): AuditRows => {
   type Value = string | number | null
+  type Row = { readonly id: number; readonly args: string | null }
   const insertTask = db.prepare<never, Array<Value>>(insertTaskSql)
-  const updateTask = db.prepare<never, Array<Value>>(updateTaskSql)
-  const moveStart = db.prepare<never, [number, string, number]>(moveStartSql)
-  const findTask = db.prepare<{ id: number }, [string]>(findTaskSql)
-  const findTaskArgs = db.prepare<{ id: number; args: string | null }, [string]>(findTaskArgsSql)
+  const upsertTask = db.prepare<never, Array<Value>>(upsertTaskSql(false))
+  const upsertStartingTask = db.prepare<never, Array<Value>>(upsertTaskSql(true))
+  const findTask = db.prepare<Row, [string]>("SELECT id, args FROM task_audit WHERE task_id = ?")
   const insertStep = db.prepare<never, Array<Value>>(insertStepSql)
   const hasStepQuery = db.prepare<{ 1: number }, [string, number]>(hasStepSql)
   const mode = options.payload
@@ -211,6 +215,7 @@ export const prepare = (db: Handle, options: Options): AuditRows => {
     let attempts = 0
     let args: string | null = null
     let movesStart = false
+    let enqueues = false
     texts.length = 0
     for (let i = from; i < to; i++) {
       const r = records[i]!
@@ -221,6 +226,7 @@ export const prepare = (db: Handle, options: Options): AuditRows => {
         if (startedMs === null || r.at < startedMs) startedMs = r.at
       } else if (r.step === "enqueued") {
         movesStart = true
+        enqueues = true
       } else if (r.step === "succeeded" && (succeededAt === null || r.at >= succeededAt)) {
         succeededAt = r.at
         if (r.durationMs !== undefined) succeededDuration = r.durationMs
@@ -244,8 +250,7 @@ export const prepare = (db: Handle, options: Options): AuditRows => {
       latest.subject,
       done ? "completed" : statusOf[latest.step],
       args,
-      // started_at: needed by an insert or a move only (the insert path below fills it in too)
-      movesStart ? timeText(startedMs ?? createdAt) : null,
+      timeText(startedMs ?? createdAt),
       done ? timeText(succeededAt!) : ending.has(latest.step) ? timeText(latest.at) : null,
       done ? (succeededDuration ?? duration) : duration,
       done ? null : (latest.error ?? null),
@@ -259,25 +264,17 @@ export const prepare = (db: Handle, options: Options): AuditRows => {
       latest.at,
       startedMs === null ? 0 : 1
     ]
-    // a run that starts the task (usually its first write) tries the insert first; others look it up
-    let task = 0
+    // a first write makes the row in one statement; a later one merges into it and looks it up
+    const inserted = enqueues ? insertTask.run(...values) : undefined
+    let task: number
     let storedArgs = args
-    if (movesStart) {
-      const inserted = insertTask.run(...values)
-      if (inserted.changes > 0) task = Number(inserted.lastInsertRowid)
-    }
-    if (task === 0) {
-      const found = args === null ? findTask.get(messageId) : findTaskArgs.get(messageId)
-      if (found === null) {
-        values[4] = timeText(startedMs ?? createdAt)
-        task = Number(insertTask.run(...values).lastInsertRowid)
-      } else {
-        task = found.id
-        if ("args" in found && found.args !== null) storedArgs = found.args as string
-        values.push(task)
-        updateTask.run(...values)
-        if (movesStart) moveStart.run(task, values[4] as string, startedMs === null ? 0 : 1)
-      }
+    if (inserted !== undefined && inserted.changes > 0) {
+      task = Number(inserted.lastInsertRowid)
+    } else {
+      ;(movesStart ? upsertStartingTask : upsertTask).run(...values)
+      const row = findTask.get(messageId)!
+      task = row.id
+      storedArgs = row.args
     }
     for (let i = from; i < to; i++) {
       const r = records[i]!
