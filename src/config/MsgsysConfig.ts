@@ -21,22 +21,11 @@ interface Kind<A, I = never> {
   /** The value, or what is wrong with the (trimmed) text in a few words. */
   readonly parse: (text: string) => Result.Result<A, string>
   readonly accepted: string
-  readonly format: (a: A) => string
+  format(a: A): string
   readonly "~input"?: I // the other values `Overrides` accept for it
 }
 const kind = <A, I = never>(type: Schema.Codec<A>, parse: Kind<A>["parse"], accepted: string, format: (a: A) => string = String): Kind<A, I> =>
   ({ type, parse, accepted, format })
-
-/** The variable's text decoded by `parse`; a bad text fails with the problem `parse` named. */
-const schemaOf = <A>(k: Kind<A, unknown>): Schema.Codec<A, string> =>
-  Schema.String.pipe(Schema.decodeTo(k.type, SchemaTransformation.transformEffect({
-    decode: (text: string) =>
-      Result.match(k.parse(text.trim()), {
-        onSuccess: Effect.succeed,
-        onFailure: (problem) => Effect.fail(new SchemaIssue.InvalidValue({ message: problem }, text))
-      }),
-    encode: (a: A) => Effect.succeed(k.format(a))
-  })))
 
 const orFail = <A>(o: Option.Option<A>, problem: string) => Result.fromOption(o, () => problem)
 const check = <A>(a: A, problem: string | false) => problem === false ? Result.succeed(a) : Result.fail(problem)
@@ -84,7 +73,12 @@ const list = <A>(type: Schema.Codec<A>, problem: (items: ReadonlyArray<string>) 
  * integer of milliseconds; encoded as `Duration.format` prints it.
  * @category schemas @since 0.1.0
  */
-export const ShortDuration: Schema.Codec<Duration.Duration, string> = schemaOf(duration(""))
+export const ShortDuration: Schema.Codec<Duration.Duration, string> = Schema.String.pipe(Schema.decodeTo(Schema.Duration,
+  SchemaTransformation.transformEffect({
+    decode: (text) => Effect.fromOption(Parse.parseDuration(text)).pipe(
+      Effect.mapError(() => new SchemaIssue.InvalidValue({ message: "not a duration" }, text))),
+    encode: (d) => Effect.succeed(Duration.format(d))
+  })))
 
 // Every dead-letter reason but poison. Listed here rather than read from dlq/DeadLetter, because
 // config sits below the folders it configures; DeadLetter fails to compile if the two disagree.
@@ -142,27 +136,28 @@ const path = text("a file path")
 interface Var<A, I> extends Omit<Variable, "name"> {
   readonly name?: string // when it is not `MSGSYS_` and the field's path in constant case
   readonly show?: (text: string) => string // how a bad value is shown in an error
-  readonly schema: Schema.Codec<unknown, string> // writes a programmatic value of its type as text (see `toText`)
-  readonly config: (name: string) => Config.Config<A>
+  readonly kind: Kind<unknown, unknown> // writes a programmatic value of its type as text (see `toText`)
+  /** The value for the variable's text, `undefined` when it is unset. */
+  readonly read: (text: string | undefined) => Result.Result<A, string>
   readonly "~input"?: I
 }
 
-const variable = <A, I, B>(k: Kind<A, I>, dflt: string, config: (c: Config.Config<A>) => Config.Config<B>) =>
-(description: string, more?: Pick<Var<B, I>, "name" | "show">): Var<B, A | I> => {
-  const schema = schemaOf(k)
-  const read = (name: string) => config(Config.schema(schema, name))
-  return { default: dflt, description, accepted: k.accepted, secret: false, schema, config: read, ...more }
-}
+const variable = <A, I, B>(k: Kind<A, I>, dflt: string, unset: B, some: (a: A) => B) =>
+(description: string, more?: Pick<Var<B, I>, "name" | "show">): Var<B, A | I> => ({
+  default: dflt, description, accepted: k.accepted, secret: false, kind: k, ...more,
+  read: (text) => text === undefined ? Result.succeed(unset) : Result.map(k.parse(text.trim()), some)
+})
 /** `dflt` is read like the variable's own text, and shown as written in the README. */
-const setting = <A, I>(k: Kind<A, I>, dflt: string) => variable(k, dflt, Config.withDefault(Result.getOrThrow(k.parse(dflt))))
-const optional = <A, I>(k: Kind<A, I>, dflt = "unset") => variable(k, dflt, Config.option)
+const setting = <A, I>(k: Kind<A, I>, dflt: string) => variable(k, dflt, Result.getOrThrow(k.parse(dflt)), (a) => a)
+const optional = <A, I>(k: Kind<A, I>, dflt = "unset") => variable(k, dflt, Option.none<A>(), Option.some)
 
 /** Passwords and tokens are taken verbatim (a space may belong to them); a checked secret is trimmed. */
 type Secret = Var<Option.Option<Redacted.Redacted<string>>, string | Redacted.Redacted<string>>
 const secret = (description: string, checked?: Kind<string, string>): Secret => ({
   ...optional(checked ?? text())(description),
   secret: true,
-  config: (name) => Config.option(checked ? Config.schema(schemaOf(checked), name).pipe(Config.map(Redacted.make)) : Config.Redacted(name))
+  read: (text) => text === undefined ? Result.succeed(Option.none())
+    : Result.map(checked ? checked.parse(text.trim()) : Result.succeed(text), (s) => Option.some(Redacted.make(s)))
 })
 
 const spec = {
@@ -326,29 +321,22 @@ export class ConfigInvalid extends Data.TaggedError("ConfigInvalid")<{ readonly 
 
 /** A variable, its name, and its path in `Overrides` and `MsgsysSettings` (`nats.tls.cert`). */
 type Entry = { readonly name: string; readonly path: string; readonly v: Var<unknown, unknown> }
-const isVar = (x: Var<unknown, unknown> | Spec): x is Var<unknown, unknown> => "config" in x
+const isVar = (x: Var<unknown, unknown> | Spec): x is Var<unknown, unknown> => "read" in x
 const walk = (node: Spec, prefix: string): ReadonlyArray<Entry> =>
   Object.entries(node).flatMap(([key, x]) =>
     isVar(x) ? [{ name: x.name ?? `MSGSYS_${Str.constantCase(prefix + key)}`, path: prefix + key, v: x }] : walk(x, `${prefix}${key}.`))
 const entries = walk(spec, "")
 
-/** Each value or why it is bad (`Config.all` stops at the first error; msgsys reports them all), and its text. */
-const all = Config.all(entries.map((e) =>
-  Config.all([
-    e.v.config(e.name).pipe(Config.map(Result.succeed), Config.orElse((error) => Config.succeed(Result.fail(error)))),
-    Config.option(Config.String(e.name))
-  ])
-)) as Config.Config<ReadonlyArray<readonly [Result.Result<unknown, Config.ConfigError>, Option.Option<string>]>>
-
-/** The short text of a config error: the message the parser gave, or the provider's failure. */
-const problemOf = (e: Config.ConfigError) =>
-  e.cause._tag === "SchemaError"
-    ? SchemaIssue.makeFormatterStandardSchemaV1()(e.cause.issue).issues[0]?.message ?? e.message
-    : `could not be read: ${e.cause.message}`
-
-/** Blank counts as unset, whatever the source. */
-const blankIsUnset = (provider: ConfigProvider.ConfigProvider) =>
-  ConfigProvider.make((p) => Effect.map(provider.load(p), (node) => node?._tag === "Value" && node.value.trim() === "" ? undefined : node))
+/**
+ * Each variable's text (blank counts as unset), or the provider's failure to read it: it is parsed
+ * below, as `Config.all` stops at the first error and msgsys reports them all.
+ */
+const texts = Config.all(entries.map((e) =>
+  Config.option(Config.String(e.name)).pipe(
+    Config.map((text) => Result.succeed(Option.getOrUndefined(Option.filter(text, (t) => t.trim() !== "")))),
+    Config.orElse((error) => Config.succeed(Result.fail(`could not be read: ${error.cause.message}`)))
+  )
+))
 
 /**
  * Reads every variable through `provider` (by its `MSGSYS_*` name), collecting all problems, then
@@ -357,15 +345,16 @@ const blankIsUnset = (provider: ConfigProvider.ConfigProvider) =>
  */
 const read = (provider: ConfigProvider.ConfigProvider, label: (e: Entry) => string) =>
   Effect.gen(function*() {
-    const results = yield* all.parse(blankIsUnset(provider)).pipe(Effect.orDie)
+    const read = yield* texts.parse(provider).pipe(Effect.orDie)
     const values = new Map<string, unknown>()
     const shown = new Map<string, string | undefined>()
     const problems: Array<ConfigProblem> = []
     entries.forEach((e, i) => {
-      const [result, text] = results[i]!
-      shown.set(e.path, Option.getOrUndefined(Option.map(text, (t) => e.v.secret ? REDACTED : (e.v.show ?? String)(t.trim()))))
+      const text = Result.getOrUndefined(read[i]!)
+      shown.set(e.path, text === undefined ? undefined : e.v.secret ? REDACTED : (e.v.show ?? String)(text.trim()))
+      const result = Result.flatMap(read[i]!, e.v.read)
       if (Result.isSuccess(result)) values.set(e.path, result.success)
-      else problems.push({ variable: label(e), value: shown.get(e.path), problem: problemOf(result.failure), accepted: e.v.accepted })
+      else problems.push({ variable: label(e), value: shown.get(e.path), problem: result.failure, accepted: e.v.accepted })
     })
     const set = (path: string) => Option.isOption(values.get(path)) && Option.isSome(values.get(path) as Option.Option<unknown>)
     const name = (paths: ReadonlyArray<string>) => paths.map((p) => label(entries.find((e) => e.path === p)!)).join("/")
@@ -415,15 +404,14 @@ const at = (root: unknown, path: string): unknown =>
  * (a `Duration`, a pool list, `None` of "off"), else as given, so a bad value is reported as
  * written.
  */
-const toText = (v: Var<unknown, unknown>, value: unknown): string | undefined => {
+const toText = (k: Kind<unknown, unknown>, value: unknown): string | undefined => {
   if (value === undefined || value === null || typeof value === "string") return value ?? undefined
   if (Redacted.isRedacted(value)) return String(Redacted.value(value))
   // a value of its type or, for a duration variable, any `Duration.Input`: 1500, [5, 0], { seconds: 5 }
   const asDuration = Option.isOption(value) ? [] : Option.toArray(Duration.fromInput(value as Duration.Input))
-  const encode = Schema.encodeUnknownOption(v.schema)
-  const text = [value, ...asDuration].flatMap((x) => [x, Option.some(x)]).map((x) => encode(x)).find(Option.isSome)
-  if (text !== undefined) return text.value
-  if (Option.isOption(value)) return Option.match(value, { onNone: () => undefined, onSome: (inner) => toText(v, inner) })
+  const typed = [value, ...asDuration].flatMap((x) => [x, Option.some(x)]).find(Schema.is(k.type))
+  if (typed !== undefined) return k.format(typed)
+  if (Option.isOption(value)) return Option.match(value, { onNone: () => undefined, onSome: (inner) => toText(k, inner) })
   if (Array.isArray(value)) return value.join(",")
   return Predicate.isObject(value) ? Object.entries(value).map(([k, x]) => `${k}=${x}`).join(",") : String(value)
 }
@@ -436,7 +424,7 @@ const toText = (v: Var<unknown, unknown>, value: unknown): string | undefined =>
 export const make = (overrides: Overrides): Effect.Effect<MsgsysSettings, ConfigInvalid> =>
   Effect.suspend(() => {
     const given = entries.flatMap((e) => {
-      const text = toText(e.v, at(overrides, e.path))
+      const text = toText(e.v.kind, at(overrides, e.path))
       return text === undefined ? [] : [[e.name, text] as const]
     })
     return read(ConfigProvider.fromUnknown(Object.fromEntries(given)), (e) => e.path)
@@ -502,6 +490,6 @@ export const warnUnknownVariables = (env: Readonly<Record<string, string | undef
 export const describe = (s: MsgsysSettings): string =>
   entries.map(({ path, v }) => {
     const value = at(s, path)
-    const text = v.secret ? (Option.isOption(value) && Option.isSome(value) ? REDACTED : undefined) : toText(v, value)
+    const text = v.secret ? (Option.isOption(value) && Option.isSome(value) ? REDACTED : undefined) : toText(v.kind, value)
     return `${path} ${text || "(unset)"}`
   }).join("\n")
