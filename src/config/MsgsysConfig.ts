@@ -1,9 +1,9 @@
 /**
- * The msgsys configuration: every `MSGSYS_*` variable as an Effect `Config`, read from the
- * environment or from an object of programmatic settings. `spec` defines each variable once: how
- * its text is read, its default, its README line and the settings field it fills. A bad deployment
- * gets the complete list of what to fix, one line per variable (guarantee 8), never the first
- * problem only; secrets stay `Redacted` and are never printed.
+ * The msgsys configuration: every `MSGSYS_*` variable as an Effect `Config`, read from the environment or
+ * from an object of programmatic settings. `spec` defines each variable once: how its text is read, its
+ * default, its README line and the settings field it fills. A bad deployment gets the complete list of
+ * what to fix, one line per variable (guarantee 8), never the first problem only; secrets stay `Redacted`
+ * and are never printed.
  * @since 0.1.0
  */
 import { Config, ConfigProvider, Context, Data, Duration, Effect, Layer, Option, Predicate, Redacted, Result } from "effect"
@@ -14,71 +14,87 @@ import * as Parse from "./internal/parse.ts"
 /** @category parsers @since 0.1.0 */
 export { parseDuration } from "./internal/parse.ts"
 
-// --- kinds of value: how each is read from text (naming the problem), printed back, and described
-
-interface Kind<A, I = never> {
-  readonly type: Schema.Codec<A>
-  /** The value, or what is wrong with the (trimmed) text in a few words. */
-  readonly parse: (text: string) => Result.Result<A, string>
-  readonly accepted: string
-  format(a: A): string
-  readonly "~input"?: I // the other values `Overrides` accept for it
-}
-const kind = <A, I = never>(type: Schema.Codec<A>, parse: Kind<A>["parse"], accepted: string, format: (a: A) => string = String): Kind<A, I> =>
-  ({ type, parse, accepted, format })
-
-const orFail = <A>(o: Option.Option<A>, problem: string) => Result.fromOption(o, () => problem)
-const check = <A>(a: A, problem: string | false) => problem === false ? Result.succeed(a) : Result.fail(problem)
-
-const text = (accepted = "any non-empty text", pattern = /./, problem = "") =>
-  kind<string, string>(Schema.String, (s) => check(s, !pattern.test(s) && problem), accepted)
-
-const integer = (min: number, accepted: string, max = Number.MAX_SAFE_INTEGER) =>
-  kind(Schema.Number, (s) =>
-    Result.flatMap(orFail(Parse.parseInteger(s), "not an integer"), (n) => check(n, (n < min || n > max) && "out of range")), accepted)
-
-type DurationInput = Duration.Input | `${number}${"ms" | "s" | "m" | "h" | "d" | "w"}`
-const examples = `"2 seconds", "500 millis", "1 minute" (short forms 2s, 500ms, 5m, 1h, 7d also work; a plain integer is milliseconds)`
-
-/** Any duration, or one of at least `min`; `constraint` (with its leading space) says which in words. */
-const duration = (constraint: string, min?: Duration.Duration) =>
-  kind<Duration.Duration, DurationInput>(Schema.Duration, (s) =>
-    Result.flatMap(orFail(Parse.parseDuration(s), "not a duration"), (d) =>
-      check(d, min !== undefined && Duration.isLessThan(d, min) &&
-        (Duration.isNegative(d) ? "negative" : Duration.isZero(d) ? "zero" : `shorter than ${Duration.format(min)}`))),
-    `a duration${constraint} such as ${examples}`, Duration.format)
-
-/** One of `values`, any case; `aliases` map other (lower-case) spellings to a value. */
-const oneOf = <const L extends string, const X extends string = never>(values: ReadonlyArray<L>, aliases?: Record<X, L>) => {
-  const table = new Map<string, L>([...values.map((v) => [v.toLowerCase(), v] as const), ...Object.entries<L>(aliases ?? {})])
-  return kind<L, Lowercase<L> | Uppercase<L> | X>(Schema.Literals(values) as unknown as Schema.Codec<L>,
-    (s) => orFail(Option.fromUndefinedOr(table.get(s.toLowerCase())), `not one of ${values.join(", ")}`),
-    `one of ${values.join(", ")} (any case)`)
-}
-
-const offOr = <A, I>(k: Kind<A, I>) =>
-  kind<Option.Option<A>, A | I | "off">(Schema.Option(k.type),
-    (s) => s.toLowerCase() === "off" ? Result.succeed(Option.none()) : Result.map(k.parse(s), Option.some),
-    `"off", or ${k.accepted}`, Option.match({ onNone: () => "off", onSome: k.format }))
-
-/** Comma-separated items (`none`, if given, is the word for no items); `problem` says what is wrong with them. */
-const list = <A>(type: Schema.Codec<A>, problem: (items: ReadonlyArray<string>) => string | false, accepted: string, none?: string) =>
-  kind<ReadonlyArray<A>, string>(Schema.Array(type), (s) => {
-    const items = Parse.parseList(s)
-    return s.toLowerCase() === none ? Result.succeed([]) : check(items as ReadonlyArray<A>, problem(items))
-  }, accepted, (xs) => xs.length === 0 && none !== undefined ? none : xs.join(","))
-
 /**
- * A duration in short form ("5s", "1h30m", "500ms"), as Effect writes it ("2 seconds") or as an
- * integer of milliseconds; encoded as `Duration.format` prints it.
+ * A duration in short form ("5s", "1h30m", "500ms"), as Effect writes it ("2 seconds") or as an integer of
+ * milliseconds; encoded as `Duration.format` prints it.
  * @category schemas @since 0.1.0
  */
 export const ShortDuration: Schema.Codec<Duration.Duration, string> = Schema.String.pipe(Schema.decodeTo(Schema.Duration,
   SchemaTransformation.transformEffect({
-    decode: (text) => Effect.fromOption(Parse.parseDuration(text)).pipe(
-      Effect.mapError(() => new SchemaIssue.InvalidValue({ message: "not a duration" }, text))),
+    decode: (text) =>
+      Effect.mapError(Effect.fromOption(Parse.parseDuration(text)), () => new SchemaIssue.InvalidValue({ message: "not a duration" }, text)),
     encode: (d) => Effect.succeed(Duration.format(d))
   })))
+
+// --- kinds of value: how each is read from text (naming the problem), printed back, and described
+
+interface Kind<A, I> {
+  /** The value, or what is wrong with the (trimmed) text in a few words. */
+  readonly parse: (text: string) => Result.Result<A, string>
+  readonly accepted: string
+  /** The text of a value, or of one of the other values `Overrides` accept for it (`I`; a string is read as given). */
+  readonly format: (value: A | Exclude<I, string>) => string
+  readonly "~input"?: I
+}
+const kind = <A, I = never>(parse: Kind<A, I>["parse"], accepted: string, format: Kind<A, I>["format"] = String): Kind<A, I> =>
+  ({ parse, accepted, format })
+
+const check = <A>(a: A, problem: string | false) => problem === false ? Result.succeed(a) : Result.fail(problem)
+/** What `read` makes of the text (`none` when nothing), failing with what `problem` finds wrong with it. */
+const parsed = <A>(read: (s: string) => Option.Option<A>, none: string, problem: (a: A) => string | false = () => false) => (s: string) =>
+  Result.flatMap(Result.fromOption(read(s), () => none), (a) => check(a, problem(a)))
+
+const text = (accepted = "any non-empty text", pattern = /./, problem = "") =>
+  kind<string, string>((s) => check(s, !pattern.test(s) && problem), accepted)
+const path = text("a file path")
+
+const integer = (min: number, accepted: string, max = Number.MAX_SAFE_INTEGER) =>
+  kind(parsed(Parse.parseInteger, "not an integer", (n) => (n < min || n > max) && "out of range"), accepted)
+
+const bytes = kind<number, string>(parsed(Parse.parseBytes, "not a byte size", (n) => n <= 0 && "zero"),
+  "a size such as 512MB or 1GiB, or a number of bytes")
+
+type DurationInput = Duration.Input | `${number}${"ms" | "s" | "m" | "h" | "d" | "w"}`
+const examples = `"2 seconds", "500 millis", "1 minute" (short forms 2s, 500ms, 5m, 1h, 7d also work; a plain integer is milliseconds)`
+
+/** A duration of at least `min`; `constraint` (with its leading space) says so in words. */
+const duration = (constraint: string, min: Duration.Duration) =>
+  kind<Duration.Duration, DurationInput>(parsed(Parse.parseDuration, "not a duration", (d) =>
+    Duration.isLessThan(d, min) &&
+    (Duration.isNegative(d) ? "negative" : Duration.isZero(d) ? "zero" : `shorter than ${Duration.format(min)}`)),
+  `a duration${constraint} such as ${examples}`,
+  // any `Duration.Input`: 1500, [5, 0], { seconds: 5 }
+  (d) => Option.match(Duration.fromInput(d as Duration.Input), { onNone: () => String(d), onSome: Duration.format }))
+const atLeastOneSecond = duration(" of at least 1 second", Duration.seconds(1))
+const positiveDuration = duration(" greater than 0", Duration.millis(1))
+
+/** One of `values`, any case; `aliases` map other (lower-case) spellings to a value. */
+const oneOf = <const L extends string, const X extends string = never>(values: ReadonlyArray<L>, aliases?: Record<X, L>) => {
+  const table = new Map<string, L>([...values.map((v) => [v.toLowerCase(), v] as const), ...Object.entries<L>(aliases ?? {})])
+  return kind<L, Lowercase<L> | Uppercase<L> | X>(
+    parsed((s) => Option.fromUndefinedOr(table.get(s.toLowerCase())), `not one of ${values.join(", ")}`),
+    `one of ${values.join(", ")} (any case)`)
+}
+
+const onOff = kind<boolean, "on" | "off">((s) => {
+  const at = ["off", "false", "no", "0", "on", "true", "yes", "1"].indexOf(s.toLowerCase())
+  return check(at > 3, at < 0 && "not on or off")
+}, "on or off (also true/false, yes/no, 1/0)", (b) => (b ? "on" : "off"))
+
+const offOr = <A, I>(k: Kind<A, I>) =>
+  kind<Option.Option<A>, A | I | "off">(
+    (s) => s.toLowerCase() === "off" ? Result.succeed(Option.none()) : Result.map(k.parse(s), Option.some),
+    `"off", or ${k.accepted}`,
+    (o) => !Option.isOption(o) ? k.format(o) : Option.match(o, { onNone: () => "off", onSome: k.format }))
+
+/** Comma-separated items (`none`, if given, is the word for no items); `problem` says what is wrong with them. */
+const list = <A extends string>(problem: (items: ReadonlyArray<string>) => string | false, accepted: string, none?: string) =>
+  kind<ReadonlyArray<A>, string>((s) => {
+    const items = Parse.parseList(s)
+    return s.toLowerCase() === none ? Result.succeed([]) : check(items as ReadonlyArray<A>, problem(items))
+  }, accepted, (xs) => xs.length === 0 && none !== undefined ? none : xs.join(","))
+
+const redactFields = list((items) => items.length === 0 && "no field name in the list", "comma-separated field names such as \"password,token,ssn\"")
 
 // Every dead-letter reason but poison. Listed here rather than read from dlq/DeadLetter, because
 // config sits below the folders it configures; DeadLetter fails to compile if the two disagree.
@@ -87,69 +103,60 @@ const retriedReasons = ["exhausted", "permanent", "unroutable", "max_deliveries"
 /** A dead-letter reason the DLQ worker can retry: any but poison. @category models @since 0.1.0 */
 export type RetriedReason = typeof retriedReasons[number]
 
-const dlqReasons = list<RetriedReason>(Schema.Literals(retriedReasons), (items) => {
+const dlqReasons = list<RetriedReason>((items) => {
   const unknown = items.filter((r) => !(retriedReasons as ReadonlyArray<string>).includes(r))
   return items.length === 0 ? "no reason in the list"
     : items.includes("poison") ? "poison letters cannot be retried: a retry sends the same bad payload"
     : unknown.length > 0 && `unknown reason ${unknown.map((r) => JSON.stringify(r)).join(", ")}`
 }, `comma-separated dead-letter reasons out of ${retriedReasons.join(", ")}, or "none"`, "none")
 
-const defaultPools: ReadonlyArray<Parse.PoolBudget> = [{ name: "fast", concurrency: 32 }, { name: "slow", concurrency: 4 }]
+/** Pools given are laid over fast and slow: a pool in both takes the given size; new pools go last. */
 const pools = kind<ReadonlyArray<Parse.PoolBudget>, Readonly<Record<string, number>> | string>(
-  Schema.Array(Schema.Struct({ name: Schema.String, concurrency: Schema.Number })),
-  (s) => Result.map(Parse.parsePools(s), (p) => Parse.mergePools(defaultPools, p)),
+  (s) => Result.map(Parse.parsePools(s), (given) => {
+    const sizes = new Map([["fast", 32], ["slow", 4], ...given.map((p) => [p.name, p.concurrency] as const)])
+    return [...sizes].map(([name, concurrency]) => ({ name, concurrency }))
+  }),
   `comma-separated name=concurrency pairs such as "fast=32,slow=4,reports=2" ` +
     "(names of A-Z a-z 0-9 _ -, concurrency an integer of at least 1)",
-  (ps) => ps.map((p) => `${p.name}=${p.concurrency}`).join(","))
+  (ps) => (Array.isArray(ps) ? ps.map((p) => [p.name, p.concurrency]) : Object.entries(ps)).map(([name, n]) => `${name}=${n}`).join(","))
 
-const servers = kind<ReadonlyArray<string>, string>(Schema.Array(Schema.String), Parse.parseServers,
+const servers = kind<ReadonlyArray<string>, string>(Parse.parseServers,
   "comma-separated nats://host:port or tls://host:port URLs (a bare host:port means nats://host:port); " +
     "no credentials in the URL (use MSGSYS_NATS_USER/PASSWORD, TOKEN, NKEY_SEED or CREDS)", (xs) => xs.join(","))
 
-const otlpEndpoint = kind<string, string>(Schema.String, (s) => {
-  const url = URL.parse(s)
-  return s.toLowerCase() === "off" ? Result.succeed("off") : url === null ? Result.fail("not a URL") : check(
-    s.replace(/\/+$/, ""),
-    !["http:", "https:"].includes(url.protocol) ? `scheme ${url.protocol.slice(0, -1)} is not http or https`
-      // a token goes in OTEL_EXPORTER_OTLP_HEADERS, which is never printed
-      : (url.username !== "" || url.password !== "") && "credentials in the URL"
-  )
-}, "an http:// or https:// URL of an OTLP/HTTP receiver such as http://127.0.0.1:4318 (no credentials: put them in " +
-  "OTEL_EXPORTER_OTLP_HEADERS), or \"off\"")
-
-const onOff = kind<boolean, "on" | "off">(Schema.Boolean, (s) => {
-  const at = ["off", "false", "no", "0", "on", "true", "yes", "1"].indexOf(s.toLowerCase())
-  return check(at > 3, at < 0 && "not on or off")
-}, "on or off (also true/false, yes/no, 1/0)", (b) => (b ? "on" : "off"))
-
-const redactFields = list(Schema.String, (items) => items.length === 0 && "no field name in the list",
-  "comma-separated field names such as \"password,token,ssn\"")
-const bytes = kind(Schema.Number, (s) =>
-  Result.flatMap(orFail(Parse.parseBytes(s), "not a byte size"), (n) => check(n, n <= 0 && "zero")),
-  "a size such as 512MB or 1GiB, or a number of bytes")
-const atLeastOneSecond = duration(" of at least 1 second", Duration.seconds(1))
-const positiveDuration = duration(" greater than 0", Duration.millis(1))
-const path = text("a file path")
+// a token goes in OTEL_EXPORTER_OTLP_HEADERS, which is never printed
+const otlpEndpoint = kind<string, string>(
+  (s) => s.toLowerCase() === "off" ? Result.succeed("off") : Result.map(Parse.parseUrl(s, ["http", "https"]), () => s.replace(/\/+$/, "")),
+  "an http:// or https:// URL of an OTLP/HTTP receiver such as http://127.0.0.1:4318 (no credentials: put them in " +
+    "OTEL_EXPORTER_OTLP_HEADERS), or \"off\"")
 
 // --- the variables
 
 interface Var<A, I> extends Omit<Variable, "name"> {
   readonly name?: string // when it is not `MSGSYS_` and the field's path in constant case
   readonly show?: (text: string) => string // how a bad value is shown in an error
-  readonly kind: Kind<unknown, unknown> // writes a programmatic value of its type as text (see `toText`)
   /** The value for the variable's text, `undefined` when it is unset. */
   readonly read: (text: string | undefined) => Result.Result<A, string>
+  /** The text it reads for a programmatic value, `undefined` for unset (see `make`). */
+  readonly write: (value: unknown) => string | undefined
   readonly "~input"?: I
 }
 
-const variable = <A, I, B>(k: Kind<A, I>, dflt: string, unset: B, some: (a: A) => B) =>
+const variable = <A, I, B>(k: Kind<A, I>, dflt: string, unset: B, some: (a: A) => B, optional = false) =>
 (description: string, more?: Pick<Var<B, I>, "name" | "show">): Var<B, A | I> => ({
-  default: dflt, description, accepted: k.accepted, secret: false, kind: k, ...more,
-  read: (text) => text === undefined ? Result.succeed(unset) : Result.map(k.parse(text.trim()), some)
+  default: dflt, description, accepted: k.accepted, secret: false, ...more,
+  read: (text) => text === undefined ? Result.succeed(unset) : Result.map(k.parse(text.trim()), some),
+  // a string is read as written (so a bad one is reported so), a secret revealed, the `Some` of an optional variable unwrapped
+  write: function write(value: unknown): string | undefined {
+    return value == null || typeof value === "string" ? value ?? undefined
+      : Redacted.isRedacted(value) ? String(Redacted.value(value))
+      : optional && Option.isOption(value) ? Option.match(value, { onNone: () => undefined, onSome: write })
+      : k.format(value as A)
+  }
 })
 /** `dflt` is read like the variable's own text, and shown as written in the README. */
-const setting = <A, I>(k: Kind<A, I>, dflt: string) => variable(k, dflt, Result.getOrThrow(k.parse(dflt)), (a) => a)
-const optional = <A, I>(k: Kind<A, I>, dflt = "unset") => variable(k, dflt, Option.none<A>(), Option.some)
+const setting = <A, I>(k: Kind<A, I>, dflt: string, unset = Result.getOrThrow(k.parse(dflt))) => variable(k, dflt, unset, (a) => a)
+const optional = <A, I>(k: Kind<A, I>, dflt = "unset") => variable(k, dflt, Option.none<A>(), Option.some, true)
 
 /** Passwords and tokens are taken verbatim (a space may belong to them); a checked secret is trimmed. */
 type Secret = Var<Option.Option<Redacted.Redacted<string>>, string | Redacted.Redacted<string>>
@@ -162,7 +169,7 @@ const secret = (description: string, checked?: Kind<string, string>): Secret => 
 
 const spec = {
   nats: {
-    servers: optional(servers, "unset: `msgsys dev` starts an embedded nats-server")(
+    servers: setting(servers, "unset: `msgsys dev` starts an embedded nats-server", [])(
       "NATS servers to connect to; unset means the embedded server", { name: "MSGSYS_NATS_URL", show: Parse.redactUrlCredentials }),
     user: optional(text())("NATS user name; needs MSGSYS_NATS_PASSWORD"),
     password: secret("NATS password (secret); needs MSGSYS_NATS_USER"),
@@ -184,9 +191,9 @@ const spec = {
       "Reconnection attempts after a lost connection; -1 retries for ever", { name: "MSGSYS_NATS_RECONNECT_ATTEMPTS" }),
     name: setting(text(), "msgsys")("Connection name shown by the NATS server (connz, logs)"),
     replicas: setting(integer(1, "an integer 1-5", 5), "1")(
-      "Copies JetStream keeps of every stream and bucket msgsys declares: 1 on one server, 3 on a cluster of three " +
-        "or more (at most the cluster's size); a worker's start updates the existing ones it declares (the KV " +
-        "idempotency store's bucket keeps the copies it was made with)")
+      "Copies JetStream keeps of every stream and bucket msgsys declares: 1 on one server, 3 on a cluster of three or more (at most " +
+        "the cluster's size); a worker's start updates the existing ones it declares (the KV idempotency store's bucket keeps the " +
+        "copies it was made with)")
   },
   streamPrefix: setting(text("letters, digits, _ and - only (it is part of stream names), such as MSGSYS or ACME_PROD",
     /^[a-z0-9_-]+$/i, "has characters not allowed in a stream name"), "MSGSYS")(
@@ -258,8 +265,7 @@ type In<T> = { readonly [K in keyof T]?: T[K] extends Var<infer A, infer I> ? A 
 export interface TlsSettings extends Out<typeof spec.nats.tls> {}
 
 /** How to reach NATS; `servers` are normalised URLs, none for the embedded server. @category models @since 0.1.0 */
-export interface NatsSettings extends Omit<Out<typeof spec.nats>, "servers" | "tls"> {
-  readonly servers: ReadonlyArray<string>
+export interface NatsSettings extends Omit<Out<typeof spec.nats>, "tls"> {
   readonly tls: Option.Option<TlsSettings>
 }
 
@@ -273,9 +279,9 @@ export interface MsgsysSettings extends Omit<Out<typeof spec>, "nats" | "sqliteP
 export type LogLevel = MsgsysSettings["logLevel"]
 
 /**
- * Programmatic settings for {@link layerFrom}: any field may be left out, plain values stand for
- * `Some`, secrets may be plain strings, durations any `Duration.Input` or short form ("5s"), byte
- * sizes a number or "512MB". A full `MsgsysSettings` is also accepted.
+ * Programmatic settings for {@link layerFrom}: any field may be left out, plain values stand for `Some`,
+ * secrets may be plain strings, durations any `Duration.Input` or short form ("5s"), byte sizes a number
+ * or "512MB". A full `MsgsysSettings` is also accepted.
  * @category models @since 0.1.0
  */
 export interface Overrides extends In<typeof spec> {}
@@ -284,8 +290,8 @@ export interface Overrides extends In<typeof spec> {}
 export class MsgsysConfig extends Context.Service<MsgsysConfig, MsgsysSettings>()("msgsys/MsgsysConfig") {}
 
 /**
- * One bad variable. `value` is what was given (`<redacted>` for secrets, `undefined` when the
- * problem is that it is missing).
+ * One bad variable. `value` is what was given (`<redacted>` for secrets, `undefined` when the problem is
+ * that it is missing).
  * @category models @since 0.1.0
  */
 export interface ConfigProblem {
@@ -307,8 +313,8 @@ export const formatProblem = (p: ConfigProblem): string => {
 }
 
 /**
- * The configuration is invalid; `problems` lists every bad variable, and the message has one line
- * for each, saying what is accepted.
+ * The configuration is invalid; `problems` lists every bad variable, and the message has one line for
+ * each, saying what is accepted.
  * @category errors @since 0.1.0
  */
 export class ConfigInvalid extends Data.TaggedError("ConfigInvalid")<{ readonly problems: ReadonlyArray<ConfigProblem> }> {
@@ -327,10 +333,7 @@ const walk = (node: Spec, prefix: string): ReadonlyArray<Entry> =>
     isVar(x) ? [{ name: x.name ?? `MSGSYS_${Str.constantCase(prefix + key)}`, path: prefix + key, v: x }] : walk(x, `${prefix}${key}.`))
 const entries = walk(spec, "")
 
-/**
- * Each variable's text (blank counts as unset), or the provider's failure to read it: it is parsed
- * below, as `Config.all` stops at the first error and msgsys reports them all.
- */
+/** Each variable's text (blank counts as unset) or the provider's failure, each parsed on its own: `Config.all` stops at one error. */
 const texts = Config.all(entries.map((e) =>
   Config.option(Config.String(e.name)).pipe(
     Config.map((text) => Result.succeed(Option.getOrUndefined(Option.filter(text, (t) => t.trim() !== "")))),
@@ -339,20 +342,20 @@ const texts = Config.all(entries.map((e) =>
 ))
 
 /**
- * Reads every variable through `provider` (by its `MSGSYS_*` name), collecting all problems, then
- * checks the combinations: TLS cert and key, user and password, one way to authenticate. `label`
- * names a variable in problems (its name, or its path in code).
+ * Reads every variable through `provider` (by its `MSGSYS_*` name), collecting all problems, then checks the
+ * combinations: TLS cert and key, user and password, one way to authenticate. `label` names a variable in
+ * problems (its name, or its path in code).
  */
 const read = (provider: ConfigProvider.ConfigProvider, label: (e: Entry) => string) =>
   Effect.gen(function*() {
-    const read = yield* texts.parse(provider).pipe(Effect.orDie)
+    const given = yield* texts.parse(provider).pipe(Effect.orDie)
     const values = new Map<string, unknown>()
     const shown = new Map<string, string | undefined>()
     const problems: Array<ConfigProblem> = []
     entries.forEach((e, i) => {
-      const text = Result.getOrUndefined(read[i]!)
+      const text = Result.getOrUndefined(given[i]!)
       shown.set(e.path, text === undefined ? undefined : e.v.secret ? REDACTED : (e.v.show ?? String)(text.trim()))
-      const result = Result.flatMap(read[i]!, e.v.read)
+      const result = Result.flatMap(given[i]!, e.v.read)
       if (Result.isSuccess(result)) values.set(e.path, result.success)
       else problems.push({ variable: label(e), value: shown.get(e.path), problem: result.failure, accepted: e.v.accepted })
     })
@@ -378,15 +381,14 @@ const read = (provider: ConfigProvider.ConfigProvider, label: (e: Entry) => stri
     const build = (node: Spec, prefix: string): object =>
       Object.fromEntries(Object.entries(node).map(([k, x]) => [k, isVar(x) ? values.get(prefix + k) : build(x, `${prefix}${k}.`)]))
     const x = build(spec, "") as Out<typeof spec>
-    const { ca, cert, key } = x.nats.tls
-    const tls = [ca, cert, key].some(Option.isSome) ? Option.some(x.nats.tls) : Option.none()
+    const tls = Object.values(x.nats.tls).some(Option.isSome) ? Option.some(x.nats.tls) : Option.none()
     const sqlitePath = Option.getOrElse(x.sqlitePath, () => join(x.dataDir, "msgsys.sqlite"))
-    return { ...x, nats: { ...x.nats, servers: Option.getOrElse(x.nats.servers, () => []), tls }, sqlitePath } satisfies MsgsysSettings
+    return { ...x, nats: { ...x.nats, tls }, sqlitePath } satisfies MsgsysSettings
   })
 
 /**
- * Decodes settings from an environment map (pure: nothing else is read). Every bad variable is
- * reported in one `ConfigInvalid`. An empty or blank value counts as unset.
+ * Decodes settings from an environment map (pure: nothing else is read). Every bad variable is reported in
+ * one `ConfigInvalid`. An empty or blank value counts as unset.
  * @category constructors @since 0.1.0
  */
 export const load = (env: Readonly<Record<string, string | undefined>>): Effect.Effect<MsgsysSettings, ConfigInvalid> =>
@@ -400,42 +402,20 @@ const at = (root: unknown, path: string): unknown =>
   }, root)
 
 /**
- * The text a variable reads for a programmatic value: as the variable prints a value of its type
- * (a `Duration`, a pool list, `None` of "off"), else as given, so a bad value is reported as
- * written.
- */
-const toText = (k: Kind<unknown, unknown>, value: unknown): string | undefined => {
-  if (value === undefined || value === null || typeof value === "string") return value ?? undefined
-  if (Redacted.isRedacted(value)) return String(Redacted.value(value))
-  // a value of its type or, for a duration variable, any `Duration.Input`: 1500, [5, 0], { seconds: 5 }
-  const asDuration = Option.isOption(value) ? [] : Option.toArray(Duration.fromInput(value as Duration.Input))
-  const typed = [value, ...asDuration].flatMap((x) => [x, Option.some(x)]).find(Schema.is(k.type))
-  if (typed !== undefined) return k.format(typed)
-  if (Option.isOption(value)) return Option.match(value, { onNone: () => undefined, onSome: (inner) => toText(k, inner) })
-  if (Array.isArray(value)) return value.join(",")
-  return Predicate.isObject(value) ? Object.entries(value).map(([k, x]) => `${k}=${x}`).join(",") : String(value)
-}
-
-/**
- * Settings from the defaults with `overrides` laid over them, checked like the environment;
- * problems are named by their path (`nats.tls.key`).
+ * Settings from the defaults with `overrides` laid over them, checked like the environment; problems are
+ * named by their path (`nats.tls.key`).
  * @category constructors @since 0.1.0
  */
 export const make = (overrides: Overrides): Effect.Effect<MsgsysSettings, ConfigInvalid> =>
-  Effect.suspend(() => {
-    const given = entries.flatMap((e) => {
-      const text = toText(e.v.kind, at(overrides, e.path))
-      return text === undefined ? [] : [[e.name, text] as const]
-    })
-    return read(ConfigProvider.fromUnknown(Object.fromEntries(given)), (e) => e.path)
-  })
+  Effect.suspend(() =>
+    read(ConfigProvider.fromUnknown(Object.fromEntries(entries.map((e) => [e.name, e.v.write(at(overrides, e.path))]))), (e) => e.path))
 
 /** The settings with nothing configured. @category constructors @since 0.1.0 */
 export const defaults: MsgsysSettings = Effect.runSync(load({}))
 
 /**
- * Settings from the current `ConfigProvider` (the process environment unless one is provided;
- * Bun loads `.env` into it), read by their `MSGSYS_*` names.
+ * Settings from the current `ConfigProvider` (the process environment unless one is provided; Bun loads
+ * `.env` into it), read by their `MSGSYS_*` names.
  * @category layers @since 0.1.0
  */
 export const layer: Layer.Layer<MsgsysConfig, ConfigInvalid> = Layer.effect(MsgsysConfig,
@@ -464,17 +444,15 @@ export const variables: ReadonlyArray<Variable> = entries.map(({ name, v }) =>
   ({ name, default: v.default, description: v.description, accepted: v.accepted, secret: v.secret }))
 
 /**
- * `MSGSYS_*` names in `env` that msgsys does not read, with a suggestion when one is close:
- * a misspelt variable otherwise silently falls back to its default.
+ * `MSGSYS_*` names in `env` that msgsys does not read, with a suggestion when one is close: a misspelt
+ * variable otherwise silently falls back to its default.
  * @category diagnostics @since 0.1.0
  */
 export const unknownVariables = (env: Readonly<Record<string, string | undefined>>): ReadonlyArray<string> => {
   const known = variables.map((v) => v.name)
   return Object.keys(env).filter((k) => k.startsWith("MSGSYS_") && !known.includes(k)).sort().map((k) => {
-    const [nearest] = known.map((n) => [n, Parse.distance(k, n)] as const).sort((a, b) => a[1] - b[1])
-    return nearest !== undefined && nearest[1] <= 3
-      ? `${k} is not a msgsys variable; did you mean ${nearest[0]}?`
-      : `${k} is not a msgsys variable`
+    const [nearest] = known.filter((n) => Parse.distance(k, n) <= 3).sort((a, b) => Parse.distance(k, a) - Parse.distance(k, b))
+    return nearest === undefined ? `${k} is not a msgsys variable` : `${k} is not a msgsys variable; did you mean ${nearest}?`
   })
 }
 
@@ -483,13 +461,13 @@ export const warnUnknownVariables = (env: Readonly<Record<string, string | undef
   Effect.forEach(unknownVariables(env), (line) => Effect.logWarning(line), { discard: true })
 
 /**
- * One line per setting (`nats.servers nats://a:4222`), for `msgsys status` and banners. Secrets
- * show as `<redacted>`.
+ * One line per setting (`nats.servers nats://a:4222`), for `msgsys status` and banners. Secrets show as
+ * `<redacted>`.
  * @category formatting @since 0.1.0
  */
 export const describe = (s: MsgsysSettings): string =>
   entries.map(({ path, v }) => {
     const value = at(s, path)
-    const text = v.secret ? (Option.isOption(value) && Option.isSome(value) ? REDACTED : undefined) : toText(v.kind, value)
+    const text = v.secret ? (Option.isOption(value) && Option.isSome(value) ? REDACTED : undefined) : v.write(value)
     return `${path} ${text || "(unset)"}`
   }).join("\n")

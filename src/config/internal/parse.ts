@@ -59,22 +59,29 @@ export const redactUrlCredentials = (text: string): string => {
   return at < 0 ? text : `${text.slice(0, from)}<redacted>${text.slice(at)}`
 }
 
+/** `text` as a URL of one of `schemes` (`notUrl` if it is none). Credentials are refused: they only arrive as secrets. */
+export const parseUrl = (text: string, schemes: ReadonlyArray<string>, notUrl = "not a URL"): Result.Result<URL, string> => {
+  const url = URL.parse(text)
+  const scheme = url?.protocol.slice(0, -1)
+  return url === null ? Result.fail(notUrl)
+    : !schemes.includes(scheme!) ? Result.fail(`scheme ${scheme} is not ${schemes.join(" or ")}`)
+    : url.username !== "" || url.password !== "" ? Result.fail("credentials in the URL")
+    : Result.succeed(url)
+}
+
 /**
- * Normalises one NATS server address: `nats://host:port` and `tls://host:port` stay as they are
- * (minus a trailing "/"), a bare `host:port` or `host` becomes `nats://…`. Credentials in the URL
- * are refused so they can only arrive through the secret variables.
+ * Normalises one NATS server address: `nats://host:port` and `tls://host:port` stay as they are (minus a
+ * trailing "/"), a bare `host:port` or `host` becomes `nats://…`.
  */
 const parseServer = (text: string): Result.Result<string, string> => {
   const bare = !text.includes("://")
   const port = /:(\d+)\/?$/.exec(text)?.[1]
   if (port !== undefined && (+port < 1 || +port > 65535)) return Result.fail(`port ${port} outside 1-65535`)
   const notAddress = bare ? "not host:port or a nats:// URL" : "not scheme://host:port"
-  const url = URL.parse(bare ? `nats://${text}` : text)
-  if (url === null) return Result.fail(bare ? notAddress : "not a URL")
-  if (url.protocol !== "nats:" && url.protocol !== "tls:") return Result.fail(`scheme ${url.protocol.slice(0, -1)} is not nats or tls`)
-  if (url.username !== "" || url.password !== "") return Result.fail("credentials in the URL")
-  const extra = url.hostname === "" || !["", "/"].includes(url.pathname) || url.search !== "" || url.hash !== ""
-  return extra ? Result.fail(notAddress) : Result.succeed(`${url.protocol}//${url.host}`)
+  return Result.flatMap(parseUrl(bare ? `nats://${text}` : text, ["nats", "tls"], bare ? notAddress : "not a URL"), (url) =>
+    url.hostname === "" || !["", "/"].includes(url.pathname) || url.search !== "" || url.hash !== ""
+      ? Result.fail(notAddress)
+      : Result.succeed(`${url.protocol}//${url.host}`))
 }
 
 /** A comma-separated server list, each entry normalised by {@link parseServer}. */
@@ -107,12 +114,6 @@ export const parsePools = (input: string): Result.Result<ReadonlyArray<PoolBudge
   }
   return pools.length === 0 ? Result.fail("no pool in the list") : Result.succeed(pools)
 }
-
-/** Lays `overrides` over `base`: a pool in both takes the override's size; new pools go last. */
-export const mergePools = (base: ReadonlyArray<PoolBudget>, overrides: ReadonlyArray<PoolBudget>) => [
-  ...base.map((p) => overrides.find((o) => o.name === p.name) ?? p),
-  ...overrides.filter((o) => !base.some((p) => p.name === o.name))
-]
 
 /** Levenshtein distance, for "did you mean" hints on misspelt variable names. */
 export const distance = (a: string, b: string): number => {
