@@ -29,15 +29,16 @@ export const ShortDuration: Schema.Codec<Duration.Duration, string> = Schema.Str
 // --- kinds of value: how each is read from text (naming the problem), printed back, and described
 
 interface Kind<A, I> {
-  /** The value, or what is wrong with the (trimmed) text in a few words. */
+  /** The value, or what is wrong with the text in a few words. */
   readonly parse: (text: string) => Result.Result<A, string>
   readonly accepted: string
   /** The text of a value, or of one of the other values `Overrides` accept for it (`I`; a string is read as given). */
   readonly format: (value: A | Exclude<I, string>) => string
   readonly "~input"?: I
 }
+/** A kind that reads the text trimmed. */
 const kind = <A, I = never>(parse: Kind<A, I>["parse"], accepted: string, format: Kind<A, I>["format"] = String): Kind<A, I> =>
-  ({ parse, accepted, format })
+  ({ parse: (text) => parse(text.trim()), accepted, format })
 
 const check = <A>(a: A, problem: string | false) => problem === false ? Result.succeed(a) : Result.fail(problem)
 /** What `read` makes of the text (`none` when nothing), failing with what `problem` finds wrong with it. */
@@ -145,7 +146,7 @@ interface Var<A, I> extends Omit<Variable, "name"> {
 const variable = <A, I, B>(k: Kind<A, I>, dflt: string, unset: B, some: (a: A) => B, optional = false) =>
 (description: string, more?: Pick<Var<B, I>, "name" | "show">): Var<B, A | I> => ({
   default: dflt, description, accepted: k.accepted, secret: false, ...more,
-  read: (text) => text === undefined ? Result.succeed(unset) : Result.map(k.parse(text.trim()), some),
+  read: (text) => text === undefined ? Result.succeed(unset) : Result.map(k.parse(text), some),
   // a string is read as written (so a bad one is reported so), a secret revealed, the `Some` of an optional variable unwrapped
   write: function write(value: unknown): string | undefined {
     return value == null || typeof value === "string" ? value ?? undefined
@@ -159,13 +160,9 @@ const setting = <A, I>(k: Kind<A, I>, dflt: string, unset = Result.getOrThrow(k.
 const optional = <A, I>(k: Kind<A, I>, dflt = "unset") => variable(k, dflt, Option.none<A>(), Option.some, true)
 
 /** Passwords and tokens are taken verbatim (a space may belong to them); a checked secret is trimmed. */
-type Secret = Var<Option.Option<Redacted.Redacted<string>>, string | Redacted.Redacted<string>>
-const secret = (description: string, checked?: Kind<string, string>): Secret => ({
-  ...optional(checked ?? text())(description),
-  secret: true,
-  read: (text) => text === undefined ? Result.succeed(Option.none())
-    : Result.map(checked ? checked.parse(text.trim()) : Result.succeed(text), (s) => Option.some(Redacted.make(s)))
-})
+const verbatim: Kind<string, string> = { parse: Result.succeed, accepted: "any non-empty text", format: String }
+const secret = (description: string, k = verbatim): Var<Option.Option<Redacted.Redacted<string>>, string | Redacted.Redacted<string>> =>
+  ({ ...variable(k, "unset", Option.none(), (s) => Option.some(Redacted.make(s)), true)(description), secret: true })
 
 const spec = {
   nats: {
@@ -360,22 +357,22 @@ const read = (provider: ConfigProvider.ConfigProvider, label: (e: Entry) => stri
       else problems.push({ variable: label(e), value: shown.get(e.path), problem: result.failure, accepted: e.v.accepted })
     })
     const set = (path: string) => Option.isOption(values.get(path)) && Option.isSome(values.get(path) as Option.Option<unknown>)
-    const name = (paths: ReadonlyArray<string>) => paths.map((p) => label(entries.find((e) => e.path === p)!)).join("/")
+    const name = (...paths: ReadonlyArray<string>) => paths.map((p) => label(entries.find((e) => e.path === p)!)).join("/")
     const pairs = [["nats.tls.cert", "nats.tls.key", "client certificate and its private key"],
       ["nats.user", "nats.password", "user name and password"]] as const
     for (const [a, b, what] of pairs) {
-      for (const [has, lacks] of [[a, b], [b, a]] as const) {
-        if (!set(has) || set(lacks)) continue
-        const accepted = `set ${name([a])} and ${name([b])} together (${what}), or neither`
-        problems.push({ variable: name([lacks]), value: undefined, problem: `missing while ${name([has])} is set`, accepted })
+      const [has, lacks] = set(a) ? [a, b] : [b, a]
+      if (set(has) && !set(lacks)) {
+        const accepted = `set ${name(a)} and ${name(b)} together (${what}), or neither`
+        problems.push({ variable: name(lacks), value: undefined, problem: `missing while ${name(has)} is set`, accepted })
       }
     }
     // NATS takes one way to authenticate; a second one given is a mistake, not a fallback
     const methods = [["nats.user", "nats.password"], ["nats.token"], ["nats.nkeySeed"], ["nats.credsFile"]]
-    const [first, ...others] = methods.filter((paths) => paths.some(set))
-    for (const [path] of others) {
-      const accepted = `one way to authenticate: ${methods.map(name).join(", or ")}`
-      problems.push({ variable: name([path!]), value: shown.get(path!), problem: `given together with ${name(first!)}`, accepted })
+    const [first = [], ...others] = methods.filter((paths) => paths.some(set))
+    for (const [path = ""] of others) {
+      const accepted = `one way to authenticate: ${methods.map((m) => name(...m)).join(", or ")}`
+      problems.push({ variable: name(path), value: shown.get(path), problem: `given together with ${name(...first)}`, accepted })
     }
     if (problems.length > 0) return yield* new ConfigInvalid({ problems })
     const build = (node: Spec, prefix: string): object =>

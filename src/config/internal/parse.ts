@@ -21,18 +21,14 @@ const units: Readonly<Record<string, Duration.Unit>> = {
 export const parseDuration = (input: string): Option.Option<Duration.Duration> => {
   const text = input.trim().toLowerCase()
   if (/^-?\d+$/.test(text)) return Number.isSafeInteger(+text) ? Option.some(Duration.millis(+text)) : Option.none()
-  const body = text.replace(/^-\s*/, "")
+  const [, minus, body = ""] = /^(-?)\s*(.*)$/.exec(text)!
   const terms = [...body.matchAll(/(\d+(?:\.\d+)?)\s*([a-zµ]+)\s*/g)]
   // the terms must cover the whole text: "2 seconds ago" and "5 m s" are not durations
   if (body === "" || terms.map((t) => t[0]).join("") !== body) return Option.none()
-  let total = Duration.zero
-  for (const [, amount, unit] of terms) {
-    // Effect's own parser keeps sub-millisecond precision exact
-    const term = Duration.fromInput(`${Number(amount)} ${units[unit!] ?? unit}` as Duration.Input)
-    if (Option.isNone(term)) return term
-    total = Duration.sum(total, term.value)
-  }
-  return Option.some(body === text ? total : Duration.negate(total))
+  // Effect's own parser reads each term, and keeps sub-millisecond precision exact
+  const each = terms.map(([, amount, unit]) => Duration.fromInput(`${Number(amount)} ${units[unit!] ?? unit}` as Duration.Input))
+  const total = Option.map(Option.all(each), (ds) => ds.reduce((a, b) => Duration.sum(a, b)))
+  return minus === "" ? total : Option.map(total, Duration.negate)
 }
 
 /** A whole number ("42", "-1"); `None` for anything else or beyond 2^53. */
