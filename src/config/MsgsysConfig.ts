@@ -1,9 +1,8 @@
 /**
- * The msgsys configuration: every `MSGSYS_*` variable as an Effect `Config`, read from the environment or
- * from an object of programmatic settings. `spec` defines each variable once: how its text is read, its
- * default, its README line and the settings field it fills. A bad deployment gets the complete list of
- * what to fix, one line per variable (guarantee 8), never the first problem only; secrets stay `Redacted`
- * and are never printed.
+ * The msgsys configuration: every `MSGSYS_*` variable as an Effect `Config`, read from the environment or from an object
+ * of programmatic settings. `spec` defines each variable once: how its text is read, its default, its README line and the
+ * settings field it fills. A bad deployment gets the complete list of what to fix, one line per variable (guarantee 8),
+ * never the first problem only; secrets stay `Redacted` and are never printed.
  * @since 0.1.0
  */
 import { Config, ConfigProvider, Context, Data, Duration, Effect, Layer, Option, Predicate, Redacted, Result } from "effect"
@@ -15,9 +14,8 @@ import * as Parse from "./internal/parse.ts"
 export { parseDuration } from "./internal/parse.ts"
 
 /**
- * A duration in short form ("5s", "1h30m", "500ms"), as Effect writes it ("2 seconds") or as an integer of
- * milliseconds; encoded as `Duration.format` prints it.
- * @category schemas @since 0.1.0
+ * A duration in short form ("5s", "1h30m", "500ms"), as Effect writes it ("2 seconds") or as an integer of milliseconds;
+ * encoded as `Duration.format` prints it. @category schemas @since 0.1.0
  */
 export const ShortDuration: Schema.Codec<Duration.Duration, string> = Schema.String.pipe(Schema.decodeTo(Schema.Duration,
   SchemaTransformation.transformEffect({
@@ -39,7 +37,6 @@ interface Kind<A, I> {
 /** A kind that reads the text trimmed. */
 const kind = <A, I = never>(parse: Kind<A, I>["parse"], accepted: string, format: Kind<A, I>["format"] = String): Kind<A, I> =>
   ({ parse: (text) => parse(text.trim()), accepted, format })
-
 const check = <A>(a: A, problem: string | false) => problem === false ? Result.succeed(a) : Result.fail(problem)
 /** What `read` makes of the text (`none` when nothing), failing with what `problem` finds wrong with it. */
 const parsed = <A>(read: (s: string) => Option.Option<A>, none: string, problem: (a: A) => string | false = () => false) => (s: string) =>
@@ -48,10 +45,8 @@ const parsed = <A>(read: (s: string) => Option.Option<A>, none: string, problem:
 const text = (accepted = "any non-empty text", pattern = /./, problem = "") =>
   kind<string, string>((s) => check(s, !pattern.test(s) && problem), accepted)
 const path = text("a file path")
-
 const integer = (min: number, accepted: string, max = Number.MAX_SAFE_INTEGER) =>
   kind(parsed(Parse.parseInteger, "not an integer", (n) => (n < min || n > max) && "out of range"), accepted)
-
 const bytes = kind<number, string>(parsed(Parse.parseBytes, "not a byte size", (n) => n <= 0 && "zero"),
   "a size such as 512MB or 1GiB, or a number of bytes")
 
@@ -63,8 +58,7 @@ const duration = (constraint: string, min: Duration.Duration) =>
   kind<Duration.Duration, DurationInput>(parsed(Parse.parseDuration, "not a duration", (d) =>
     Duration.isLessThan(d, min) &&
     (Duration.isNegative(d) ? "negative" : Duration.isZero(d) ? "zero" : `shorter than ${Duration.format(min)}`)),
-  `a duration${constraint} such as ${examples}`,
-  // any `Duration.Input`: 1500, [5, 0], { seconds: 5 }
+  `a duration${constraint} such as ${examples}`, // and it prints any `Duration.Input`: 1500, [5, 0], { seconds: 5 }
   (d) => Option.match(Duration.fromInput(d as Duration.Input), { onNone: () => String(d), onSome: Duration.format }))
 const atLeastOneSecond = duration(" of at least 1 second", Duration.seconds(1))
 const positiveDuration = duration(" greater than 0", Duration.millis(1))
@@ -76,12 +70,10 @@ const oneOf = <const L extends string, const X extends string = never>(values: R
     parsed((s) => Option.fromUndefinedOr(table.get(s.toLowerCase())), `not one of ${values.join(", ")}`),
     `one of ${values.join(", ")} (any case)`)
 }
-
 const onOff = kind<boolean, "on" | "off">((s) => {
   const at = ["off", "false", "no", "0", "on", "true", "yes", "1"].indexOf(s.toLowerCase())
   return check(at > 3, at < 0 && "not on or off")
 }, "on or off (also true/false, yes/no, 1/0)", (b) => (b ? "on" : "off"))
-
 const offOr = <A, I>(k: Kind<A, I>) =>
   kind<Option.Option<A>, A | I | "off">(
     (s) => s.toLowerCase() === "off" ? Result.succeed(Option.none()) : Result.map(k.parse(s), Option.some),
@@ -94,8 +86,8 @@ const list = <A extends string>(problem: (items: ReadonlyArray<string>) => strin
     const items = Parse.parseList(s)
     return s.toLowerCase() === none ? Result.succeed([]) : check(items as ReadonlyArray<A>, problem(items))
   }, accepted, (xs) => xs.length === 0 && none !== undefined ? none : xs.join(","))
-
-const redactFields = list((items) => items.length === 0 && "no field name in the list", "comma-separated field names such as \"password,token,ssn\"")
+const redactFields = list((items) => items.length === 0 && "no field name in the list",
+  "comma-separated field names such as \"password,token,ssn\"")
 
 // Every dead-letter reason but poison. Listed here rather than read from dlq/DeadLetter, because
 // config sits below the folders it configures; DeadLetter fails to compile if the two disagree.
@@ -119,15 +111,14 @@ const pools = kind<ReadonlyArray<Parse.PoolBudget>, Readonly<Record<string, numb
   }),
   `comma-separated name=concurrency pairs such as "fast=32,slow=4,reports=2" ` +
     "(names of A-Z a-z 0-9 _ -, concurrency an integer of at least 1)",
-  (ps) => (Array.isArray(ps) ? ps.map((p) => [p.name, p.concurrency]) : Object.entries(ps)).map(([name, n]) => `${name}=${n}`).join(","))
+  (ps) => (Array.isArray(ps) ? ps.map((p) => [p.name, p.concurrency]) : Object.entries(ps)).map(([n, c]) => `${n}=${c}`).join(","))
 
 const servers = kind<ReadonlyArray<string>, string>(Parse.parseServers,
   "comma-separated nats://host:port or tls://host:port URLs (a bare host:port means nats://host:port); " +
     "no credentials in the URL (use MSGSYS_NATS_USER/PASSWORD, TOKEN, NKEY_SEED or CREDS)", (xs) => xs.join(","))
-
 // a token goes in OTEL_EXPORTER_OTLP_HEADERS, which is never printed
-const otlpEndpoint = kind<string, string>(
-  (s) => s.toLowerCase() === "off" ? Result.succeed("off") : Result.map(Parse.parseUrl(s, ["http", "https"]), () => s.replace(/\/+$/, "")),
+const otlpEndpoint = kind<string, string>((s) =>
+  s.toLowerCase() === "off" ? Result.succeed("off") : Result.map(Parse.parseUrl(s, ["http", "https"]), () => s.replace(/\/+$/, "")),
   "an http:// or https:// URL of an OTLP/HTTP receiver such as http://127.0.0.1:4318 (no credentials: put them in " +
     "OTEL_EXPORTER_OTLP_HEADERS), or \"off\"")
 
@@ -142,7 +133,6 @@ interface Var<A, I> extends Omit<Variable, "name"> {
   readonly write: (value: unknown) => string | undefined
   readonly "~input"?: I
 }
-
 const variable = <A, I, B>(k: Kind<A, I>, dflt: string, unset: B, some: (a: A) => B, optional = false) =>
 (description: string, more?: Pick<Var<B, I>, "name" | "show">): Var<B, A | I> => ({
   default: dflt, description, accepted: k.accepted, secret: false, ...more,
@@ -276,21 +266,16 @@ export interface MsgsysSettings extends Omit<Out<typeof spec>, "nats" | "sqliteP
 export type LogLevel = MsgsysSettings["logLevel"]
 
 /**
- * Programmatic settings for {@link layerFrom}: any field may be left out, plain values stand for `Some`,
- * secrets may be plain strings, durations any `Duration.Input` or short form ("5s"), byte sizes a number
- * or "512MB". A full `MsgsysSettings` is also accepted.
- * @category models @since 0.1.0
+ * Programmatic settings for {@link layerFrom}: any field may be left out, plain values stand for `Some`, secrets may be plain
+ * strings, durations any `Duration.Input` or short form ("5s"), byte sizes a number or "512MB". A full `MsgsysSettings` is also
+ * accepted. @category models @since 0.1.0
  */
 export interface Overrides extends In<typeof spec> {}
 
 /** @category services @since 0.1.0 */
 export class MsgsysConfig extends Context.Service<MsgsysConfig, MsgsysSettings>()("msgsys/MsgsysConfig") {}
 
-/**
- * One bad variable. `value` is what was given (`<redacted>` for secrets, `undefined` when the problem is
- * that it is missing).
- * @category models @since 0.1.0
- */
+/** One bad variable; `value` is what was given (`<redacted>` for a secret, `undefined` when missing). @category models @since 0.1.0 */
 export interface ConfigProblem {
   readonly variable: string
   readonly value: string | undefined
@@ -300,24 +285,18 @@ export interface ConfigProblem {
 
 const REDACTED = "<redacted>"
 
-/**
- * One line: `MSGSYS_HTTP_PORT="70000": out of range; accepted: an integer port 0-65535 (0 disables HTTP)`.
- * @category formatting @since 0.1.0
- */
+/** One line: `MSGSYS_HTTP_PORT="70000": out of range; accepted: an integer port 0-65535 (0 disables HTTP)`. @category formatting @since 0.1.0 */
 export const formatProblem = (p: ConfigProblem): string => {
   const given = p.value === undefined ? " (unset)" : p.value === REDACTED ? `=${REDACTED}` : `=${JSON.stringify(p.value)}`
   return `${p.variable}${given}: ${p.problem}; accepted: ${p.accepted}`
 }
 
 /**
- * The configuration is invalid; `problems` lists every bad variable, and the message has one line for
- * each, saying what is accepted.
+ * The configuration is invalid; `problems` lists every bad variable, and the message has one line for each, saying what is accepted.
  * @category errors @since 0.1.0
  */
 export class ConfigInvalid extends Data.TaggedError("ConfigInvalid")<{ readonly problems: ReadonlyArray<ConfigProblem> }> {
-  override get message() {
-    return this.problems.map(formatProblem).join("\n")
-  }
+  override get message() { return this.problems.map(formatProblem).join("\n") }
 }
 
 // --- reading
@@ -339,9 +318,8 @@ const texts = Config.all(entries.map((e) =>
 ))
 
 /**
- * Reads every variable through `provider` (by its `MSGSYS_*` name), collecting all problems, then checks the
- * combinations: TLS cert and key, user and password, one way to authenticate. `label` names a variable in
- * problems (its name, or its path in code).
+ * Reads every variable through `provider` (by its `MSGSYS_*` name), collecting all problems, then checks the combinations:
+ * TLS cert and key, user and password, one way to authenticate. `label` names a variable (its name, or its path in code).
  */
 const read = (provider: ConfigProvider.ConfigProvider, label: (e: Entry) => string) =>
   Effect.gen(function*() {
@@ -384,9 +362,8 @@ const read = (provider: ConfigProvider.ConfigProvider, label: (e: Entry) => stri
   })
 
 /**
- * Decodes settings from an environment map (pure: nothing else is read). Every bad variable is reported in
- * one `ConfigInvalid`. An empty or blank value counts as unset.
- * @category constructors @since 0.1.0
+ * Decodes settings from an environment map (pure: nothing else is read). Every bad variable is reported in one `ConfigInvalid`.
+ * An empty or blank value counts as unset. @category constructors @since 0.1.0
  */
 export const load = (env: Readonly<Record<string, string | undefined>>): Effect.Effect<MsgsysSettings, ConfigInvalid> =>
   read(ConfigProvider.fromEnvRecord({ ...env }), (e) => e.name)
@@ -399,9 +376,8 @@ const at = (root: unknown, path: string): unknown =>
   }, root)
 
 /**
- * Settings from the defaults with `overrides` laid over them, checked like the environment; problems are
- * named by their path (`nats.tls.key`).
- * @category constructors @since 0.1.0
+ * Settings from the defaults with `overrides` laid over them, checked like the environment; problems are named by their path
+ * (`nats.tls.key`). @category constructors @since 0.1.0
  */
 export const make = (overrides: Overrides): Effect.Effect<MsgsysSettings, ConfigInvalid> =>
   Effect.suspend(() =>
@@ -411,9 +387,8 @@ export const make = (overrides: Overrides): Effect.Effect<MsgsysSettings, Config
 export const defaults: MsgsysSettings = Effect.runSync(load({}))
 
 /**
- * Settings from the current `ConfigProvider` (the process environment unless one is provided; Bun loads
- * `.env` into it), read by their `MSGSYS_*` names.
- * @category layers @since 0.1.0
+ * Settings from the current `ConfigProvider` (the process environment unless one is provided; Bun loads `.env` into it), read by
+ * their `MSGSYS_*` names. @category layers @since 0.1.0
  */
 export const layer: Layer.Layer<MsgsysConfig, ConfigInvalid> = Layer.effect(MsgsysConfig,
   Effect.flatMap(ConfigProvider.ConfigProvider, (p) => read(p, (e) => e.name)).pipe(Effect.withSpan("MsgsysConfig.layer")))
@@ -433,17 +408,15 @@ export interface Variable {
 }
 
 /**
- * Every variable msgsys reads, with its default and what it accepts: the README's table and
- * `unknownVariables` come from it.
+ * Every variable msgsys reads, with its default and what it accepts: the README's table and `unknownVariables` come from it.
  * @category catalogue @since 0.1.0
  */
 export const variables: ReadonlyArray<Variable> = entries.map(({ name, v }) =>
   ({ name, default: v.default, description: v.description, accepted: v.accepted, secret: v.secret }))
 
 /**
- * `MSGSYS_*` names in `env` that msgsys does not read, with a suggestion when one is close: a misspelt
- * variable otherwise silently falls back to its default.
- * @category diagnostics @since 0.1.0
+ * `MSGSYS_*` names in `env` that msgsys does not read, with a suggestion when one is close: a misspelt variable otherwise
+ * silently falls back to its default. @category diagnostics @since 0.1.0
  */
 export const unknownVariables = (env: Readonly<Record<string, string | undefined>>): ReadonlyArray<string> => {
   const known = variables.map((v) => v.name)
@@ -458,8 +431,7 @@ export const warnUnknownVariables = (env: Readonly<Record<string, string | undef
   Effect.forEach(unknownVariables(env), (line) => Effect.logWarning(line), { discard: true })
 
 /**
- * One line per setting (`nats.servers nats://a:4222`), for `msgsys status` and banners. Secrets show as
- * `<redacted>`.
+ * One line per setting (`nats.servers nats://a:4222`), for `msgsys status` and banners. Secrets show as `<redacted>`.
  * @category formatting @since 0.1.0
  */
 export const describe = (s: MsgsysSettings): string =>
