@@ -1,22 +1,19 @@
 /**
- * Text parsers for configuration values. Each failure says what is wrong in a few words; the caller
- * names the variable and what it accepts.
- * @since 0.1.0
+ * Text parsers for configuration values. Each failure says what is wrong in a few words; the caller names the variable and
+ * what it accepts. @since 0.1.0
  */
 import { ByteSize, Duration, Option, Result } from "effect"
 
 const units: Readonly<Record<string, Duration.Unit>> = {
-  ns: "nanos", nanosecond: "nanos", nanoseconds: "nanos", us: "micros", "µs": "micros", microsecond: "micros",
-  microseconds: "micros", ms: "millis", millisecond: "millis", milliseconds: "millis", s: "seconds", sec: "seconds",
-  secs: "seconds", m: "minutes", min: "minutes", mins: "minutes", h: "hours", hr: "hours", hrs: "hours", d: "days",
-  w: "weeks", wk: "weeks"
+  ns: "nanos", nanosecond: "nanos", nanoseconds: "nanos", us: "micros", "µs": "micros", microsecond: "micros", microseconds: "micros",
+  ms: "millis", millisecond: "millis", milliseconds: "millis", s: "seconds", sec: "seconds", secs: "seconds", m: "minutes",
+  min: "minutes", mins: "minutes", h: "hours", hr: "hours", hrs: "hours", d: "days", w: "weeks", wk: "weeks"
 }
 
 /**
- * Parses a duration as Effect writes it ("2 seconds", "1.5 minutes"), in short form ("2s", "500ms",
- * "1h30m", "1m 30s": what `Duration.format` prints), or as an integer of milliseconds ("1500").
- * A leading "-" makes it negative, so a range check can say "negative" rather than "not a duration".
- * @category parsers @since 0.1.0
+ * Parses a duration as Effect writes it ("2 seconds", "1.5 minutes"), in short form ("2s", "500ms", "1h30m", "1m 30s": what
+ * `Duration.format` prints), or as an integer of milliseconds ("1500"). A leading "-" makes it negative, so a range check can
+ * say "negative" rather than "not a duration". @category parsers @since 0.1.0
  */
 export const parseDuration = (input: string): Option.Option<Duration.Duration> => {
   const text = input.trim().toLowerCase()
@@ -44,9 +41,9 @@ export const parseBytes = (input: string): Option.Option<number> =>
   Option.orElse(parseInteger(input), () => Option.flatMap(ByteSize.fromString(input), ByteSize.toNumber))
 
 /**
- * Hides credentials in anything that looks like a URL, so a bad value can be shown: everything
- * from the first `scheme://` (or the start) up to the LAST `@`, since a password may itself hold
- * `@`, `/`, `:` or `,`. In a list with credentials that hides more than the password, never less.
+ * Hides credentials in anything that looks like a URL, so a bad value can be shown: everything from the first `scheme://` (or
+ * the start) up to the LAST `@`, since a password may itself hold `@`, `/`, `:` or `,`. In a list with credentials that hides
+ * more than the password, never less.
  */
 export const redactUrlCredentials = (text: string): string => {
   const at = text.lastIndexOf("@")
@@ -65,10 +62,7 @@ export const parseUrl = (text: string, schemes: ReadonlyArray<string>, notUrl = 
     : Result.succeed(url)
 }
 
-/**
- * Normalises one NATS server address: `nats://host:port` and `tls://host:port` stay as they are (minus a
- * trailing "/"), a bare `host:port` or `host` becomes `nats://…`.
- */
+/** One NATS server: a `nats://` or `tls://` URL stays as it is (minus a trailing "/"), a bare `host:port` or `host` becomes `nats://…`. */
 const parseServer = (text: string): Result.Result<string, string> => {
   const bare = !text.includes("://")
   const port = /:(\d+)\/?$/.exec(text)?.[1]
