@@ -21,6 +21,7 @@ import { type ConsumerConfig, JetStreamApiError, type StreamConfig, type StreamI
 import { Data, Duration, Effect, Option } from "effect"
 import { BrokerError, retryTransient } from "./BrokerError.ts"
 import { Nats } from "./Nats.ts"
+import { matchesFilter } from "./Subjects.ts"
 
 type NatsService = Nats["Service"]
 
@@ -392,14 +393,6 @@ const limitsHold = (t: Target, info: StreamInfo, changed: ReadonlyArray<string>,
 // ---------------------------------------------------------------------------------------------
 // streams
 
-/** Whether a subject pattern (with `*` and `>`) matches a concrete subject. */
-const subjectMatches = (pattern: string, subject: string): boolean => {
-  const p = pattern.split(".")
-  const s = subject.split(".")
-  return p.every((t, i) => t === ">" ? s.length > i : i < s.length && (t === "*" || t === s[i])) &&
-    (p.at(-1) === ">" || p.length === s.length)
-}
-
 /**
  * Before 2.10.5 a stream that refuses new messages when full (`discard: "new"`) can still delete
  * its oldest message to fit `maxBytes`: the server admits a message by its payload and headers,
@@ -429,7 +422,7 @@ const applyStream = (nats: NatsService, spec: StreamSpec) => {
         Effect.mapError(toBrokerError),
         Effect.flatMap((filtered) => {
           const stranded = Object.entries(filtered.state.subjects ?? {})
-            .filter(([s]) => !config.subjects.some((kept) => subjectMatches(kept, s)))
+            .filter(([s]) => !config.subjects.some((kept) => matchesFilter(s, kept)))
             .reduce((n, [, count]) => n + count, 0)
           return stranded === 0 ? Effect.void : Effect.fail(new TopologyConflict({
             resource: target.resource,
