@@ -166,9 +166,19 @@ export const merge = (...ts: Array<Topology>): Topology => ({
 })
 
 // ---------------------------------------------------------------------------------------------
-// what msgsys sends, and the same config as it is compared: declared field name -> shown value
+// one table per kind of resource: for each declared field, its JetStream key, the value sent,
+// and the value shown in messages and compared with what the server has
 
 type View = Readonly<Record<string, string | undefined>>
+
+/** Declared field -> [JetStream key, value sent (`undefined`: none), value shown (`undefined`: not compared)]. */
+type Fields<S, C> = Readonly<Record<string, readonly [keyof C & string, (spec: S) => unknown, (value: never) => string | undefined]>>
+
+const configOf = <S, C>(fields: Fields<S, C>, spec: S) =>
+  Object.fromEntries(Object.values(fields).map(([key, send]) => [key, send(spec)]).filter(([, v]) => v !== undefined)) as Partial<C>
+
+const viewOf = <S, C>(fields: Fields<S, C>, config: Partial<C>): View =>
+  Object.fromEntries(Object.entries(fields).map(([name, [key, , show]]) => [name, show(config[key] as never)]))
 
 /** Integer nanoseconds, as JetStream wants durations (an infinite one is 0: unlimited). */
 const nanos = (input: Duration.Input | undefined, fallback = 0) => {
@@ -182,96 +192,58 @@ const showNanos = (ns: number | undefined) => {
   return ms > 0 ? Duration.format(Duration.millis(ms)) : "unlimited"
 }
 const showLimit = (n: number | undefined) => n === undefined || n < 0 ? "unlimited" : String(n)
+const showCount = (fallback: number) => (n: number | undefined) => String(n ?? fallback)
+const same = (v: string | undefined) => v
+const hidden = () => undefined
 
-const streamConfig = (s: StreamSpec) => {
-  const maxAge = nanos(s.maxAge)
-  return {
-    name: s.name,
-    subjects: [...new Set(s.subjects)],
-    retention: s.retention,
-    storage: s.storage ?? "file",
-    num_replicas: s.replicas ?? 1,
-    max_age: maxAge,
-    max_msgs: s.maxMsgs ?? -1,
-    max_bytes: s.maxBytes ?? -1,
-    max_msg_size: s.maxMsgSize ?? -1,
-    // the server rejects a window longer than max_age (10052), and shortens its own default the same way
-    duplicate_window: nanos(s.duplicateWindow, maxAge > 0 ? Math.min(maxAge, 120e9) : 120e9),
-    discard: s.discard ?? "old",
-    ...(s.description !== undefined ? { description: s.description } : {})
-  } satisfies Partial<StreamConfig>
+const streamFields: Fields<StreamSpec, StreamConfig> = {
+  retention: ["retention", (s) => s.retention, same],
+  storage: ["storage", (s) => s.storage ?? "file", same],
+  subjects: ["subjects", (s) => [...new Set(s.subjects)], (v: Array<string> | undefined) => [...(v ?? [])].sort().join(", ")],
+  replicas: ["num_replicas", (s) => s.replicas ?? 1, showCount(1)],
+  maxAge: ["max_age", (s) => nanos(s.maxAge), showNanos],
+  maxMsgs: ["max_msgs", (s) => s.maxMsgs ?? -1, showLimit],
+  maxBytes: ["max_bytes", (s) => s.maxBytes ?? -1, showLimit],
+  maxMsgSize: ["max_msg_size", (s) => s.maxMsgSize ?? -1, showLimit],
+  // the server rejects a window longer than max_age (10052), and shortens its own default the same way
+  duplicateWindow: ["duplicate_window", (s) => nanos(s.duplicateWindow, Math.min(nanos(s.maxAge) || 120e9, 120e9)), showNanos],
+  discard: ["discard", (s) => s.discard ?? "old", same],
+  description: ["description", (s) => s.description, same]
 }
 
-const streamView = (c: Partial<StreamConfig>): View => ({
-  retention: c.retention,
-  storage: c.storage,
-  subjects: [...(c.subjects ?? [])].sort().join(", "),
-  replicas: String(c.num_replicas ?? 1),
-  maxAge: showNanos(c.max_age),
-  maxMsgs: showLimit(c.max_msgs),
-  maxBytes: showLimit(c.max_bytes),
-  maxMsgSize: showLimit(c.max_msg_size),
-  duplicateWindow: showNanos(c.duplicate_window),
-  discard: c.discard,
-  description: c.description
-})
+const filterOf = (subject: string | undefined) => subject === "" || subject === ">" ? undefined : subject
 
-const consumerConfig = (c: ConsumerSpec) => {
-  const backoff = (c.backoff ?? []).map((b) => nanos(b))
-  const filter = c.filterSubject === "" || c.filterSubject === ">" ? undefined : c.filterSubject
-  const start: Pick<ConsumerConfig, "deliver_policy"> & Partial<Pick<ConsumerConfig, "opt_start_time" | "opt_start_seq">> =
-    c.start === undefined
-      ? { deliver_policy: (c.deliverPolicy ?? "all") as ConsumerConfig["deliver_policy"] }
-      : c.start.policy === "by_start_time"
-      ? { deliver_policy: "by_start_time" as ConsumerConfig["deliver_policy"], opt_start_time: c.start.time.toISOString() }
-      : c.start.policy === "by_start_sequence"
-      ? { deliver_policy: "by_start_sequence" as ConsumerConfig["deliver_policy"], opt_start_seq: c.start.sequence }
-      : { deliver_policy: c.start.policy as ConsumerConfig["deliver_policy"] }
-  return {
-    durable_name: c.name,
-    ack_policy: "explicit",
-    ...start,
-    replay_policy: "instant",
-    ...(filter !== undefined ? { filter_subject: filter } : {}),
-    // with a backoff, the server sets ack_wait to its first step
-    ack_wait: backoff[0] ?? nanos(c.ackWait ?? "30 seconds"),
-    max_deliver: c.maxDeliver ?? -1,
-    max_ack_pending: c.maxAckPending ?? 1000,
-    ...(backoff.length > 0 ? { backoff } : {}),
-    ...(c.description !== undefined ? { description: c.description } : {})
-  } satisfies Partial<ConsumerConfig>
+const consumerFields: Fields<ConsumerSpec, ConsumerConfig> = {
+  name: ["durable_name", (c) => c.name, hidden],
+  kind: ["deliver_subject", hidden, (v: string | undefined) => v ? `push (delivers to ${v})` : "pull"],
+  ackPolicy: ["ack_policy", () => "explicit", same],
+  replayPolicy: ["replay_policy", () => "instant", hidden],
+  deliverPolicy: ["deliver_policy", (c) => c.start?.policy ?? c.deliverPolicy ?? "all", same],
+  // a chosen start is never compared: it applies at creation only, and the consumer has moved on since
+  startTime: ["opt_start_time", (c) => c.start?.policy === "by_start_time" ? c.start.time.toISOString() : undefined, hidden],
+  startSequence: ["opt_start_seq", (c) => c.start?.policy === "by_start_sequence" ? c.start.sequence : undefined, hidden],
+  filterSubject: ["filter_subject", (c) => filterOf(c.filterSubject), (v: string | undefined) => filterOf(v) ?? "(none)"],
+  backoff: [
+    "backoff",
+    (c) => c.backoff?.length ? c.backoff.map((b) => nanos(b)) : undefined,
+    (v: Array<number> | undefined) => (v ?? []).map(showNanos).join(", ") || "none"
+  ],
+  // with a backoff, the server sets ack_wait to its first step
+  ackWait: ["ack_wait", (c) => nanos(c.backoff?.[0] ?? c.ackWait ?? "30 seconds"), showNanos],
+  maxDeliver: ["max_deliver", (c) => c.maxDeliver ?? -1, showLimit],
+  maxAckPending: ["max_ack_pending", (c) => c.maxAckPending ?? 1000, showCount(1000)],
+  description: ["description", (c) => c.description, same]
 }
-
-const consumerView = (c: Partial<ConsumerConfig>): View => ({
-  kind: c.deliver_subject ? `push (delivers to ${c.deliver_subject})` : "pull",
-  ackPolicy: c.ack_policy,
-  deliverPolicy: c.deliver_policy,
-  filterSubject: c.filter_subject && c.filter_subject !== ">" ? c.filter_subject : "(none)",
-  backoff: (c.backoff ?? []).map(showNanos).join(", ") || "none",
-  ackWait: showNanos(c.ack_wait),
-  maxDeliver: showLimit(c.max_deliver),
-  maxAckPending: String(c.max_ack_pending ?? 1000),
-  description: c.description
-})
 
 /** The bucket's settings as fields of its stream `KV_<bucket>`. */
-const kvConfig = (k: KvSpec) => ({
-  max_age: nanos(k.ttl),
-  max_msgs_per_subject: k.history ?? 1,
-  num_replicas: k.replicas ?? 1,
-  max_msg_size: k.maxValueSize ?? -1,
-  max_bytes: k.maxBytes ?? -1,
-  ...(k.description !== undefined ? { description: k.description } : {})
-}) satisfies Partial<StreamConfig>
-
-const kvView = (c: Partial<StreamConfig>): View => ({
-  ttl: showNanos(c.max_age),
-  history: String(c.max_msgs_per_subject),
-  replicas: String(c.num_replicas ?? 1),
-  maxValueSize: showLimit(c.max_msg_size),
-  maxBytes: showLimit(c.max_bytes),
-  description: c.description
-})
+const kvFields: Fields<KvSpec, StreamConfig> = {
+  ttl: ["max_age", (k) => nanos(k.ttl), showNanos],
+  history: ["max_msgs_per_subject", (k) => k.history ?? 1, String],
+  replicas: ["num_replicas", (k) => k.replicas ?? 1, showCount(1)],
+  maxValueSize: ["max_msg_size", (k) => k.maxValueSize ?? -1, showLimit],
+  maxBytes: ["max_bytes", (k) => k.maxBytes ?? -1, showLimit],
+  description: ["description", (k) => k.description, same]
+}
 
 // ---------------------------------------------------------------------------------------------
 // nats.js calls, with their errors mapped once
@@ -405,10 +377,11 @@ const unsafeByteBound = (nats: NatsService, spec: StreamSpec) =>
 const applyStream = (nats: NatsService, spec: StreamSpec) => {
   const streams = nats.manager.streams
   const unbounded = unsafeByteBound(nats, spec)
-  const config = { ...streamConfig(unbounded ? { ...spec, maxBytes: undefined } : spec), ...owner(nats) }
+  const config = { name: spec.name, ...configOf(streamFields, unbounded ? { ...spec, maxBytes: undefined } : spec), ...owner(nats) }
+  const kept: ReadonlyArray<string> = config.subjects ?? []
   const target: Target = {
     resource: `stream ${spec.name}`,
-    wanted: streamView(config),
+    wanted: viewOf(streamFields, config),
     fixed: ["retention", "storage"],
     fix: "rename the stream prefix (MSGSYS_STREAM_PREFIX) so msgsys creates new streams, or move the messages " +
       `out and delete the stream with \`nats stream rm ${spec.name}\``,
@@ -417,17 +390,17 @@ const applyStream = (nats: NatsService, spec: StreamSpec) => {
 
   // a subject may go only while no message is stored under it (and not under a kept subject)
   const nothingStranded = (info: StreamInfo) =>
-    Effect.forEach((info.config.subjects ?? []).filter((s) => !config.subjects.includes(s)), (subject) =>
+    Effect.forEach((info.config.subjects ?? []).filter((s) => !kept.includes(s)), (subject) =>
       call(`count messages of ${target.resource} under ${subject}`, () => streams.info(spec.name, { subjects_filter: subject })).pipe(
         Effect.mapError(toBrokerError),
         Effect.flatMap((filtered) => {
           const stranded = Object.entries(filtered.state.subjects ?? {})
-            .filter(([s]) => !config.subjects.some((kept) => matchesFilter(s, kept)))
+            .filter(([s]) => !kept.some((k) => matchesFilter(s, k)))
             .reduce((n, [, count]) => n + count, 0)
           return stranded === 0 ? Effect.void : Effect.fail(new TopologyConflict({
             resource: target.resource,
             field: "subjects",
-            current: streamView(info.config).subjects!,
+            current: viewOf(streamFields, info.config).subjects!,
             wanted: target.wanted.subjects!,
             consequence: `this would strand the ${stranded} message${stranded === 1 ? "" : "s"} stored under ${subject}`,
             fix: `keep ${subject} in the declared subjects until its messages are consumed, or remove them with ` +
@@ -437,7 +410,7 @@ const applyStream = (nats: NatsService, spec: StreamSpec) => {
       ), { discard: true })
 
   const compare = (info: StreamInfo) =>
-    reconcile(target, streamView(info.config), () => streams.update(spec.name, config), (changed) =>
+    reconcile(target, viewOf(streamFields, info.config), () => streams.update(spec.name, config), (changed) =>
       Effect.andThen(
         info.state.messages > 0 && changed.includes("subjects") ? nothingStranded(info) : Effect.void,
         limitsHold(target, info, changed, `raise the limit, or remove messages first (\`nats stream purge ${spec.name}\`)`)
@@ -471,12 +444,12 @@ const applyStream = (nats: NatsService, spec: StreamSpec) => {
 
 const applyConsumer = (nats: NatsService, spec: ConsumerSpec) => {
   const consumers = nats.manager.consumers
-  const config = { ...consumerConfig(spec), ...owner(nats) }
+  const config = { ...configOf(consumerFields, spec), ...owner(nats) } as ConsumerConfig
   const manual = `delete the consumer with \`nats consumer rm ${spec.stream} ${spec.name}\` (its delivery state ` +
     "is lost; the stream keeps its messages)"
   const target: Target = {
     resource: `consumer ${spec.stream}/${spec.name}`,
-    wanted: consumerView(config),
+    wanted: viewOf(consumerFields, config),
     // a chosen start applies at creation only: the consumer has moved on since
     fixed: spec.start === undefined ? ["kind", "ackPolicy", "deliverPolicy", "filterSubject"] : ["kind", "ackPolicy", "filterSubject"],
     fix: `declare the new settings under a new consumer name, or ${manual}`,
@@ -485,7 +458,7 @@ const applyConsumer = (nats: NatsService, spec: ConsumerSpec) => {
   const { ack_wait, max_deliver, max_ack_pending, backoff = [] } = config
   const updatable = { ack_wait, max_deliver, max_ack_pending, backoff, ...(spec.description ? { description: spec.description } : {}) }
   const compare = (current: ConsumerConfig) =>
-    reconcile(target, consumerView(current), () => consumers.update(spec.stream, spec.name, updatable))
+    reconcile(target, viewOf(consumerFields, current), () => consumers.update(spec.stream, spec.name, updatable))
 
   const read = readOptional(`read ${target.resource}`, Codes.consumerNotFound, () => consumers.info(spec.stream, spec.name))
   const create = call(`create ${target.resource}`, () => consumers.add(spec.stream, config)).pipe(
@@ -521,21 +494,22 @@ const applyConsumer = (nats: NatsService, spec: ConsumerSpec) => {
 
 const applyKv = (nats: NatsService, spec: KvSpec) => {
   const stream = `KV_${spec.bucket}`
-  const config = kvConfig(spec)
+  const config = configOf(kvFields, spec)
+  const ttl = config.max_age ?? 0
   const target: Target = {
     resource: `kv bucket ${spec.bucket}`,
-    wanted: kvView(config),
+    wanted: viewOf(kvFields, config),
     fixed: [],
     fix: "",
     byHand: `change the bucket by hand with \`nats kv edit ${spec.bucket}\``
   }
   const compare = (info: StreamInfo) =>
-    reconcile(target, kvView(info.config), () =>
+    reconcile(target, viewOf(kvFields, info.config), () =>
       nats.manager.streams.update(stream, {
         ...config,
         // a ttl shorter than the duplicate window is rejected (10052): shorten the window with it
-        ...(config.max_age > 0 && (info.config.duplicate_window ?? 120e9) > config.max_age
-          ? { duplicate_window: config.max_age }
+        ...(ttl > 0 && (info.config.duplicate_window ?? 120e9) > ttl
+          ? { duplicate_window: ttl }
           : {})
       }), (changed) => limitsHold(target, info, changed, `raise the limit, or delete keys first (\`nats kv purge ${spec.bucket} KEY\`)`))
 
@@ -548,7 +522,7 @@ const applyKv = (nats: NatsService, spec: KvSpec) => {
       replicas: config.num_replicas,
       maxValueSize: config.max_msg_size,
       max_bytes: config.max_bytes,
-      ...(config.max_age > 0 ? { ttl: config.max_age / 1e6 } : {}),
+      ...(ttl > 0 ? { ttl: ttl / 1e6 } : {}),
       ...(spec.description !== undefined ? { description: spec.description } : {}),
       ...owner(nats)
     }
@@ -610,9 +584,9 @@ export const apply: (topology: Topology) => Effect.Effect<ReadonlyArray<Change>,
     // what does not say how many copies gets the connection's (MSGSYS_NATS_REPLICAS)
     const copies = <A extends { readonly replicas?: number }>(spec: A): A => spec.replicas === undefined ? { ...spec, replicas: nats.replicas } : spec
     // every declaration is checked before anything is created
-    const streams = yield* distinct(topology.streams.map(copies), (s) => `stream ${s.name}`, (s) => streamView(streamConfig(s)))
-    const consumers = yield* distinct(topology.consumers, (c) => `consumer ${c.stream}/${c.name}`, (c) => consumerView(consumerConfig(c)))
-    const buckets = yield* distinct(topology.kv.map(copies), (k) => `kv bucket ${k.bucket}`, (k) => kvView(kvConfig(k)))
+    const streams = yield* distinct(topology.streams.map(copies), (s) => `stream ${s.name}`, (s) => viewOf(streamFields, configOf(streamFields, s)))
+    const consumers = yield* distinct(topology.consumers, (c) => `consumer ${c.stream}/${c.name}`, (c) => viewOf(consumerFields, configOf(consumerFields, c)))
+    const buckets = yield* distinct(topology.kv.map(copies), (k) => `kv bucket ${k.bucket}`, (k) => viewOf(kvFields, configOf(kvFields, k)))
     // streams, then consumers (a stream must exist before its consumers), then buckets; within a
     // phase the resources are independent, and asked about at once: a start checks some twenty of
     // them, one round trip each. The changes keep the declared order.
