@@ -67,6 +67,9 @@ const toConnectionOptions = (s: NatsSettings): ConnectionOptions => {
     reconnect: true,
     maxReconnectAttempts: s.maxReconnectAttempts,
     reconnectTimeWait: Duration.toMillis(s.reconnectWait),
+    // nats.js's default, 2 minutes, leaves a worker on a dead server for four or more
+    pingInterval: Duration.toMillis(s.pingInterval),
+    maxPingOut: 2,
     // msgsys retries the first connection itself, so it can name the problem after N tries
     waitOnFirstConnect: false,
     // nats.js otherwise builds an Error (a stack capture) for every request, to report where it was made

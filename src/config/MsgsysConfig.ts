@@ -174,6 +174,9 @@ const spec = {
     connectAttempts: setting(integer(1, "an integer of at least 1"), "3")(
       "Initial connection attempts before giving up, MSGSYS_NATS_RECONNECT_WAIT apart"),
     reconnectWait: setting(positiveDuration, "2 seconds")("Pause between reconnection attempts"),
+    pingInterval: setting(positiveDuration, "10 seconds")(
+      "How often the connection pings its server; two pings unanswered and it reconnects, to another server of the " +
+        "list if one answers. A server cut off without a TCP reset (a dead host or link) goes unnoticed until then"),
     maxReconnectAttempts: setting(integer(-1, "an integer of at least -1 (-1 = for ever, 0 = never reconnect)"), "-1")(
       "Reconnection attempts after a lost connection; -1 retries for ever", { name: "MSGSYS_NATS_RECONNECT_ATTEMPTS" }),
     name: setting(text(), "msgsys")("Connection name shown by the NATS server (connz, logs)"),

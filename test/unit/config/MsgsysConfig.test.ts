@@ -83,6 +83,7 @@ describe("defaults", () => {
     expect(ms(s.nats.connectTimeout)).toBe(5_000)
     expect(s.nats.connectAttempts).toBe(3)
     expect(ms(s.nats.reconnectWait)).toBe(2_000)
+    expect(ms(s.nats.pingInterval)).toBe(10_000)
     expect(s.nats.maxReconnectAttempts).toBe(-1)
     expect(s.nats.name).toBe("msgsys")
     expect(s.nats.replicas).toBe(1)
@@ -132,6 +133,7 @@ describe("every variable is read", () => {
     MSGSYS_NATS_CONNECT_TIMEOUT: "10s",
     MSGSYS_NATS_CONNECT_ATTEMPTS: "7",
     MSGSYS_NATS_RECONNECT_WAIT: "500 millis",
+    MSGSYS_NATS_PING_INTERVAL: "3s",
     MSGSYS_NATS_RECONNECT_ATTEMPTS: "12",
     MSGSYS_NATS_NAME: "billing-worker",
     MSGSYS_NATS_REPLICAS: "3",
@@ -183,6 +185,7 @@ describe("every variable is read", () => {
     expect(ms(s.nats.connectTimeout)).toBe(10_000)
     expect(s.nats.connectAttempts).toBe(7)
     expect(ms(s.nats.reconnectWait)).toBe(500)
+    expect(ms(s.nats.pingInterval)).toBe(3_000)
     expect(s.nats.maxReconnectAttempts).toBe(12)
     expect(s.nats.name).toBe("billing-worker")
     expect(s.nats.replicas).toBe(3)
