@@ -1,0 +1,84 @@
+/**
+ * A three-node cluster on a private network (one network namespace a node): the node a worker is
+ * connected to loses its link in the middle of a load, the way a switch port or a host dies. No
+ * TCP reset tells the worker; only its pings can. It must notice within its ping window, move to
+ * a node of the majority, and every task, also those enqueued while the node is cut off, must
+ * complete once (guarantees 1 and 2 on a cluster). Needs root and iproute2; skipped otherwise.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { Duration, Effect, Schedule, Schema } from "effect"
+import * as Actor from "../../../src/actor/Actor.ts"
+import * as Retry from "../../../src/retry/Retry.ts"
+import * as Task from "../../../src/task/Task.ts"
+import { settingsFor, tempDir } from "../../support/harness.ts"
+import { available, type NetnsCluster, startNetnsCluster } from "../../support/netnsCluster.ts"
+import { actorName } from "../../support/runtime.ts"
+import { appOf, runTest, Runs, start, waitFor } from "../../support/runtimeTools.ts"
+
+if (!available) console.warn("Partition.test.ts skipped: it needs root, iproute2 (ip netns) and nats-server on PATH")
+
+let cluster: NetnsCluster | undefined
+beforeAll(async () => {
+  if (available) cluster = await startNetnsCluster()
+}, 60_000)
+afterAll(() => cluster?.close())
+
+describe.skipIf(!available)("a three-node cluster on a network", () => {
+  test("the node a worker is connected to loses its link mid-load: the worker notices by its pings, moves to the majority, and every task, also those enqueued meanwhile, completes once", async () => {
+    const c = cluster!
+    const name = actorName("partition")
+    const Work = Task.make(`${name}.work`, { input: { n: Schema.Number }, output: { n: Schema.Number } })
+    const A = Actor.make(name, { protocol: [Work], concurrency: 16, retry: Retry.exponential({ base: "100 millis", maxAttempts: 5 }) })
+    const done = new Runs()
+    const app = appOf([A, {
+      [Work.subject]: ({ input, taskId }) =>
+        Effect.sleep("20 millis").pipe(Effect.andThen(Effect.sync(() => done.add(taskId))), Effect.as({ n: input.n }))
+    }])
+    const base = settingsFor(c.urls[0]!, tempDir(), { ackWait: Duration.seconds(5) })
+    const settings = {
+      ...base,
+      nats: {
+        ...base.nats,
+        servers: [...c.urls],
+        replicas: 3,
+        reconnectWait: Duration.millis(250),
+        connectTimeout: Duration.seconds(2),
+        pingInterval: Duration.seconds(1)
+      }
+    }
+    await runTest(Effect.gen(function*() {
+      const rt = yield* start(app, settings)
+      const handles = yield* Effect.forEach(Array.from({ length: 200 }, (_, n) => n), (n) => rt.client.enqueue(Work, { n }), {
+        concurrency: 16
+      })
+      yield* waitFor("a quarter of the tasks to finish", Effect.sync(() => done.total >= 50), "30 seconds")
+      const node = rt.nats.connection.info?.server_name
+      expect(c.names).toContain(node ?? "(none)")
+      c.cut(node!)
+      const cutAt = Date.now()
+      // enqueued while the worker's node is cut off: each waits until the worker has moved
+      const during = yield* Effect.forEach(Array.from({ length: 100 }, (_, n) => 200 + n), (n) => rt.client.enqueue(Work, { n }), {
+        concurrency: 16
+      })
+      const all = [...handles, ...during]
+      const outs = yield* Effect.forEach(all, (h) => rt.client.result(h, "90 seconds"), { concurrency: 32 })
+      const settledAfterMs = Date.now() - cutAt
+      expect(rt.nats.connection.info?.server_name).not.toBe(node)
+      expect(outs.map((o) => o.n)).toEqual(all.map((_, n) => n))
+      expect(done.total).toBe(300)
+      expect(done.twice).toEqual([])
+      // the worker moved within a few ping intervals and the cluster's failover (about 20 s here),
+      // not the minutes nats.js's default ping interval takes to notice a dead server
+      expect(settledAfterMs).toBeLessThan(60_000)
+
+      c.heal(node!)
+      // the node comes back and catches up; the task stream empties once every ack is replicated
+      const stored = Effect.tryPromise(() => rt.nats.manager.streams.info(rt.names.taskStream(name))).pipe(
+        Effect.map((i) => i.state.messages),
+        Effect.retry({ schedule: Schedule.spaced("200 millis"), times: 10 }),
+        Effect.orElseSucceed(() => -1)
+      )
+      yield* waitFor("the task stream to empty", Effect.map(stored, (n) => n === 0), "30 seconds")
+    }))
+  }, 150_000)
+})
