@@ -108,6 +108,22 @@ export const make = Effect.fn("Results.make")(function*(bucket: string, ttl: Dur
     }
   }
 
+  // A put made while the connection was away never reached the subscription (a core subscription
+  // has no replay): after each reconnect every key someone waits on is read once more, so a result
+  // stored meanwhile ends its wait at once instead of at its timeout.
+  const readAgain = (taskId: string) =>
+    kv.get(taskId).then((e) => {
+      const record = e && e.operation === "PUT" ? parse(e.value) : Option.none()
+      if (Option.isSome(record)) for (const w of waiters.get(taskId) ?? []) w.offer(record.value)
+    }, () => {
+      // the wait's own timeout reads once more
+    })
+  yield* Effect.forkScoped(Effect.promise(async () => {
+    for await (const s of nats.connection.status()) {
+      if (s.type === "reconnect") for (const taskId of [...waiters.keys()]) void readAgain(taskId)
+    }
+  }))
+
   const awaitFinal = (taskId: string, timeout: Duration.Input) =>
     Effect.callback<TaskRecord, ResultTimeout | BrokerError>((resume) => {
       let settled = false
