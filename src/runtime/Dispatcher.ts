@@ -199,8 +199,17 @@ interface Run {
 interface Pending {
   readonly settlement: Settlement
   readonly then: (settled: Settled) => void
+  /** Gives up: the message is handed back for redelivery. */
   readonly failed: () => void
+  /** Times the ledger failed to store it. */
+  failures: number
 }
+
+// A settlement the ledger could not store (a full disk, a locked or unwritable file) is tried again
+// with its message held and heartbeated, 1 s, 2 s, ... 30 s apart, for about three minutes before
+// the message is handed back: its handler has run, and a redelivery would run it again.
+const settleRetryMs = (failures: number) => Math.min(1000 * 2 ** (failures - 1), 30_000)
+const settleAttempts = 10
 
 interface FeedState {
   readonly priority: Priority
@@ -342,6 +351,9 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
     let stopped = false
     let claimQueue: Array<Held> = []
     let settleQueue: Array<Pending> = []
+    /** Settlements waiting to be tried again, and when. */
+    let settleRetries: Array<Pending> = []
+    let settleRetryAt = 0
     let flushScheduled = false
     let waitingForPool = false
     let idleWaiters: Array<() => void> = []
@@ -536,7 +548,7 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
     }
 
     const settle = (settlement: Settlement, then: (settled: Settled) => void, failed: () => void) => {
-      settleQueue.push({ settlement, then, failed })
+      settleQueue.push({ settlement, then, failed, failures: 0 })
       scheduleFlush()
     }
 
@@ -729,12 +741,23 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
         settleQueue = []
         runEffect(ledger.settle(batch.map((p) => p.settlement))).addObserver((exit) => {
           if (Exit.isFailure(exit)) {
-            // each message says so again, with its own annotations
+            const again = stopped ? [] : batch.filter((p) => ++p.failures < settleAttempts)
+            const retryMs = settleRetryMs(Math.max(0, ...again.map((p) => p.failures)))
             log(Effect.annotateLogs(
-              Effect.logError("could not settle a batch of messages; they will be redelivered", exit.cause),
+              Effect.logError(
+                again.length === 0
+                  ? "could not settle a batch of messages; they will be redelivered"
+                  : `could not settle a batch of messages; trying again in ${retryMs} ms (they stay held: their handlers ran)`,
+                exit.cause
+              ),
               { actor: actor.name, batch: batch.length }
             ))
-            for (const p of batch) p.failed()
+            // what is given up on says so again, with its own annotations
+            for (const p of batch) if (!again.includes(p)) p.failed()
+            if (again.length > 0) {
+              settleRetries.push(...again)
+              settleRetryAt = now() + retryMs
+            }
             return
           }
           for (let i = 0; i < batch.length; i++) batch[i]!.then(exit.value[i]!)
@@ -1244,6 +1267,11 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
           run.renewAt = t + beatEvery
           renewals.push(run)
         }
+      }
+      if (settleRetries.length > 0 && (t >= settleRetryAt || stopped)) {
+        settleQueue.push(...settleRetries)
+        settleRetries = []
+        scheduleFlush()
       }
       if (late.length > 0) claimLate(late)
       if (renewals.length > 0) {
