@@ -1237,7 +1237,28 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
     // ------------------------------------------------------------------------------------------
     // time
 
+    // A handler that computes without yielding blocks the event loop, heartbeats included: past
+    // ack_wait its message is redelivered and runs again elsewhere. Said once per stall, in real time.
+    let lastTickAt = performance.now()
+    const noticeStall = () => {
+      const at = performance.now()
+      const blockedMs = at - lastTickAt
+      lastTickAt = at
+      if (blockedMs < beatEvery || held.size === 0) return
+      // the handler that blocked may have ended in the same turn: name what this actor holds
+      const subjects = [...new Set([...held].flatMap((h) => h.job === undefined ? [] : [h.job.subject]))]
+      const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`
+      log(Effect.logWarning(
+        `the event loop was blocked for ${seconds(blockedMs)} (a handler computing without a pause, or a starved ` +
+          `machine) while ${actor.name} held ${held.size} message(s) ` +
+          `(${subjects.slice(0, 3).join(", ")}${subjects.length > 3 ? ", ..." : ""}): heartbeats are due every ` +
+          `${seconds(beatEvery)}, and a message without one for its ack wait (${seconds(options.ackWaitMs)}) is ` +
+          "redelivered and runs again elsewhere. Move CPU-bound work off the event loop: a Worker thread or a subprocess"
+      ))
+    }
+
     const tick = () => {
+      noticeStall()
       const t = now()
       for (const f of feeds) f.feed.check(Date.now())
       // heartbeats for every message held: waiting, claiming, running or settling (guarantee 5)

@@ -8,7 +8,7 @@ import * as Retry from "../../../src/retry/Retry.ts"
 import * as Task from "../../../src/task/Task.ts"
 import { natsHarness } from "../../support/harness.ts"
 import { actorName } from "../../support/runtime.ts"
-import { ackPending, appOf, Runs, runTest, start, waitFor } from "../../support/runtimeTools.ts"
+import { ackPending, appOf, type LogLine, Runs, runTest, start, waitFor } from "../../support/runtimeTools.ts"
 
 const h = natsHarness()
 
@@ -38,5 +38,34 @@ describe("long tasks", () => {
       yield* waitFor("the acks", Effect.map(ackPending(rt, name), (n) => n === 0))
       expect(runs.total).toBe(2)
     }))
+  }, 60_000)
+
+  test("a handler that blocks the event loop past a heartbeat is named in a warning that says why it is dangerous and what to do", async () => {
+    const name = actorName("hog")
+    const Crunch = Task.make(`${name}.crunch`, { input: { n: Schema.Number }, output: { n: Schema.Number } })
+    const Hog = Actor.make(name, { protocol: [Crunch], concurrency: 1, retry: Retry.none })
+    const runs = new Runs()
+    const app = appOf([Hog, {
+      [Crunch.subject]: ({ input, taskId }) =>
+        Effect.sync(() => {
+          runs.add(taskId)
+          // computes for 1.5 s without yielding: heartbeats (every ~0.67 s at a 2 s ack_wait) are late
+          const until = performance.now() + 1500
+          while (performance.now() < until) Math.sqrt(until)
+          return { n: input.n }
+        })
+    }])
+    const logs: Array<LogLine> = []
+    await runTest(Effect.gen(function*() {
+      const rt = yield* start(app, h.settings({ ackWait: Duration.seconds(2) }))
+      const out = yield* rt.client.result(yield* rt.client.enqueue(Crunch, { n: 1 }), "20 seconds")
+      expect(out).toEqual({ n: 1 })
+      expect(runs.twice).toEqual([])
+      const warnings = logs.filter((l) => l.message.includes("the event loop was blocked"))
+      expect(warnings).toHaveLength(1)
+      expect(warnings[0]!.level).toBe("Warn")
+      expect(warnings[0]!.message).toContain(`while ${name} held 1 message(s) (${Crunch.subject})`)
+      expect(warnings[0]!.message).toContain("Move CPU-bound work off the event loop")
+    }), logs)
   }, 60_000)
 })
