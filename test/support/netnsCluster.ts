@@ -9,6 +9,7 @@
  * and 6222 (routes) of its own address. Names carry the test process's pid, so two test processes
  * do not meet, and what a test process that died left behind is removed at the next start.
  */
+import { connect } from "@nats-io/transport-node"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -57,6 +58,20 @@ const removeLeftovers = () => {
   for (const line of ipLines("-o", "link", "show", "type", "bridge")) {
     const m = /^\d+: (mbr(\d+)):/.exec(line)
     if (m && !alive(Number(m[2]))) ipQuiet("link", "del", m[1]!)
+  }
+}
+
+/** Until a client can connect to `url` (a loaded machine takes a while to start three servers). */
+const listening = async (url: string, timeoutMs = 30_000) => {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      await (await connect({ servers: url, timeout: 1000 })).close()
+      return
+    } catch (e) {
+      if (Date.now() > deadline) throw new Error(`nats-server at ${url} did not accept connections within ${timeoutMs} ms: ${String(e)}`)
+      await Bun.sleep(100)
+    }
   }
 }
 
@@ -120,6 +135,7 @@ export const startNetnsCluster = async (): Promise<NetnsCluster> => {
       }))
     })
     const urls = names.map((_, i) => `nats://${address(i)}:4222`)
+    await Promise.all(urls.map((url) => listening(url)))
     await waitForJetStream(urls)
     const index = (name: string) => {
       const i = names.indexOf(name)

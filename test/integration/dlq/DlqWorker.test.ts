@@ -72,8 +72,9 @@ describe("the DLQ worker", () => {
       })
       expect(JSON.parse(Buffer.from(row.payload, "base64").toString())).toEqual({ account: "a-1" })
       expect(row.attempts).toHaveLength(3)
-      // gone from the dead-letter stream; its status stays dead; one exhausted audit row
-      expect(yield* deadLetters(rt, name)).toEqual([])
+      // gone from the dead-letter stream (the last of exhausting it: stored, audited, removed);
+      // its status stays dead; one exhausted audit row
+      yield* waitFor("the letter to go", Effect.map(deadLetters(rt, name), (ls) => ls.length === 0))
       expect((yield* rt.client.status(handle.id)).status).toBe("dead")
       const steps = auditSteps(settings.sqlitePath, handle.id)
       expect(steps.filter((s) => s === "exhausted")).toHaveLength(1)
@@ -118,7 +119,8 @@ describe("the DLQ worker", () => {
       const row = (yield* exhaustedRow(rt, id))!
       expect(row).toMatchObject({ reason: "poison", retries: 0, error: { tag: "PayloadDecodeError" } })
       expect(Buffer.from(row.payload, "base64").toString()).toBe("not json")
-      expect(yield* deadLetters(rt, name)).toEqual([])
+      // removed last, after the exhausted row and its audit step are stored
+      yield* waitFor("the letter to go", Effect.map(deadLetters(rt, name), (ls) => ls.length === 0))
       expect(state.runs).toHaveLength(0)
       expect(auditSteps(settings.sqlitePath, id).at(-1)).toBe("exhausted")
       // the DLQ worker's line names the task as the worker's lines did
