@@ -505,7 +505,10 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
         const prior = yield* Effect.promise(() => readHistory(what.envelope.id))
         // never overwrite the history with less: without it, try again later
         if (prior === undefined) return yield* Effect.fail(new Error("could not read the task's attempt history"))
-        const history: Array<FailedAttempt> = [...prior, { attempt: what.attempt, at: now(), error }]
+        // the step's time is the move's: the DLQ worker may take the letter (and record its own
+        // step) before this step commits, and the trail is read in time order
+        const movedAt = now()
+        const history: Array<FailedAttempt> = [...prior, { attempt: what.attempt, at: movedAt, error }]
         yield* options.moveToDeadLetters({
           delivery: h.delivery,
           subject: what.subject,
@@ -520,7 +523,7 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
           putStatus(Status.dead({ taskId: what.envelope.id, subject: what.subject, envelope: what.envelope, attempt: what.attempt }, now(), error, history), about, (ok) => resume(Effect.succeed(ok)))
         })
         if (!stored) return yield* Effect.fail(new Error("could not store the dead status"))
-        yield* ledger.settle([{ _tag: "Record", audit: [row(job, what, "dead_lettered", { error: error.message })] }])
+        yield* ledger.settle([{ _tag: "Record", audit: [row(job, what, "dead_lettered", { error: error.message, at: movedAt })] }])
         yield* Effect.logWarning(`${messageKind} ${what.envelope.id} (${what.subject}) moved to dead letters: ${reason}: ${error.message}`)
       })
       runEffect(MessageLog.annotate(about)(effect)).addObserver((exit) => {

@@ -12,7 +12,7 @@ import * as Retry from "../../../src/retry/Retry.ts"
 import * as Task from "../../../src/task/Task.ts"
 import { natsHarness } from "../../support/harness.ts"
 import { actorName } from "../../support/runtime.ts"
-import { appOf, auditSteps, deadLetters, type LogLine, type Runtime, runTest, start, waitFor } from "../../support/runtimeTools.ts"
+import { appOf, auditRows, deadLetters, type LogLine, type Runtime, runTest, start, waitFor } from "../../support/runtimeTools.ts"
 
 const h = natsHarness()
 
@@ -43,6 +43,11 @@ const setup = (base: string) => {
   }])
   return { name, Charge, app, state }
 }
+
+// as `msgsys audit show` lists them: the DLQ worker may commit its step before the worker's
+// "dead_lettered" step, which is older
+const stepsInTimeOrder = (sqlitePath: string, id: string) =>
+  [...auditRows(sqlitePath, id)].sort((a, b) => a.at - b.at).map((r) => r.step)
 
 const exhaustedRow = (rt: Runtime, id: string) => Effect.map(Effect.orDie(rt.exhausted.get(id)), Option.getOrUndefined)
 
@@ -76,7 +81,7 @@ describe("the DLQ worker", () => {
       // its status stays dead; one exhausted audit row
       yield* waitFor("the letter to go", Effect.map(deadLetters(rt, name), (ls) => ls.length === 0))
       expect((yield* rt.client.status(handle.id)).status).toBe("dead")
-      const steps = auditSteps(settings.sqlitePath, handle.id)
+      const steps = stepsInTimeOrder(settings.sqlitePath, handle.id)
       expect(steps.filter((s) => s === "exhausted")).toHaveLength(1)
       expect(steps.at(-1)).toBe("exhausted")
       // nothing more happens
@@ -122,7 +127,7 @@ describe("the DLQ worker", () => {
       // removed last, after the exhausted row and its audit step are stored
       yield* waitFor("the letter to go", Effect.map(deadLetters(rt, name), (ls) => ls.length === 0))
       expect(state.runs).toHaveLength(0)
-      expect(auditSteps(settings.sqlitePath, id).at(-1)).toBe("exhausted")
+      expect(stepsInTimeOrder(settings.sqlitePath, id).at(-1)).toBe("exhausted")
       // the DLQ worker's line names the task as the worker's lines did
       expect(logs.filter((l) => l.message.includes("as exhausted")).map((l) => l.annotations)).toEqual([
         expect.objectContaining({ messageId: id, subject: Charge.subject, actor: name, tenant: "default" })
