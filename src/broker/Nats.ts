@@ -46,6 +46,8 @@ export class Nats extends Context.Service<Nats, {
   readonly atLeast: (version: string) => boolean
   /** Copies of each stream and bucket msgsys declares (`MSGSYS_NATS_REPLICAS`). */
   readonly replicas: number
+  /** False from a disconnect until the reconnect: what is sent meanwhile waits for the server. */
+  readonly connected: () => boolean
 }>()("msgsys/Nats") {}
 
 /** Compares dotted versions numerically: `compareVersions("2.9.10", "2.10") < 0`. @category utils @since 0.1.0 */
@@ -125,6 +127,9 @@ export const make = Effect.fn("Nats.make")(function*(settings: NatsSettings) {
   const attempts = Math.max(1, settings.connectAttempts)
   const options = toConnectionOptions({ ...settings, servers })
 
+  // kept by the status watch below; a connection that is away is closed at once at the end (a
+  // drain would wait for the server to come back, which a shutdown should not)
+  let connected = true
   const connection = yield* Effect.acquireRelease(
     Effect.tryPromise({ try: () => connect(options), catch: (e) => classify(servers, attempts, e) }).pipe(
       Effect.retry({
@@ -135,7 +140,7 @@ export const make = Effect.fn("Nats.make")(function*(settings: NatsSettings) {
       })
     ),
     (nc) =>
-      Effect.promise(() => nc.isClosed() ? Promise.resolve() : nc.drain().catch(() => nc.close())).pipe(
+      Effect.promise(() => nc.isClosed() ? Promise.resolve() : connected ? nc.drain().catch(() => nc.close()) : nc.close()).pipe(
         Effect.timeoutOption("10 seconds"),
         Effect.andThen(Effect.logDebug("nats connection drained"))
       )
@@ -159,7 +164,9 @@ export const make = Effect.fn("Nats.make")(function*(settings: NatsSettings) {
 
   yield* Effect.logInfo(`connected to ${connection.getServer()} (nats-server ${server.version})`)
   const context = yield* Effect.context<never>()
-  yield* watchStatus(connection, (log) => Effect.runForkWith(context)(log)).pipe(Effect.forkScoped)
+  yield* watchStatus(connection, (log) => Effect.runForkWith(context)(log), (up) => {
+    connected = up
+  }).pipe(Effect.forkScoped)
 
   return Nats.of({
     connection,
@@ -169,19 +176,22 @@ export const make = Effect.fn("Nats.make")(function*(settings: NatsSettings) {
     publisher,
     server,
     atLeast: (version) => compareVersions(server.version, version) >= 0,
-    replicas: settings.replicas
+    replicas: settings.replicas,
+    connected: () => connected
   })
 })
 
-/** Logs connection state changes for as long as the connection lives. */
-const watchStatus = (nc: NatsConnection, log: (effect: Effect.Effect<void>) => void) =>
+/** Logs connection state changes, and says whether it is connected, for as long as the connection lives. */
+const watchStatus = (nc: NatsConnection, log: (effect: Effect.Effect<void>) => void, connected: (up: boolean) => void) =>
   Effect.promise(async () => {
     for await (const s of nc.status()) {
       switch (s.type) {
         case "disconnect":
+          connected(false)
           log(Effect.logWarning(`nats disconnected from ${s.server}; reconnecting`))
           break
         case "reconnect":
+          connected(true)
           log(Effect.logInfo(`nats reconnected to ${s.server}`))
           break
         case "error":

@@ -69,7 +69,14 @@ export const makeProbe = Effect.gen(function*() {
 
   const natsCheck = bounded(
     "nats",
-    Effect.tryPromise(() => nats.connection.isClosed() ? Promise.reject(new Error("the connection is closed")) : nats.connection.flush())
+    Effect.tryPromise(() =>
+      nats.connection.isClosed()
+        ? Promise.reject(new Error("the connection is closed"))
+        // a flush would wait for the reconnect, up to the check's bound
+        : !nats.connected()
+        ? Promise.reject(new Error(`disconnected from ${nats.connection.getServer()}; reconnecting`))
+        : nats.connection.flush()
+    )
       .pipe(Effect.as<Check>({ name: "nats", ok: true, detail: `connected to ${nats.connection.getServer()}` })),
     `the NATS server ${nats.connection.getServer()} does not answer (disconnected, reconnecting)`
   )

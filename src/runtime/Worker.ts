@@ -435,10 +435,13 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>, const Groups
         }
         // A message handed back may be given at once to one of this worker's own long polls: keep
         // listening until the server has seen every nak, so such a message is handed back again
-        // rather than stranded in a closed inbox until ack_wait.
-        yield* Effect.ignore(Effect.tryPromise(() => nats.connection.flush()))
-        yield* Effect.sleep(handBackSettle)
-        yield* Effect.ignore(Effect.tryPromise(() => nats.connection.flush()))
+        // rather than stranded in a closed inbox until ack_wait. Without a server there is nobody
+        // to tell: what is held comes back after ack_wait.
+        if (nats.connected()) {
+          yield* Effect.ignore(Effect.tryPromise(() => nats.connection.flush()))
+          yield* Effect.sleep(handBackSettle)
+          yield* Effect.ignore(Effect.tryPromise(() => nats.connection.flush()))
+        }
         yield* Effect.forEach(loops, Fiber.interrupt, { discard: true })
         yield* Effect.logInfo(`worker ${id} stopped`)
       })
