@@ -97,7 +97,10 @@ describe("msgsys CLI against msgsys dev", () => {
   test("`msgsys dev --once` runs one checked round of every system of actors/ against its own embedded server and exits 0", async () => {
     const { dataDir, env } = devEnv()
     const once = spawn("dev --once", ["bun", "src/cli/main.ts", "dev", "--once"], env)
-    expect(await finished(once, 150_000)).toBe(0)
+    const code = await finished(once, 150_000)
+    // what it said, for a failure to be read from CI's output
+    if (code !== 0) console.error(`--- dev --once exited ${code}:\n${once.output()}`)
+    expect(code).toBe(0)
     const out = once.stdout()
     expect(out).toMatch(/demo round \S+: (\d+) of \1 checks passed/)
     for (const system of ["guide", "chat", "taskq", "academic", "bus", "dead"]) expect(out).toContain(`\n  ${system.padEnd(10)}`)
