@@ -5,11 +5,16 @@
  */
 import { connect } from "@nats-io/transport-node"
 import { jetstreamManager } from "@nats-io/jetstream"
-import { Effect, Exit, Scope } from "effect"
+import { Effect, Exit, Schema, Scope } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import * as Actor from "../../src/actor/Actor.ts"
 import * as EmbeddedNats from "../../src/broker/EmbeddedNats.ts"
+import * as Retry from "../../src/retry/Retry.ts"
+import * as Task from "../../src/task/Task.ts"
+import { actorName } from "./runtime.ts"
+import { appOf, Runs } from "./runtimeTools.ts"
 
 /** Free loopback ports, held open together so no two are the same. */
 const freePorts = (n: number): Array<number> => {
@@ -80,4 +85,20 @@ export const waitForJetStream = async (urls: ReadonlyArray<string>, timeoutMs = 
   } finally {
     await nc.close()
   }
+}
+
+/**
+ * The cluster tests' load: an actor (concurrency 16, five attempts) whose task takes 20 ms and
+ * counts its runs in `done`, so a test can say that every task ran once.
+ */
+export const countingApp = (base: string) => {
+  const name = actorName(base)
+  const Work = Task.make(`${name}.work`, { input: { n: Schema.Number }, output: { n: Schema.Number } })
+  const A = Actor.make(name, { protocol: [Work], concurrency: 16, retry: Retry.exponential({ base: "100 millis", maxAttempts: 5 }) })
+  const done = new Runs()
+  const app = appOf([A, {
+    [Work.subject]: ({ input, taskId }) =>
+      Effect.sleep("20 millis").pipe(Effect.andThen(Effect.sync(() => done.add(taskId))), Effect.as({ n: input.n }))
+  }])
+  return { name, Work, done, app }
 }

@@ -6,14 +6,11 @@
  * complete once (guarantees 1 and 2 on a cluster). Needs root and iproute2; skipped otherwise.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
-import { Duration, Effect, Schedule, Schema } from "effect"
-import * as Actor from "../../../src/actor/Actor.ts"
-import * as Retry from "../../../src/retry/Retry.ts"
-import * as Task from "../../../src/task/Task.ts"
+import { Duration, Effect, Schedule } from "effect"
 import { settingsFor, tempDir } from "../../support/harness.ts"
+import { countingApp } from "../../support/cluster.ts"
 import { available, type NetnsCluster, startNetnsCluster } from "../../support/netnsCluster.ts"
-import { actorName } from "../../support/runtime.ts"
-import { appOf, runTest, Runs, start, waitFor } from "../../support/runtimeTools.ts"
+import { runTest, start, waitFor } from "../../support/runtimeTools.ts"
 
 if (!available) console.warn("Partition.test.ts skipped: it needs root, iproute2 (ip netns) and nats-server on PATH")
 
@@ -26,14 +23,7 @@ afterAll(() => cluster?.close())
 describe.skipIf(!available)("a three-node cluster on a network", () => {
   test("the node a worker is connected to loses its link mid-load: the worker notices by its pings, moves to the majority, and every task, also those enqueued meanwhile, completes once", async () => {
     const c = cluster!
-    const name = actorName("partition")
-    const Work = Task.make(`${name}.work`, { input: { n: Schema.Number }, output: { n: Schema.Number } })
-    const A = Actor.make(name, { protocol: [Work], concurrency: 16, retry: Retry.exponential({ base: "100 millis", maxAttempts: 5 }) })
-    const done = new Runs()
-    const app = appOf([A, {
-      [Work.subject]: ({ input, taskId }) =>
-        Effect.sleep("20 millis").pipe(Effect.andThen(Effect.sync(() => done.add(taskId))), Effect.as({ n: input.n }))
-    }])
+    const { name, Work, done, app } = countingApp("partition")
     const base = settingsFor(c.urls[0]!, tempDir(), { ackWait: Duration.seconds(5) })
     const settings = {
       ...base,

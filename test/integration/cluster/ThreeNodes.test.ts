@@ -12,14 +12,11 @@ import * as Subjects from "../../../src/broker/Subjects.ts"
 import * as Client from "../../../src/client/Client.ts"
 import { define } from "../../fixtures/chaosApp.ts"
 import { clientRuntime, finalRecords, killAll, notSucceeded, readLog, ready, spawnWorker, tally, waitFor as waitUntil } from "../chaos/support.ts"
-import { Duration, Effect, Schedule, Schema } from "effect"
-import * as Actor from "../../../src/actor/Actor.ts"
-import * as Retry from "../../../src/retry/Retry.ts"
-import * as Task from "../../../src/task/Task.ts"
-import { type Cluster, startCluster, waitForJetStream } from "../../support/cluster.ts"
+import { Duration, Effect, Schedule } from "effect"
+import { type Cluster, countingApp, startCluster, waitForJetStream } from "../../support/cluster.ts"
 import { settingsFor, tempDir } from "../../support/harness.ts"
 import { actorName } from "../../support/runtime.ts"
-import { appOf, runTest, Runs, start, waitFor } from "../../support/runtimeTools.ts"
+import { runTest, start, waitFor } from "../../support/runtimeTools.ts"
 
 let cluster: Cluster
 beforeAll(async () => {
@@ -52,14 +49,7 @@ const leaderOf = async (stream: string): Promise<string | undefined> => {
 
 describe("a three-node cluster", () => {
   test("with three replicas, the leader of the task stream killed mid-load: every task, also those enqueued while it is down, completes once, and the streams and buckets keep three copies", async () => {
-    const name = actorName("replicated")
-    const Work = Task.make(`${name}.work`, { input: { n: Schema.Number }, output: { n: Schema.Number } })
-    const A = Actor.make(name, { protocol: [Work], concurrency: 16, retry: Retry.exponential({ base: "100 millis", maxAttempts: 5 }) })
-    const done = new Runs()
-    const app = appOf([A, {
-      [Work.subject]: ({ input, taskId }) =>
-        Effect.sleep("20 millis").pipe(Effect.andThen(Effect.sync(() => done.add(taskId))), Effect.as({ n: input.n }))
-    }])
+    const { name, Work, done, app } = countingApp("replicated")
     const base = settingsFor(cluster.urls[0]!, tempDir(), { ackWait: Duration.seconds(3) })
     const settings = {
       ...base,
