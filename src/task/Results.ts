@@ -120,7 +120,16 @@ export const make = Effect.fn("Results.make")(function*(bucket: string, ttl: Dur
     })
   yield* Effect.forkScoped(Effect.promise(async () => {
     for await (const s of nats.connection.status()) {
-      if (s.type === "reconnect") for (const taskId of [...waiters.keys()]) void readAgain(taskId)
+      if (s.type !== "reconnect") continue
+      // at most 64 reads in flight: a client may wait on many thousands of tasks at once
+      const keys = [...waiters.keys()]
+      const next = async (): Promise<void> => {
+        const taskId = keys.pop()
+        if (taskId === undefined) return
+        await readAgain(taskId)
+        return next()
+      }
+      for (let i = 0; i < Math.min(64, keys.length); i++) void next()
     }
   }))
 
