@@ -192,7 +192,22 @@ describe("a full dead-letter stream", () => {
       yield* waitFor("a refusal", Effect.gen(function*() {
         yield* crashing.take
         return (yield* Metric.value(refused)).count >= 1
-      }), "30 seconds", "200 millis")
+      }), "30 seconds", "200 millis").pipe(
+        // what the consumer and the advisory stream say, for a failure to be read from CI's output
+        Effect.tapCause(() =>
+          Effect.promise(async () => {
+            const consumer = await rt.nats.manager.consumers.info(rt.names.taskStream(name), rt.names.taskConsumer(name, "normal"))
+            const advisories = await rt.nats.manager.streams.info(ActorTopology.advisoryStream(rt.names, name))
+            console.error(JSON.stringify({
+              delivered: consumer.delivered,
+              ackPending: consumer.num_ack_pending,
+              redelivered: consumer.num_redelivered,
+              maxDeliver: consumer.config.max_deliver,
+              advisories: advisories.state.messages
+            }))
+          }).pipe(Effect.ignore)
+        )
+      )
       yield* Effect.sleep("500 millis")
       // the advisory is kept (nak'ed, not acked) so the sweeper tries again; the message is still there
       expect(yield* streamCount(rt, ActorTopology.advisoryStream(rt.names, name))).toBe(1)
