@@ -744,7 +744,9 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
         settleQueue = []
         runEffect(ledger.settle(batch.map((p) => p.settlement))).addObserver((exit) => {
           if (Exit.isFailure(exit)) {
-            const again = stopped ? [] : batch.filter((p) => ++p.failures < settleAttempts)
+            const again: Array<Pending> = []
+            const givenUp: Array<Pending> = []
+            for (const p of batch) (!stopped && ++p.failures < settleAttempts ? again : givenUp).push(p)
             const retryMs = settleRetryMs(Math.max(0, ...again.map((p) => p.failures)))
             log(Effect.annotateLogs(
               Effect.logError(
@@ -756,7 +758,7 @@ export const make = (options: Options): Effect.Effect<Dispatcher, never, Scope.S
               { actor: actor.name, batch: batch.length }
             ))
             // what is given up on says so again, with its own annotations
-            for (const p of batch) if (!again.includes(p)) p.failed()
+            for (const p of givenUp) p.failed()
             if (again.length > 0) {
               settleRetries.push(...again)
               settleRetryAt = now() + retryMs

@@ -4,6 +4,7 @@
  * bucket also holds the enqueue key index (`EnqueueKeys`) and cancel requests (`CancelRequests`).
  * @since 0.1.0
  */
+import type { KvEntry } from "@nats-io/kv"
 import type { Subscription } from "@nats-io/transport-node"
 import { Context, Data, Duration, Effect, Layer, Option, Schema } from "effect"
 import { type BrokerError, brokerFailure, isTransient, retryTransient } from "../broker/BrokerError.ts"
@@ -59,6 +60,9 @@ const parse = (value: Uint8Array): Option.Option<TaskRecord> => {
   }
 }
 
+/** The record a KV entry holds: none for a missing key, a delete or a purge, or a value that is not one. */
+const recordOf = (e: KvEntry | null): Option.Option<TaskRecord> => e && e.operation === "PUT" ? parse(e.value) : Option.none()
+
 interface Waiter {
   last: TaskRecord | undefined
   readonly offer: (r: TaskRecord) => void
@@ -72,7 +76,7 @@ export const make = Effect.fn("Results.make")(function*(bucket: string, ttl: Dur
   const get = (taskId: string) =>
     Effect.tryPromise({ try: () => kv.get(taskId), catch: brokerFailure(`read task ${taskId}`) }).pipe(
       retryTransient,
-      Effect.map((e) => e && e.operation === "PUT" ? parse(e.value) : Option.none())
+      Effect.map(recordOf)
     )
 
   // a KV put is a publish on the key's subject, stored by the bucket's stream
@@ -113,7 +117,7 @@ export const make = Effect.fn("Results.make")(function*(bucket: string, ttl: Dur
   // stored meanwhile ends its wait at once instead of at its timeout.
   const readAgain = (taskId: string) =>
     kv.get(taskId).then((e) => {
-      const record = e && e.operation === "PUT" ? parse(e.value) : Option.none()
+      const record = recordOf(e)
       if (Option.isSome(record)) for (const w of waiters.get(taskId) ?? []) w.offer(record.value)
     }, () => {
       // the wait's own timeout reads once more
@@ -161,10 +165,8 @@ export const make = Effect.fn("Results.make")(function*(bucket: string, ttl: Dur
       const read = () =>
         kv.get(taskId).then(
           (e) => {
-            if (e && e.operation === "PUT") {
-              const r = parse(e.value)
-              if (Option.isSome(r)) w.offer(r.value)
-            }
+            const r = recordOf(e)
+            if (Option.isSome(r)) w.offer(r.value)
           },
           (cause) => {
             if (settled) return
@@ -178,7 +180,7 @@ export const make = Effect.fn("Results.make")(function*(bucket: string, ttl: Dur
         // a put made while this connection was reconnecting never reached the subscription: look once more
         kv.get(taskId).then(
           (e) => {
-            const r = e && e.operation === "PUT" ? parse(e.value) : Option.none()
+            const r = recordOf(e)
             if (Option.isSome(r)) w.offer(r.value)
             done(Effect.fail(new ResultTimeout({ taskId, timeoutMs, last: w.last })))
           },
