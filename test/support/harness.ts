@@ -27,6 +27,16 @@ export const uniqueName = (base = "T") => `${base}${process.pid}_${++counter}`
 /** A fresh temp directory, removed by the returned cleanup. */
 export const tempDir = (prefix = "msgsys-test-") => mkdtempSync(join(tmpdir(), prefix))
 
+/** Whether a process with this pid is alive (signal 0 checks without sending anything). */
+export const processAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
 /** Starts a server in a scope of its own; returns it with a closer. */
 export const startServer = async (options: EmbeddedNats.Options = {}) => {
   const scope = Effect.runSync(Scope.make())

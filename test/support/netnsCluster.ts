@@ -14,6 +14,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { waitForJetStream } from "./cluster.ts"
+import { processAlive } from "./harness.ts"
 
 /** Whether this process may make network namespaces (root, `ip` and `nats-server` on PATH). */
 export const available: boolean = process.getuid?.() === 0 && Bun.which("ip") !== null && Bun.which("nats-server") !== null
@@ -40,24 +41,15 @@ const ipQuiet = (...args: Array<string>) => {
 const ipLines = (...args: Array<string>) =>
   Bun.spawnSync(["ip", ...args], { stderr: "ignore" }).stdout.toString().split("\n")
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
-
 /** Namespaces and bridges of test processes that are gone (the veth pairs go with their namespaces). */
 const removeLeftovers = () => {
   for (const line of ipLines("netns", "list")) {
     const m = /^(msgsys-(\d+)-n\d)\b/.exec(line)
-    if (m && !alive(Number(m[2]))) ipQuiet("netns", "del", m[1]!)
+    if (m && !processAlive(Number(m[2]))) ipQuiet("netns", "del", m[1]!)
   }
   for (const line of ipLines("-o", "link", "show", "type", "bridge")) {
     const m = /^\d+: (mbr(\d+)):/.exec(line)
-    if (m && !alive(Number(m[2]))) ipQuiet("link", "del", m[1]!)
+    if (m && !processAlive(Number(m[2]))) ipQuiet("link", "del", m[1]!)
   }
 }
 

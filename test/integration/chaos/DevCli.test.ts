@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, test } from "bun:test"
 import { existsSync, readFileSync, rmSync } from "node:fs"
 import { createConnection } from "node:net"
-import { tempDir } from "../../support/harness.ts"
+import { processAlive, tempDir } from "../../support/harness.ts"
 import { cleanEnv, killAll, type Proc, spawn, waitFor } from "./support.ts"
 
 const dirs: Array<string> = []
@@ -21,15 +21,6 @@ const devEnv = () => {
   dirs.push(dataDir)
   // a smaller sales data set than the demo's default 250,000 orders: the test checks the round, not the volume
   return { dataDir, env: { ...cleanEnv(), MSGSYS_DATA_DIR: dataDir, MSGSYS_HTTP_PORT: "0", DEMO_SALES_ROWS: "20000" } }
-}
-
-const isAlive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
 }
 
 /** Direct children of `pid` (from /proc), e.g. the embedded nats-server of `msgsys dev`. */
@@ -89,7 +80,7 @@ describe("msgsys CLI against msgsys dev", () => {
     dev.proc.kill("SIGINT")
     expect(await finished(dev, 30_000)).toBe(0)
     // the embedded server went with it, and dev.json with it
-    await waitFor("the embedded nats-server to exit", () => !isAlive(nats[0]!.pid), 10_000)
+    await waitFor("the embedded nats-server to exit", () => !processAlive(nats[0]!.pid), 10_000)
     expect(await accepts(port)).toBe(false)
     expect(existsSync(devJson)).toBe(false)
   }, 90_000)
