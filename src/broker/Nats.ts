@@ -166,6 +166,8 @@ export const make = Effect.fn("Nats.make")(function*(settings: NatsSettings) {
   const context = yield* Effect.context<never>()
   yield* watchStatus(connection, (log) => Effect.runForkWith(context)(log), (up) => {
     connected = up
+    if (up) publisher.reconnected()
+    else publisher.disconnected()
   }).pipe(Effect.forkScoped)
 
   return Nats.of({

@@ -2,7 +2,9 @@
  * Publishing to JetStream the way guarantee 1 needs — wait for the stream's ack, retry on a
  * timeout, deduplicate retries by `Nats-Msg-Id` — at the speed of a pipeline. A publish nobody
  * answers (503) fails at once when no stream stores its subject, and is sent again while one
- * does: on a cluster, that is a stream between leaders.
+ * does: on a cluster, that is a stream between leaders. What went out on a connection that was
+ * found dead (a server gone without a word) is sent again as soon as the connection is back, when
+ * sending it twice is safe.
  *
  * nats.js's `js.publish` is one request per message: a subscription entry, a timer and an Error
  * (for its stack) each. A `Publisher` sends every publish of a connection with a reply subject
@@ -41,6 +43,11 @@ export interface Message {
   readonly headers?: Readonly<Record<string, string>> | undefined
   /** Deduplication id, sent as `Nats-Msg-Id`; retries after a timeout happen only with one. */
   readonly msgId?: string | undefined
+  /**
+   * Storing it twice is harmless (a KV put of a final record): without a `msgId`, it is still sent
+   * again when the connection it went out on was lost. Default false.
+   */
+  readonly repeatable?: boolean | undefined
 }
 
 /** Why a publish failed. @category models @since 0.1.0 */
@@ -63,6 +70,13 @@ export interface Publisher {
   readonly submit: (message: Message, done: (outcome: Outcome) => void, options?: Options) => void
   /** Publishes in flight now. */
   readonly inFlight: () => number
+  /** The connection noticed it was lost: what went out before may never have arrived. */
+  readonly disconnected: () => void
+  /**
+   * The connection is back: what went out before the loss and may be sent again (a `msgId`, or
+   * `repeatable`) is sent again now, rather than after its timeout.
+   */
+  readonly reconnected: () => void
   /** Fails everything in flight and stops; later submits fail at once. */
   readonly close: () => void
 }
@@ -174,6 +188,9 @@ export const make = (nc: NatsConnection, defaults: Options = {}): Publisher => {
   let next = 0
   let closed = false
   let timer: ReturnType<typeof setInterval> | undefined
+  // publishes in flight when the connection was found lost: written to a socket that was dead
+  // already, they may never have arrived (those sent since are buffered and go out on reconnect)
+  let lost: ReadonlyArray<string> = []
 
   const finish = (id: string, outcome: Outcome) => {
     const p = pending.get(id)
@@ -301,6 +318,21 @@ export const make = (nc: NatsConnection, defaults: Options = {}): Publisher => {
   return {
     submit,
     inFlight: () => pending.size,
+    disconnected: () => {
+      lost = [...pending.keys()]
+    },
+    reconnected: () => {
+      const now = Date.now()
+      for (const id of lost) {
+        const p = pending.get(id)
+        if (p === undefined || (p.message.msgId === undefined && p.message.repeatable !== true)) continue
+        // not an attempt spent: nothing was answered
+        p.resend = false
+        p.deadline = now + p.timeoutMs
+        send(id, p)
+      }
+      lost = []
+    },
     close: () => {
       if (closed) return
       closed = true

@@ -539,6 +539,9 @@ const build = <const Actors extends ReadonlyArray<Runnable>, E>(
         notifySoon()
       },
       inFlight: () => 0,
+      // never disconnected: nothing to send again
+      disconnected: () => {},
+      reconnected: () => {},
       close: () => {}
     }
 

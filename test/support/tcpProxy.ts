@@ -1,7 +1,8 @@
 /**
  * A TCP proxy on a loopback port that a test can cut and restore: while cut it refuses
  * connections and has closed the ones it carried, as a lost network path does for one client
- * while the server and its other clients go on.
+ * while the server and its other clients go on. It can also stall the connections it carries:
+ * they stay open and carry nothing, as when a host dies without a word.
  */
 import type { Socket, TCPSocketListener } from "bun"
 
@@ -12,6 +13,8 @@ export interface TcpProxy {
   readonly cut: () => void
   /** Accepts connections again, on the same port. */
   readonly restore: () => void
+  /** The connections it carries now stop carrying bytes, both ways, and stay open; new ones work. */
+  readonly stall: () => void
   readonly close: () => void
 }
 
@@ -19,6 +22,7 @@ interface Pair {
   upstream: Socket<Pair> | undefined
   pending: Array<Uint8Array>
   client: Socket<Pair>
+  stalled?: boolean
 }
 
 export const tcpProxy = (target: { readonly host: string; readonly port: number }): TcpProxy => {
@@ -45,7 +49,7 @@ export const tcpProxy = (target: { readonly host: string; readonly port: number 
                 pair.pending = []
               },
               data(_upstream, chunk) {
-                pair.client.write(chunk)
+                if (!pair.stalled) pair.client.write(chunk)
               },
               close() {
                 pair.client.end()
@@ -56,6 +60,7 @@ export const tcpProxy = (target: { readonly host: string; readonly port: number 
         },
         data(client, chunk) {
           const pair = client.data
+          if (pair.stalled) return
           if (pair.upstream) pair.upstream.write(chunk)
           else pair.pending.push(new Uint8Array(chunk))
         },
@@ -77,5 +82,8 @@ export const tcpProxy = (target: { readonly host: string; readonly port: number 
     }
     pairs.clear()
   }
-  return { url: `nats://127.0.0.1:${port}`, cut, restore: () => listener ?? listen(), close: cut }
+  const stall = () => {
+    for (const pair of pairs) pair.stalled = true
+  }
+  return { url: `nats://127.0.0.1:${port}`, cut, restore: () => listener ?? listen(), stall, close: cut }
 }

@@ -1,14 +1,16 @@
 /**
  * The pipelined publisher: every publish waits for its own stream ack, retries after a lost ack
- * are deduplicated, a missing stream is named, and a broker restart mid-flight loses nothing.
+ * are deduplicated, a missing stream is named, a broker restart mid-flight loses nothing, and what
+ * went out on a connection that died without a word is sent again once it is back.
  */
 import { describe, expect } from "bun:test"
-import { Effect, Fiber } from "effect"
+import { Duration, Effect, Fiber } from "effect"
 import * as EmbeddedNats from "../../../src/broker/EmbeddedNats.ts"
 import * as Nats from "../../../src/broker/Nats.ts"
 import * as Publish from "../../../src/broker/Publish.ts"
 import { liveTest, uniqueName } from "../../support/harness.ts"
 import { natsSettings } from "../../support/natsServers.ts"
+import { tcpProxy } from "../../support/tcpProxy.ts"
 
 const body = (s: string) => new TextEncoder().encode(s)
 
@@ -56,6 +58,33 @@ describe("Publish", () => {
       expect(error._tag).toBe("NoStreamForSubject")
       expect(error.message).toContain("nowhere.at.all")
     }))
+
+  liveTest("publishes written to a connection that died without a word are sent again on reconnect, once, if they have a msgId or are repeatable; others are not", () =>
+    Effect.gen(function*() {
+      const server = yield* EmbeddedNats.make()
+      const proxy = tcpProxy({ host: "127.0.0.1", port: Number(new URL(server.url).port) })
+      yield* Effect.addFinalizer(() => Effect.sync(() => proxy.close()))
+      // the dead connection is noticed by its pings, two unanswered
+      const nats = yield* Nats.make(natsSettings(proxy.url, { pingInterval: Duration.millis(300) }))
+      const stream = uniqueName("LOST")
+      yield* Effect.promise(() => nats.manager.streams.add({ name: stream, subjects: [`${stream}.>`] }))
+
+      proxy.stall()
+      // one attempt each, with a timeout longer than the test: only a resend on reconnect stores them
+      const once = { attempts: 1, timeoutMs: 120_000 }
+      const send = (message: Publish.Message, options: Publish.Options) =>
+        Effect.forkChild(Effect.result(Publish.publish(nats.publisher, message, options)), { startImmediately: true })
+      const withId = yield* send({ subject: `${stream}.a`, data: body("a"), msgId: "lost-a" }, once)
+      const repeatable = yield* send({ subject: `${stream}.b`, data: body("b"), repeatable: true }, once)
+      const plain = yield* send({ subject: `${stream}.c`, data: body("c") }, { attempts: 1, timeoutMs: 4_000 })
+
+      expect(yield* Fiber.join(withId)).toMatchObject({ _tag: "Success", success: { stream, duplicate: false } })
+      expect(yield* Fiber.join(repeatable)).toMatchObject({ _tag: "Success", success: { stream, duplicate: false } })
+      const lost = yield* Fiber.join(plain)
+      expect(lost._tag === "Failure" && lost.failure.message).toContain("no ack from the stream")
+      const info = yield* Effect.promise(() => nats.manager.streams.info(stream, { subjects_filter: ">" }))
+      expect(info.state.subjects).toEqual({ [`${stream}.a`]: 1, [`${stream}.b`]: 1 })
+    }), 30_000)
 
   liveTest("500 publishes sent while the broker is down are stored exactly once when it comes back", () =>
     Effect.gen(function*() {

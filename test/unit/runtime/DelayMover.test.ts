@@ -32,6 +32,8 @@ const moveOne = (runAt: string | undefined, now = Date.now()) => {
       done({ ok: true, ack: { stream: "MSGSYS_TASKS_etl", sequence: 2, duplicate: false } })
     },
     inFlight: () => 0,
+    disconnected: () => {},
+    reconnected: () => {},
     close: () => {}
   }
   DelayMover.handle(delivery, now, { publisher, names: Subjects.make("MSGSYS"), warn: (m) => warnings.push(m) })
