@@ -71,10 +71,11 @@ interface Waiter {
 /** Opens (creating if missing) the results bucket. @category constructors @since 0.1.0 */
 export const make = Effect.fn("Results.make")(function*(bucket: string, ttl: Duration.Duration) {
   const { nats, kv } = yield* ResultsBucket.open(bucket, ttl)
+  const reads = yield* ResultsBucket.openForReads(nats, bucket)
 
   // a read that nobody answered (a cluster moving the bucket's leader) is asked again for a few seconds
   const get = (taskId: string) =>
-    Effect.tryPromise({ try: () => kv.get(taskId), catch: brokerFailure(`read task ${taskId}`) }).pipe(
+    Effect.tryPromise({ try: () => reads.get(taskId), catch: brokerFailure(`read task ${taskId}`) }).pipe(
       retryTransient,
       Effect.map(recordOf)
     )
@@ -83,7 +84,9 @@ export const make = Effect.fn("Results.make")(function*(bucket: string, ttl: Dur
   const subjectPrefix = `$KV.${bucket}.`
   const submit = (record: TaskRecord, done: (error: BrokerError | undefined) => void) =>
     nats.publisher.submit(
-      { subject: subjectPrefix + record.id, data: encoder.encode(JSON.stringify(record)) },
+      // a final record is a task's last write, so after a lost connection it is sent again at once
+      // (a record that is not final could land after the next one and hide it)
+      { subject: subjectPrefix + record.id, data: encoder.encode(JSON.stringify(record)), repeatable: isFinal(record.status) },
       (o) => done(o.ok ? undefined : o.error._tag === "BrokerError" ? o.error : brokerFailure(`store status of task ${record.id}`)(o.error))
     )
 
@@ -116,7 +119,7 @@ export const make = Effect.fn("Results.make")(function*(bucket: string, ttl: Dur
   // has no replay): after each reconnect every key someone waits on is read once more, so a result
   // stored meanwhile ends its wait at once instead of at its timeout.
   const readAgain = (taskId: string) =>
-    kv.get(taskId).then((e) => {
+    reads.get(taskId).then((e) => {
       const record = recordOf(e)
       if (Option.isSome(record)) for (const w of waiters.get(taskId) ?? []) w.offer(record.value)
     }, () => {
@@ -163,7 +166,7 @@ export const make = Effect.fn("Results.make")(function*(bucket: string, ttl: Dur
       // (a cluster moving the bucket's leader) is asked again while the wait lasts
       let retryMs = 100
       const read = () =>
-        kv.get(taskId).then(
+        reads.get(taskId).then(
           (e) => {
             const r = recordOf(e)
             if (Option.isSome(r)) w.offer(r.value)
@@ -178,7 +181,7 @@ export const make = Effect.fn("Results.make")(function*(bucket: string, ttl: Dur
       read()
       const timer = setTimeout(() => {
         // a put made while this connection was reconnecting never reached the subscription: look once more
-        kv.get(taskId).then(
+        reads.get(taskId).then(
           (e) => {
             const r = recordOf(e)
             if (Option.isSome(r)) w.offer(r.value)
