@@ -57,7 +57,7 @@ describe.skipIf(!available)("a three-node cluster on a network", () => {
       expect(outs.map((o) => o.n)).toEqual(all.map((_, n) => n))
       expect(done.total).toBe(300)
       expect(done.twice).toEqual([])
-      // the worker moved within a few ping intervals and the cluster's failover (about 20 s here),
+      // the worker moved within a few ping intervals and the cluster's failover (about 10 s here),
       // not the minutes nats.js's default ping interval takes to notice a dead server
       expect(settledAfterMs).toBeLessThan(60_000)
 
