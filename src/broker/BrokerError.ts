@@ -3,6 +3,7 @@
  * these tags once, so the rest of msgsys never inspects a nats.js error.
  * @since 0.1.0
  */
+import { JetStreamApiError } from "@nats-io/jetstream"
 import { NoRespondersError, RequestError, TimeoutError } from "@nats-io/transport-node"
 import { Data, Duration, Effect, Schedule } from "effect"
 
@@ -70,10 +71,13 @@ export class BrokerError extends Data.TaggedError("BrokerError")<{
 export const brokerFailure = (operation: string) => (cause: unknown): BrokerError =>
   new BrokerError({ operation, reason: (cause as Error)?.message ?? String(cause), cause })
 
+/** JetStream's "system temporarily unavailable": a cluster choosing its meta leader, or a node catching up. */
+const temporarilyUnavailable = 10008
+
 /**
  * True for a request that may well succeed if asked again soon: nobody answered (on a cluster, a
- * stream between leaders or a node restarting) or the answer timed out. Not for a refusal, a
- * permission, or a closed connection.
+ * stream between leaders or a node restarting), the answer timed out, or JetStream said it is
+ * temporarily unavailable. Not for a refusal, a permission, or a closed connection.
  * @category errors @since 0.1.0
  */
 export const isTransient = (cause: unknown): boolean => {
@@ -83,6 +87,7 @@ export const isTransient = (cause: unknown): boolean => {
   for (let depth = 0; depth < 4 && e !== undefined && e !== null; depth++) {
     if (e instanceof NoRespondersError || e instanceof TimeoutError) return true
     if (e instanceof RequestError && e.isNoResponders()) return true
+    if (e instanceof JetStreamApiError && e.code === temporarilyUnavailable) return true
     e = (e as { readonly cause?: unknown }).cause
   }
   return false
