@@ -23,7 +23,8 @@ import {
   NatsAuthorizationFailed,
   type NatsConnectError,
   NatsTlsFailed,
-  NatsUnreachable
+  NatsUnreachable,
+  retryTransient
 } from "./BrokerError.ts"
 
 /** What the server told us about itself. @category models @since 0.1.0 */
@@ -39,6 +40,12 @@ export class Nats extends Context.Service<Nats, {
   readonly jetstream: JetStreamClient
   readonly manager: JetStreamManager
   readonly kvm: Kvm
+  /**
+   * KV whose requests wait 2 seconds for an answer instead of nats.js's 5, for callers that ask
+   * again what nobody answered: on a cluster, a request that reached a server gone without a word
+   * is lost, and each such request would wait out the 5 seconds.
+   */
+  readonly quickKvm: Kvm
   /** Pipelined JetStream publishing on this connection (see `Publish`). */
   readonly publisher: Publish.Publisher
   readonly server: ServerFacts
@@ -152,10 +159,12 @@ export const make = Effect.fn("Nats.make")(function*(settings: NatsSettings) {
     name: info?.server_name ?? servers[0]!,
     maxPayload: info?.max_payload ?? 1024 * 1024
   }
-  const manager = yield* Effect.tryPromise({
-    try: () => jetstreamManager(connection, { checkAPI: true }),
-    catch: () => new JetStreamNotEnabled({ server: connection.getServer() })
-  })
+  // A node of a cluster that has just come back answers nothing, or "temporarily unavailable",
+  // for a few seconds: asked again there. A lone server that does not answer has no JetStream.
+  const check = Effect.tryPromise({ try: () => jetstreamManager(connection, { checkAPI: true }), catch: (cause) => cause })
+  const manager = yield* (info?.cluster !== undefined ? retryTransient(check) : check).pipe(
+    Effect.mapError(() => new JetStreamNotEnabled({ server: connection.getServer() }))
+  )
 
   const publisher = yield* Effect.acquireRelease(
     Effect.sync(() => Publish.make(connection)),
@@ -175,6 +184,7 @@ export const make = Effect.fn("Nats.make")(function*(settings: NatsSettings) {
     jetstream: jetstream(connection),
     manager,
     kvm: new Kvm(connection),
+    quickKvm: new Kvm(jetstream(connection, { timeout: quickRequestMs })),
     publisher,
     server,
     atLeast: (version) => compareVersions(server.version, version) >= 0,
@@ -182,6 +192,9 @@ export const make = Effect.fn("Nats.make")(function*(settings: NatsSettings) {
     connected: () => connected
   })
 })
+
+/** How long a request of `quickKvm` waits for its answer. */
+const quickRequestMs = 2_000
 
 /** Logs connection state changes, and says whether it is connected, for as long as the connection lives. */
 const watchStatus = (nc: NatsConnection, log: (effect: Effect.Effect<void>) => void, connected: (up: boolean) => void) =>
