@@ -278,6 +278,10 @@ export const make = Effect.fn("KvIdempotency.make")(function*(options: KvOptions
     try: () => nats.kvm.create(bucket, { ttl: retentionMs, history: 1, replicas: nats.replicas }),
     catch: fail
   }).pipe(retryTransient)
+  // every write is a compare-and-set and every call is asked again when nobody answers, so the
+  // store's requests need not wait long for an answer (a timed-out write that landed shows as a
+  // moved revision, and the claim reads again)
+  const quick = yield* Effect.tryPromise({ try: () => nats.quickKvm.open(bucket), catch: fail }).pipe(retryTransient)
   const status = yield* Effect.tryPromise({ try: () => kv.status(), catch: fail })
   if (status.ttl !== retentionMs) {
     yield* Effect.logWarning(
@@ -286,7 +290,7 @@ export const make = Effect.fn("KvIdempotency.make")(function*(options: KvOptions
         `change it with \`nats stream edit KV_${bucket} --max-age ${retentionMs}ms\` or configure the same retention`
     )
   }
-  return fromKv(kv, { retention: options.retention, bucket })
+  return fromKv(quick, { retention: options.retention, bucket })
 })
 
 /**

@@ -4,8 +4,8 @@
  * own. One bucket keeps them under one TTL and one storage bound.
  * @since 0.1.0
  */
-import { jetstream, JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream"
-import { type KV, Kvm } from "@nats-io/kv"
+import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream"
+import type { KV } from "@nats-io/kv"
 import { Duration, Effect } from "effect"
 import { brokerFailure, retryTransient } from "../../broker/BrokerError.ts"
 import { Nats } from "../../broker/Nats.ts"
@@ -23,19 +23,11 @@ export const open = (bucket: string, ttl: Duration.Duration) =>
     return { nats, kv }
   })
 
-/**
- * The bucket again, for reads that are asked again when nobody answers, so they need not wait
- * long for an answer: on a cluster whose node went away without a word, a request that reached it
- * is lost, and each such read would wait out the JetStream default of 5 seconds.
- */
+/** The bucket again, for reads, which are asked again when nobody answers (`Nats.quickKvm`). */
 export const openForReads = (nats: Nats["Service"], bucket: string) =>
-  Effect.tryPromise({
-    try: () => new Kvm(jetstream(nats.connection, { timeout: readTimeoutMs })).open(bucket),
-    catch: brokerFailure(`open results bucket ${bucket}`)
-  }).pipe(retryTransient)
-
-/** How long a read of the bucket waits for its answer before it is asked again. */
-const readTimeoutMs = 2_000
+  Effect.tryPromise({ try: () => nats.quickKvm.open(bucket), catch: brokerFailure(`open results bucket ${bucket}`) }).pipe(
+    retryTransient
+  )
 
 /** The bucket and TTL the config names. */
 export const fromConfig = Effect.map(MsgsysConfig, (config) => ({
