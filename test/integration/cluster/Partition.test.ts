@@ -3,7 +3,8 @@
  * connected to loses its link in the middle of a load, the way a switch port or a host dies. No
  * TCP reset tells the worker; only its pings can. It must notice within its ping window, move to
  * a node of the majority, and every task, also those enqueued while the node is cut off, must
- * complete once (guarantees 1 and 2 on a cluster). Needs root and iproute2; skipped otherwise.
+ * complete once (guarantees 1 and 2 on a cluster), with keys in SQLite (one host) and in NATS KV
+ * (several hosts). Needs root and iproute2; skipped otherwise.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { Duration, Effect, Schedule } from "effect"
@@ -21,10 +22,10 @@ beforeAll(async () => {
 afterAll(() => cluster?.close())
 
 describe.skipIf(!available)("a three-node cluster on a network", () => {
-  test("the node a worker is connected to loses its link mid-load: the worker notices by its pings, moves to the majority, and every task, also those enqueued meanwhile, completes once", async () => {
+  test.each(["sqlite", "kv"] as const)("the node a worker is connected to loses its link mid-load: the worker notices by its pings, moves to the majority, and every task, also those enqueued meanwhile, completes once (keys in %s)", async (idempotencyStore) => {
     const c = cluster!
     const { name, Work, done, app } = countingApp("partition")
-    const base = settingsFor(c.urls[0]!, tempDir(), { ackWait: Duration.seconds(5) })
+    const base = settingsFor(c.urls[0]!, tempDir(), { ackWait: Duration.seconds(5), idempotencyStore })
     const settings = {
       ...base,
       nats: {
