@@ -281,8 +281,10 @@ export const BackendLive: Layer.Layer<Backend, never, Client.Client | Schedules.
       resume: (name) => Effect.asVoid(schedules.resume(name)),
       ready: (within = 0) =>
         Effect.gen(function*() {
-          const horizon = (yield* Clock.currentTimeMillis) + Duration.toMillis(Duration.fromInputUnsafe(within))
           const views = yield* schedules.list
+          // "now" is read after the listing: a tick that fired while it was read moved `next` on by
+          // an interval, from a later now than one read before (`msgsys dev --once` failed so, 1 in 25)
+          const horizon = (yield* Clock.currentTimeMillis) + Duration.toMillis(Duration.fromInputUnsafe(within))
           return views
             .flatMap((v) => Option.isSome(v.next) && v.next.value <= horizon ? [{ name: v.schedule.name, next: v.next.value }] : [])
             .sort((a, b) => a.next - b.next)
