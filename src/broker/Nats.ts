@@ -14,7 +14,7 @@ import {
   type ConnectionOptions,
   type NatsConnection
 } from "@nats-io/transport-node"
-import { Context, Duration, Effect, Layer, Option, Redacted, Schedule } from "effect"
+import { Context, Duration, Effect, Layer, Option, Redacted, Schedule, type Scope } from "effect"
 import { readFileSync } from "node:fs"
 import { MsgsysConfig, type NatsSettings } from "../config/MsgsysConfig.ts"
 import * as Publish from "./Publish.ts"
@@ -55,6 +55,11 @@ export class Nats extends Context.Service<Nats, {
   readonly replicas: number
   /** False from a disconnect until the reconnect: what is sent meanwhile waits for the server. */
   readonly connected: () => boolean
+  /**
+   * Calls `f` after each reconnect for as long as the scope lives: what was asked of the server on
+   * the lost connection (a long poll, a wait) has no answer coming and is asked again.
+   */
+  readonly onReconnect: (f: () => void) => Effect.Effect<void, never, Scope.Scope>
 }>()("msgsys/Nats") {}
 
 /** Compares dotted versions numerically: `compareVersions("2.9.10", "2.10") < 0`. @category utils @since 0.1.0 */
@@ -173,10 +178,18 @@ export const make = Effect.fn("Nats.make")(function*(settings: NatsSettings) {
 
   yield* Effect.logInfo(`connected to ${connection.getServer()} (nats-server ${server.version})`)
   const context = yield* Effect.context<never>()
+  const reconnectListeners = new Set<() => void>()
   yield* watchStatus(connection, (log) => Effect.runForkWith(context)(log), (up) => {
     connected = up
-    if (up) publisher.reconnected()
-    else publisher.disconnected()
+    if (!up) return publisher.disconnected()
+    publisher.reconnected()
+    for (const f of reconnectListeners) {
+      try {
+        f()
+      } catch {
+        // one listener must not keep the others from hearing of the reconnect
+      }
+    }
   }).pipe(Effect.forkScoped)
 
   return Nats.of({
@@ -189,7 +202,9 @@ export const make = Effect.fn("Nats.make")(function*(settings: NatsSettings) {
     server,
     atLeast: (version) => compareVersions(server.version, version) >= 0,
     replicas: settings.replicas,
-    connected: () => connected
+    connected: () => connected,
+    onReconnect: (f) =>
+      Effect.acquireRelease(Effect.sync(() => void reconnectListeners.add(f)), () => Effect.sync(() => void reconnectListeners.delete(f)))
   })
 })
 

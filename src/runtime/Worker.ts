@@ -321,11 +321,9 @@ export const make = <const Actors extends ReadonlyArray<Actor.Any>, const Groups
     })
 
     // pulls in flight when the connection dropped are gone with it: ask again at once
-    loops.push(yield* Effect.forkScoped(Effect.promise(async () => {
-      for await (const s of nats.connection.status()) {
-        if (s.type === "reconnect") for (const d of dispatchers.values()) d.reconnected()
-      }
-    }).pipe(Effect.andThen(Effect.never))))
+    yield* nats.onReconnect(() => {
+      for (const d of dispatchers.values()) d.reconnected()
+    })
 
     // one ticker for every heartbeat, lease renewal, timeout and "running" status
     loops.push(yield* Effect.forkScoped(

@@ -125,20 +125,17 @@ export const make = Effect.fn("Results.make")(function*(bucket: string, ttl: Dur
     }, () => {
       // the wait's own timeout reads once more
     })
-  yield* Effect.forkScoped(Effect.promise(async () => {
-    for await (const s of nats.connection.status()) {
-      if (s.type !== "reconnect") continue
-      // at most 64 reads in flight: a client may wait on many thousands of tasks at once
-      const keys = [...waiters.keys()]
-      const next = async (): Promise<void> => {
-        const taskId = keys.pop()
-        if (taskId === undefined) return
-        await readAgain(taskId)
-        return next()
-      }
-      for (let i = 0; i < Math.min(64, keys.length); i++) void next()
+  yield* nats.onReconnect(() => {
+    // at most 64 reads in flight: a client may wait on many thousands of tasks at once
+    const keys = [...waiters.keys()]
+    const next = async (): Promise<void> => {
+      const taskId = keys.pop()
+      if (taskId === undefined) return
+      await readAgain(taskId)
+      return next()
     }
-  }))
+    for (let i = 0; i < Math.min(64, keys.length); i++) void next()
+  })
 
   const awaitFinal = (taskId: string, timeout: Duration.Input) =>
     Effect.callback<TaskRecord, ResultTimeout | BrokerError>((resume) => {
