@@ -1,7 +1,7 @@
 /**
  * `schedule`: how late a tick lands. Three scheduler replicas (processes) and a worker (this
  * process) on one stream prefix; each run adds a schedule that ticks every second, waits for ~20
- * ticks (5 with --quick), then removes it. Per tick: tick time -> the enqueue (the task's creation
+ * ticks (3 with --quick), then removes it. Per tick: tick time -> the enqueue (the task's creation
  * time, written by the replica that won) and tick time -> the handler's start. A run fails if a
  * tick ran twice or was skipped: the figure is only worth reading when the ticks are exact.
  */
@@ -21,7 +21,7 @@ import { latencySummary } from "./support/stats.ts"
 import * as Logging from "../../../src/trace/Logging.ts"
 
 const replicas = 3
-const ticksPerRun = (s: Settings) => (s.quick ? 5 : 20)
+const ticksPerRun = (s: Settings) => (s.quick ? 3 : 20)
 
 /** One tick as the handler saw it. */
 interface Sample {
