@@ -1,7 +1,8 @@
 /**
  * The broker restarts (SIGKILL, then start on the same port and store) while two worker processes
  * are busy: every task still completes, and redeliveries of work already done are absorbed by the
- * idempotency store, so no handler completes twice (guarantees 1 and 2).
+ * idempotency store, with keys in SQLite and in NATS KV (whose bucket restarts with the broker),
+ * so no handler completes twice (guarantees 1 and 2).
  */
 import { afterEach, describe, expect, test } from "bun:test"
 import { Duration, Effect } from "effect"
@@ -27,15 +28,15 @@ const h = natsHarness()
 afterEach(killAll)
 
 describe("broker restart", () => {
-  test("broker restart mid-load: every task completes, none twice beyond what idempotency absorbs", async () => {
-    const base = h.settings({ ackWait: Duration.seconds(3) })
+  test.each(["sqlite", "kv"] as const)("broker restart mid-load: every task completes, none twice beyond what idempotency absorbs (keys in %s)", async (idempotencyStore) => {
+    const base = h.settings({ ackWait: Duration.seconds(3), idempotencyStore })
     // reconnect quickly after the restart (the client here and the workers alike)
     const settings = { ...base, nats: { ...base.nats, reconnectWait: Duration.millis(250) } }
     const actor = actorName("restart")
     const { Sleep } = define(actor)
     const log = join(settings.dataDir, "chaos.log")
     const workers = ["w1", "w2"].map((label) =>
-      spawnWorker({ label, settings, actor, log, env: { MSGSYS_NATS_RECONNECT_WAIT: "250ms" } })
+      spawnWorker({ label, settings, actor, log, env: { MSGSYS_NATS_RECONNECT_WAIT: "250ms", MSGSYS_IDEMPOTENCY_STORE: idempotencyStore } })
     )
     await Promise.all(workers.map((w) => ready(w)))
 
