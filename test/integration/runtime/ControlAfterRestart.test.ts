@@ -1,7 +1,8 @@
 /**
- * Control after a broker restart: pausing, resuming and cancelling go through KV watches (the
- * control bucket, cancel requests), which the restart ends. A worker reopens them, so what is
- * asked after the broker came back still reaches it.
+ * Control after a broker restart: pausing, resuming and cancelling reach a worker through KV
+ * watches (the control bucket, cancel requests), which must outlive the restart: what is asked
+ * after the broker came back still reaches the worker. (nats.js's watch resumes by itself here;
+ * `KvWatch` reopens one that ends.)
  */
 import { expect, test } from "bun:test"
 import { Duration, Effect, Schema } from "effect"
