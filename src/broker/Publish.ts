@@ -269,6 +269,13 @@ export const make = (nc: NatsConnection, defaults: Options = {}): Publisher => {
     }
   }
 
+  /** Sends `p` again without spending an attempt: nothing was answered for it. */
+  const sendAgain = (id: string, p: Pending, now: number) => {
+    p.resend = false
+    p.deadline = now + p.timeoutMs
+    send(id, p)
+  }
+
   // One timer for every publish in flight: an attempt whose ack is late is sent again (the
   // msgId makes that safe), or fails when it has no msgId or no attempts left.
   const checkDeadlines = () => {
@@ -276,9 +283,7 @@ export const make = (nc: NatsConnection, defaults: Options = {}): Publisher => {
     for (const [id, p] of pending) {
       if (p.deadline > now) continue
       if (p.resend === true) {
-        p.resend = false
-        p.deadline = now + p.timeoutMs
-        send(id, p)
+        sendAgain(id, p, now)
         continue
       }
       if (p.message.msgId === undefined || p.attemptsLeft <= 1) {
@@ -325,11 +330,7 @@ export const make = (nc: NatsConnection, defaults: Options = {}): Publisher => {
       const now = Date.now()
       for (const id of lost) {
         const p = pending.get(id)
-        if (p === undefined || (p.message.msgId === undefined && p.message.repeatable !== true)) continue
-        // not an attempt spent: nothing was answered
-        p.resend = false
-        p.deadline = now + p.timeoutMs
-        send(id, p)
+        if (p !== undefined && (p.message.msgId !== undefined || p.message.repeatable === true)) sendAgain(id, p, now)
       }
       lost = []
     },
